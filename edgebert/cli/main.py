@@ -1,0 +1,53 @@
+"""Click group and error translation."""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+from edgebert import __version__
+from edgebert.errors import EdgebertError
+
+
+class EdgebertGroup(click.Group):
+    """A group that turns library errors into messages (no traceback) and lists commands in order."""
+
+    def list_commands(self, ctx):
+        return list(self.commands)
+
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except EdgebertError as exc:
+            click.secho(f"Error: {exc}", fg="red", err=True)
+            ctx.exit(exc.exit_code)
+        except KeyboardInterrupt:
+            click.echo("Interrupted; nothing was written in place of finished outputs.", err=True)
+            ctx.exit(130)
+
+
+@click.group(cls=EdgebertGroup, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.version_option(__version__, prog_name="edgebert")
+def main() -> None:
+    """edgebert: fine-tune, compress, export and benchmark BERT / ALBERT text classifiers
+    for edge devices.
+
+    \b
+    Quick start (offline, embedded MiniLM and demo intents):
+      edgebert finetune --model minilm --data intents --out runs/minilm-intents
+      edgebert eval --model runs/minilm-intents --data intents
+    """
+
+
+def _register() -> None:
+    from edgebert.cli import evaluate, finetune, models
+
+    for module in (models, finetune, evaluate):
+        main.add_command(module.command)
+
+
+_register()
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

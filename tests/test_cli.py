@@ -1,0 +1,99 @@
+"""The CLI under Click's CliRunner: commands work, and bad input gives a message, not a traceback."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+
+import pytest
+from click.testing import CliRunner
+
+from edgebert.cli import main
+
+
+def run(*args, **kwargs):
+    result = CliRunner().invoke(main, [str(a) for a in args], **kwargs)
+    return result
+
+
+def assert_clean_error(result, *needles):
+    assert result.exit_code != 0, result.output
+    assert "Traceback" not in result.output
+    # a library error reaches the user as a message, not as an uncaught exception
+    assert result.exception is None or isinstance(result.exception, SystemExit), repr(result.exception)
+    for n in needles:
+        assert n in result.output, f"{n!r} not in:\n{result.output}"
+
+
+def test_help_is_fast_and_lists_commands():
+    t0 = time.perf_counter()
+    proc = subprocess.run([sys.executable, "-c", "from edgebert.cli import main; main()", "--help"],
+                          capture_output=True, text=True, check=True)
+    assert time.perf_counter() - t0 < 10
+    for cmd in ("finetune", "eval", "models"):
+        assert cmd in proc.stdout
+    # --help must not import torch
+    code = "import sys; from edgebert.cli import main; print('torch' in sys.modules)"
+    assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True).stdout.strip() == "False"
+
+
+def test_models_lists_the_offline_alias(minilm_dir):
+    r = run("models")
+    assert r.exit_code == 0
+    assert "minilm" in r.output and "available offline: yes" in r.output
+
+
+def test_finetune_and_eval_tiny(tiny_bert_dir, tiny_sentiment_dir, tmp_path):
+    out = tmp_path / "m"
+    r = run("finetune", "--model", tiny_bert_dir, "--data", tiny_sentiment_dir, "--out", out,
+            "--epochs", 3, "--batch-size", 8, "--learning-rate", 1e-3, "--quiet")
+    assert r.exit_code == 0, r.output
+    assert "Dev: accuracy" in r.output and "Test: accuracy" in r.output
+    assert (out / "model.safetensors").is_file()
+    r = run("eval", "--model", out, "--data", tiny_sentiment_dir, "--split", "dev")
+    assert r.exit_code == 0, r.output
+    assert "macro-F1" in r.output and "positive" in r.output
+    saved = json.loads((out / "eval-dev.json").read_text())
+    assert saved["n"] == 20 and len(saved["confusion_matrix"]["matrix"]) == 2
+
+
+def test_bad_inputs_give_clear_messages(tiny_bert_dir, tiny_sentiment_dir, tmp_path, monkeypatch):
+    assert_clean_error(run("finetune", "--model", tiny_bert_dir, "--data", tmp_path / "nope.csv",
+                           "--out", tmp_path / "a"), "nope.csv")
+    bad = tmp_path / "cols.csv"
+    bad.write_text("review_body,stars\nhello,1\n")
+    assert_clean_error(run("finetune", "--model", tiny_bert_dir, "--data", bad, "--out", tmp_path / "b"),
+                       "review_body")
+    assert_clean_error(run("finetune", "--model", "./missing-model", "--data", tiny_sentiment_dir,
+                           "--out", tmp_path / "c"), "does not exist")
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    assert_clean_error(run("finetune", "--model", "some-org/uncached-bert", "--data", tiny_sentiment_dir,
+                           "--out", tmp_path / "d"), "not in the local Hugging Face cache", "minilm")
+    taken = tmp_path / "taken"
+    taken.mkdir()
+    (taken / "x").write_text("x")
+    assert_clean_error(run("finetune", "--model", tiny_bert_dir, "--data", tiny_sentiment_dir,
+                           "--out", taken), "--overwrite")
+    r = run("finetune", "--model", tiny_bert_dir, "--data", tiny_sentiment_dir, "--out", tmp_path / "e",
+            "--warmup-ratio", 2)
+    assert_clean_error(r, "warmup_ratio")
+    r = run("finetune", "--model", tiny_bert_dir, "--data", tiny_sentiment_dir, "--out", tmp_path / "f",
+            "--lora", "--freeze-layers", 1)
+    assert_clean_error(r, "lora")
+    # eval of a model without a trained head
+    assert_clean_error(run("eval", "--model", tiny_bert_dir, "--data", tiny_sentiment_dir),
+                       "no trained classification head")
+    for p in ("a", "b", "c", "d", "e", "f"):
+        assert not (tmp_path / p).exists()
+
+
+def test_eval_rejects_labels_the_model_lacks(tiny_bert_dir, tiny_sentiment_dir, tmp_path):
+    out = tmp_path / "m"
+    assert run("finetune", "--model", tiny_bert_dir, "--data", tiny_sentiment_dir, "--out", out,
+               "--epochs", 1, "--quiet").exit_code == 0
+    other = tmp_path / "other.csv"
+    other.write_text("text,label\ni love it,positive\nmeh,neutral\n")
+    assert_clean_error(run("eval", "--model", out, "--data", other, "--split", "train",
+                           "--out", tmp_path / "e.json"), "neutral")
