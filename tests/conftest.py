@@ -26,7 +26,8 @@ WORDS = (
 def _vocab() -> list[str]:
     special = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
     chars = list(string.ascii_lowercase + string.digits + string.punctuation)
-    return special + WORDS + chars + ["##" + c for c in string.ascii_lowercase + string.digits]
+    tokens = special + WORDS + chars + ["##" + c for c in string.ascii_lowercase + string.digits]
+    return list(dict.fromkeys(tokens))  # no duplicates: ids must be contiguous
 
 
 @pytest.fixture(scope="session")

@@ -97,3 +97,30 @@ def test_eval_rejects_labels_the_model_lacks(tiny_bert_dir, tiny_sentiment_dir, 
     other.write_text("text,label\ni love it,positive\nmeh,neutral\n")
     assert_clean_error(run("eval", "--model", out, "--data", other, "--split", "train",
                            "--out", tmp_path / "e.json"), "neutral")
+
+
+BAD_FILES = {
+    # name: (train.csv content as bytes, dev.csv content or None, words the message must contain)
+    "empty split": (b"text,label\n", None, ["train.csv", "no data rows"]),
+    "missing text": (b"text,label\ni love it,pos\n,neg\nawful,neg\n", None, ["train.csv:3"]),
+    "undecodable": (b"text,label\ni love it,pos\n\xff\xfe bad,neg\n", None, ["train.csv:3", "UTF-8"]),
+    "unseen dev label": (b"text,label\ni love it,pos\nawful,neg\n", b"text,label\nmeh,neutral\n",
+                         ["dev.csv:2", "neutral"]),
+    "missing column": (b"body,label\ni love it,pos\n", None, ["train.csv", "body", "--text-column"]),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD_FILES))
+def test_bad_data_files_through_cli(case, tiny_bert_dir, tmp_path):
+    train, dev, needles = BAD_FILES[case]
+    (tmp_path / "train.csv").write_bytes(train)
+    args = ["finetune", "--model", tiny_bert_dir, "--data", tmp_path / "train.csv", "--out", tmp_path / "o"]
+    if dev is not None:
+        (tmp_path / "dev.csv").write_bytes(dev)
+        args += ["--dev", tmp_path / "dev.csv"]
+    r = run(*args)
+    lowered = r.output.lower()
+    assert_clean_error(r)
+    for n in needles:
+        assert n.lower() in lowered, f"{n!r} not in {r.output!r}"
+    assert not (tmp_path / "o").exists()

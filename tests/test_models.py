@@ -46,7 +46,7 @@ def test_hub_id_unreachable_without_env(monkeypatch):
     import edgebert.data.hub as hub
 
     monkeypatch.setattr(hub, "hub_reachable", lambda timeout=3.0: False)
-    with pytest.raises(ModelNotFoundError, match="not reachable"):
+    with pytest.raises(ModelNotFoundError, match="cannot be reached"):
         models.load_config("albert-base-v2-surely-not-cached")
 
 

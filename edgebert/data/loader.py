@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import os
 import re
 from pathlib import Path
@@ -38,18 +37,16 @@ _FILE_SUFFIXES = set(SUPPORTED_EXTENSIONS) | {".txt", ".parquet", ".arrow", ".xl
 
 
 def file_sha256(path: str | os.PathLike) -> str:
-    """Hex SHA-256 of a file's bytes (for run manifests)."""
+    """Hex SHA-256 of a file's bytes (for run manifests); typed errors for missing/unreadable files."""
+    from edgebert.artifact import sha256_file
+
     p = Path(path)
-    h = hashlib.sha256()
     try:
-        with p.open("rb") as f:
-            for chunk in iter(lambda: f.read(1 << 20), b""):
-                h.update(chunk)
+        return sha256_file(p)
     except FileNotFoundError:
         raise DatasetNotFoundError("file not found", path=str(p)) from None
     except OSError as e:
         raise DataError(f"cannot read file: {e.strerror or e}", path=str(p)) from e
-    return h.hexdigest()
 
 
 def builtin_files(alias: str) -> dict[str, Path]:

@@ -127,14 +127,14 @@ def offline_alternatives() -> str:
 
 def _hub_fetch(hub_id: str, loader: Callable[..., Any], **kwargs):
     """Load from the local HF cache first; go online only when the hub is reachable."""
-    from edgebert.data.hub import hub_offline_env, hub_reachable
+    from edgebert.data import hub
 
     try:
         return loader(hub_id, local_files_only=True, **kwargs)
     except (OSError, ValueError):
         pass  # not cached (or only partly): fall through to the network
-    if hub_offline_env() or not hub_reachable():
-        why = "HF_HUB_OFFLINE is set" if hub_offline_env() else "the Hugging Face Hub is not reachable"
+    why = hub.hub_unavailable_reason()
+    if why is not None:
         raise ModelNotFoundError(
             f"Model '{hub_id}' is not in the local Hugging Face cache and {why}. {offline_alternatives()}"
         )

@@ -30,7 +30,7 @@ class FinetuneConfig(StageConfig):
     head_learning_rate: float | None = Field(
         None, gt=0, lt=1, description="Peak learning rate of the pooler and classifier head (default: per family)"
     )
-    epochs: int = Field(5, ge=1, le=1000, description="Maximum number of passes over the training split")
+    epochs: int = Field(3, ge=1, le=1000, description="Maximum number of passes over the training split")
     batch_size: int = Field(32, ge=1, description="Examples per optimisation step (per device, before accumulation)")
     grad_accum: int = Field(1, ge=1, description="Batches accumulated into one optimiser step")
     weight_decay: float = Field(0.01, ge=0, lt=1, description="AdamW weight decay (not applied to biases and LayerNorm)")

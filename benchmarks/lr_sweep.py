@@ -1,0 +1,65 @@
+"""Learning-rate sweep behind edgebert's fine-tuning defaults for compact encoders (MiniLM).
+
+Fine-tunes the embedded all-MiniLM-L6-v2 on a stratified BANKING77 subset with several
+(encoder, head) learning-rate pairs, everything else at edgebert's defaults, and writes the dev/test
+accuracy of each to benchmarks/results/lr_sweep.json.
+
+    python benchmarks/lr_sweep.py --rows 2000 --epochs 2
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shlex
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+DATA = ROOT.parent / "shared" / "data"
+
+PAIRS = [(2e-5, 2e-5), (2e-5, 2e-4), (1e-4, 1e-4), (1e-4, 1e-3), (2e-4, 2e-3), (3e-4, 3e-3)]
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--rows", type=int, default=2000)
+    ap.add_argument("--epochs", type=int, default=2)
+    ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "lr_sweep.json"))
+    args = ap.parse_args()
+    if not (DATA / "banking77").is_dir():
+        sys.exit(f"BANKING77 not found at {DATA / 'banking77'}")
+
+    from edgebert.data import load_dataset
+    from edgebert.train import FinetuneConfig, finetune
+
+    ds = load_dataset(DATA / "banking77", seed=0, max_rows=args.rows)
+    rows = []
+    for body, head in PAIRS:
+        t0 = time.perf_counter()
+        with tempfile.TemporaryDirectory() as tmp:
+            cfg = FinetuneConfig(learning_rate=body, head_learning_rate=head, epochs=args.epochs,
+                                 patience=0, seed=0)
+            res = finetune("minilm", ds, out=Path(tmp) / "m", config=cfg, progress=False)
+        row = {"learning_rate": body, "head_learning_rate": head,
+               "dev_accuracy": res.metrics["dev"]["accuracy"],
+               "test_accuracy": res.metrics["test"]["accuracy"],
+               "test_macro_f1": res.metrics["test"]["macro_f1"],
+               "seconds": round(time.perf_counter() - t0, 1)}
+        print(json.dumps(row), flush=True)
+        rows.append(row)
+    from edgebert.artifact import host_info, library_versions, write_json
+
+    write_json(args.out, {
+        "command": "python benchmarks/lr_sweep.py " + " ".join(shlex.quote(a) for a in sys.argv[1:]),
+        "model": "minilm (all-MiniLM-L6-v2)", "data": "BANKING77 stratified train subset",
+        "train_rows": len(ds.split("train")), "dev_rows": len(ds.split("dev")),
+        "test_rows": len(ds.split("test")), "epochs": args.epochs,
+        "results": rows, "host": host_info(), "versions": library_versions(),
+    })
+
+
+if __name__ == "__main__":
+    main()
