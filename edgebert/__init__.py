@@ -26,8 +26,8 @@ def finetune(model: str, data: Any, *, out: str, config: Any = None, **kwargs: A
 
 
 def evaluate(model: str, data: Any, **kwargs: Any) -> dict:
-    """Score a fine-tuned model; see :func:`edgebert.evaluate.evaluate`."""
-    from edgebert.evaluate import evaluate as _evaluate
+    """Score a fine-tuned model; see :func:`edgebert.evaluation.evaluate`."""
+    from edgebert.evaluation import evaluate as _evaluate
 
     return _evaluate(model, data, **kwargs)
 

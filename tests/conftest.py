@@ -30,15 +30,38 @@ def _vocab() -> list[str]:
     return list(dict.fromkeys(tokens))  # no duplicates: ids must be contiguous
 
 
+def build_wordpiece_tokenizer(vocab: list[str]):
+    """A BERT-style fast tokenizer (lower-casing WordPiece, [CLS] ... [SEP]) from a vocabulary.
+
+    Built with the ``tokenizers`` library and wrapped in ``PreTrainedTokenizerFast``, which behaves
+    the same in transformers 4.x and 5.x (``BertTokenizerFast(vocab_file=...)`` does not).
+    """
+    from tokenizers import Tokenizer, decoders, normalizers, pre_tokenizers, processors
+    from tokenizers.models import WordPiece
+    from transformers import PreTrainedTokenizerFast
+
+    ids = {t: i for i, t in enumerate(vocab)}
+    tk = Tokenizer(WordPiece(ids, unk_token="[UNK]"))
+    tk.normalizer = normalizers.BertNormalizer(lowercase=True)
+    tk.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
+    tk.post_processor = processors.TemplateProcessing(
+        single="[CLS] $A [SEP]", pair="[CLS] $A [SEP] $B:1 [SEP]:1",
+        special_tokens=[("[CLS]", ids["[CLS]"]), ("[SEP]", ids["[SEP]"])],
+    )
+    tk.decoder = decoders.WordPiece()
+    return PreTrainedTokenizerFast(
+        tokenizer_object=tk, unk_token="[UNK]", pad_token="[PAD]", cls_token="[CLS]",
+        sep_token="[SEP]", mask_token="[MASK]", model_max_length=128,
+    )
+
+
 @pytest.fixture(scope="session")
 def tiny_tokenizer_dir(tmp_path_factory) -> Path:
-    """A folder holding a fast WordPiece tokenizer (BertTokenizerFast) with a ~150-token vocab."""
-    from transformers import BertTokenizerFast
-
+    """A folder holding a fast WordPiece tokenizer with a ~150-token vocab (and its vocab.txt)."""
     d = tmp_path_factory.mktemp("tiny-tokenizer")
-    (d / "vocab.txt").write_text("\n".join(_vocab()) + "\n", encoding="utf-8")
-    tok = BertTokenizerFast(vocab_file=str(d / "vocab.txt"), do_lower_case=True)
-    tok.save_pretrained(d)
+    vocab = _vocab()
+    build_wordpiece_tokenizer(vocab).save_pretrained(d)
+    (d / "vocab.txt").write_text("\n".join(vocab) + "\n", encoding="utf-8")
     return d
 
 

@@ -514,13 +514,10 @@ def test_with_labels_mismatch():
 
 @pytest.fixture(scope="module")
 def tokenizer(tmp_path_factory):
-    from transformers import BertTokenizerFast
+    from conftest import build_wordpiece_tokenizer
 
     words = ["the", "a", "cat", "dog", "sat", "on", "mat", "ran", "far", "away", "very", "big", "small"]
-    vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"] + words
-    path = tmp_path_factory.mktemp("tok") / "vocab.txt"
-    path.write_text("\n".join(vocab) + "\n")
-    return BertTokenizerFast(vocab_file=str(path), do_lower_case=True)
+    return build_wordpiece_tokenizer(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"] + words)
 
 
 def test_collate_dynamic_padding_and_truncation(tokenizer):

@@ -44,7 +44,7 @@ def test_tiny_finetune_learns_saves_and_reloads(arch, request, tiny_sentiment_di
     assert man["versions"]["torch"] and man["model"]["architecture"] == arch
 
     # plain transformers reload gives the same predictions as edgebert's own evaluation
-    from edgebert.evaluate import evaluate
+    from edgebert.evaluation import evaluate
 
     texts = ["i love this movie", "awful film and boring", "what a good film"]
     logits = _predict_plain(out, texts)

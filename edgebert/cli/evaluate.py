@@ -26,7 +26,7 @@ def command(model, data, split, batch_size, max_length, out, report, as_json, **
     import json
     from pathlib import Path
 
-    from edgebert.evaluate import evaluate
+    from edgebert.evaluation import evaluate
 
     if out is None and Path(model).is_dir():
         out = str(Path(model) / f"eval-{split}.json")

@@ -191,7 +191,7 @@ def finetune(model: str | os.PathLike, data: Any, *, out: str | os.PathLike,
     from edgebert.artifact import (check_output_dir, host_info, library_versions, now_iso,
                                    sha256_file, staged_dir, write_json)
     from edgebert.data import Dataset, file_sha256, load_dataset
-    from edgebert.evaluate import score
+    from edgebert.evaluation import score
 
     cfg = config or FinetuneConfig()
     out = check_output_dir(out, overwrite=overwrite)
