@@ -5,6 +5,7 @@ Fine-tunes the embedded all-MiniLM-L6-v2 on a stratified BANKING77 subset with s
 accuracy of each to benchmarks/results/lr_sweep.json.
 
     python benchmarks/lr_sweep.py --rows 2000 --epochs 2
+    python benchmarks/lr_sweep.py --rows 2000 --epochs 2 --pairs 5e-4:5e-3,3e-4:1e-3   # add points
 """
 
 from __future__ import annotations
@@ -27,8 +28,14 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--rows", type=int, default=2000)
     ap.add_argument("--epochs", type=int, default=2)
+    ap.add_argument("--pairs", default=None,
+                    help="Comma-separated ENCODER:HEAD rates to run instead of the built-in list; "
+                         "results are merged into an existing --out file")
     ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "lr_sweep.json"))
     args = ap.parse_args()
+    pairs = PAIRS
+    if args.pairs:
+        pairs = [tuple(float(x) for x in p.split(":")) for p in args.pairs.split(",")]
     if not (DATA / "banking77").is_dir():
         sys.exit(f"BANKING77 not found at {DATA / 'banking77'}")
 
@@ -36,8 +43,10 @@ def main() -> None:
     from edgebert.train import FinetuneConfig, finetune
 
     ds = load_dataset(DATA / "banking77", seed=0, max_rows=args.rows)
-    rows = []
-    for body, head in PAIRS:
+    previous = json.loads(Path(args.out).read_text()) if args.pairs and Path(args.out).is_file() else {}
+    commands = previous.get("commands", [])
+    rows = [r for r in previous.get("results", []) if (r["learning_rate"], r["head_learning_rate"]) not in pairs]
+    for body, head in pairs:
         t0 = time.perf_counter()
         with tempfile.TemporaryDirectory() as tmp:
             cfg = FinetuneConfig(learning_rate=body, head_learning_rate=head, epochs=args.epochs,
@@ -52,8 +61,10 @@ def main() -> None:
         rows.append(row)
     from edgebert.artifact import host_info, library_versions, write_json
 
+    commands.append("python benchmarks/lr_sweep.py " + " ".join(shlex.quote(a) for a in sys.argv[1:]))
+    rows.sort(key=lambda r: (r["learning_rate"], r["head_learning_rate"]))
     write_json(args.out, {
-        "command": "python benchmarks/lr_sweep.py " + " ".join(shlex.quote(a) for a in sys.argv[1:]),
+        "commands": commands,
         "model": "minilm (all-MiniLM-L6-v2)", "data": "BANKING77 stratified train subset",
         "train_rows": len(ds.split("train")), "dev_rows": len(ds.split("dev")),
         "test_rows": len(ds.split("test")), "epochs": args.epochs,

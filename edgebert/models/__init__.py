@@ -243,11 +243,15 @@ def _quiet(fn):
         from transformers.utils import logging as hf_logging
 
         before = hf_logging.get_verbosity()
+        bars = hf_logging.is_progress_bar_enabled()
         hf_logging.set_verbosity_error()
+        hf_logging.disable_progress_bar()  # transformers 5 shows one per checkpoint load
         try:
             return fn(*args, **kwargs)
         finally:
             hf_logging.set_verbosity(before)
+            if bars:
+                hf_logging.enable_progress_bar()
 
     return wrapper
 

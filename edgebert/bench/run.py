@@ -1,0 +1,421 @@
+"""``bench()``: accuracy x latency x memory of several variants of a classifier, side by side.
+
+The measuring rules are in :mod:`edgebert.bench.protocol`; this module only orchestrates them:
+load the data, discover the variants, (build the baselines), score accuracy through each variant's
+own runtime, run the interleaved latency / throughput rounds, measure memory in fresh processes,
+and write bench.json, bench.csv, bench.md and pareto.png.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import shlex
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+
+from edgebert.bench import protocol
+from edgebert.bench.variants import Runner, VariantSpec, discover, encode_numpy, load_hf_tokenizer, open_runner
+from edgebert.errors import ConfigError, DataError
+
+
+@dataclass
+class BenchResult:
+    """The output folder and the content of its bench.json."""
+
+    out: Path
+    results: dict[str, Any]
+
+    @property
+    def markdown(self) -> str:
+        """The comparison table, as written to bench.md."""
+        return (self.out / "bench.md").read_text(encoding="utf-8")
+
+
+@dataclass
+class _Variant:
+    """A variant during the run: its spec, loaded runner, prepared inputs and measurements."""
+
+    spec: VariantSpec
+    status: str = "ok"
+    error: str | None = None
+    runner: Runner | None = None
+    load_s_in_process: float | None = None
+    latency_inputs: list = field(default_factory=list)
+    fixed_inputs: list = field(default_factory=list)
+    throughput_inputs: list = field(default_factory=list)
+    latency_ns: list[int] = field(default_factory=list)
+    fixed_ns: list[int] = field(default_factory=list)
+    throughput: list[float] = field(default_factory=list)
+    metrics: dict[str, Any] | None = None
+    predicted: list[str] | None = None  # predicted label names, in split row order
+    memory: dict[str, Any] | None = None
+
+    def fail(self, phase: str, exc: BaseException) -> None:
+        text = str(exc).strip() or type(exc).__name__
+        self.status, self.error = "failed", f"{phase}: {text[:2000]}"
+        if self.runner is not None:
+            self.runner.close()
+        self.runner = None
+        self.latency_inputs = self.fixed_inputs = self.throughput_inputs = []
+
+
+def _check_settings(**values: Any) -> None:
+    minimum = {"rounds": 1, "warmup": 0, "latency_samples": 1, "batch": 1, "threads": 1, "seq_len": 2,
+               "max_length": 2}
+    for name, value in values.items():
+        if value is not None and (not isinstance(value, int) or value < minimum[name]):
+            raise ConfigError(f"{name} must be an integer >= {minimum[name]}, got {value!r}.")
+
+
+def _unique_names(specs: list[VariantSpec]) -> None:
+    seen: dict[str, int] = {}
+    for s in specs:
+        base = s.name
+        if base in seen:
+            seen[base] += 1
+            s.name = f"{base}#{seen[base]}"
+        else:
+            seen[base] = 1
+
+
+def _timestamp() -> str:
+    import datetime as _dt
+
+    return _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
+
+
+def _resolve_device(device: str) -> str:
+    if device not in ("auto", "cpu", "cuda"):
+        raise ConfigError(f"device must be auto, cpu or cuda, got {device!r}.")
+    try:
+        import torch
+
+        has_cuda = torch.cuda.is_available()
+    except ImportError:  # pragma: no cover - torch is a dependency
+        has_cuda = False
+    if device == "cuda" and not has_cuda:
+        raise ConfigError("device 'cuda' was asked for but no CUDA GPU is visible to torch. Use --device cpu.")
+    return "cuda" if device == "cuda" or (device == "auto" and has_cuda) else "cpu"
+
+
+def _latency_rows(n_rows: int, samples: int, seed: int = 0) -> list[int]:
+    """``samples`` row indices of the split (seeded sample; cycles when the split is smaller)."""
+    rng = random.Random(seed)
+    if samples <= n_rows:
+        return rng.sample(range(n_rows), samples)
+    rows = list(range(n_rows))
+    rng.shuffle(rows)
+    return [rows[i % n_rows] for i in range(samples)]
+
+
+class _Inputs:
+    """Tokenized inputs per tokenizer folder (variants sharing a tokenizer share the arrays)."""
+
+    def __init__(self, split, rows: list[int], *, batch: int, max_length: int, seq_len: int | None):
+        self.split, self.rows, self.batch = split, rows, batch
+        self.max_length, self.seq_len = max_length, seq_len
+        self._cache: dict[str, dict[str, Any]] = {}
+
+    def _pair(self, i: int) -> str | None:
+        return self.split.text_pairs[i] if self.split.text_pairs is not None else None
+
+    def _encode(self, tok, rows: list[int], **kw) -> dict[str, np.ndarray]:
+        texts = [self.split.texts[i] for i in rows]
+        pairs = [self.split.text_pairs[i] for i in rows] if self.split.text_pairs is not None else None
+        return encode_numpy(tok, texts, pairs, truncation=True, **kw)
+
+    def get(self, tokenizer_dir: str) -> dict[str, Any]:
+        if tokenizer_dir in self._cache:
+            return self._cache[tokenizer_dir]
+        tok = load_hf_tokenizer(tokenizer_dir)
+        latency = [self._encode(tok, [i], max_length=self.max_length) for i in self.rows]
+        fixed = ([self._encode(tok, [i], max_length=self.seq_len, padding="max_length") for i in self.rows]
+                 if self.seq_len else [])
+        # Throughput: the latency sentences in length-sorted batches, each padded to its longest.
+        by_len = sorted(range(len(self.rows)), key=lambda k: latency[k]["input_ids"].shape[1], reverse=True)
+        tput = [self._encode(tok, [self.rows[k] for k in by_len[s:s + self.batch]], max_length=self.max_length,
+                             padding="longest") for s in range(0, len(by_len), self.batch)]
+        self._cache[tokenizer_dir] = {"tokenizer": tok, "latency": latency, "fixed": fixed, "throughput": tput}
+        return self._cache[tokenizer_dir]
+
+
+def _relabel(split, dataset_labels: list[str], model_labels: list[str]):
+    """``split`` with its label indices moved to the model's label order (checked beforehand)."""
+    from edgebert.data import Split
+
+    if list(dataset_labels) == list(model_labels):
+        return split
+    where = {name: i for i, name in enumerate(model_labels)}
+    return Split(texts=split.texts, labels=[where[dataset_labels[y]] for y in split.labels],
+                 text_pairs=split.text_pairs)
+
+
+def _score(v: _Variant, split, tokenizer, *, batch: int, max_length: int) -> None:
+    """Accuracy / macro P-R-F1 of ``v`` through its own runtime (length-sorted batches)."""
+    from edgebert.data import collate_batches
+    from edgebert.metrics import classification_metrics
+
+    labels = v.spec.label_names or []
+    pred = np.full(len(split), -1, dtype=np.int64)
+    for inputs, _y, rows in collate_batches(split, tokenizer, batch_size=batch, max_length=max_length,
+                                            sort_by_length=True):
+        enc = {k: t.numpy() for k, t in inputs.items()}
+        logits = v.runner.logits(v.runner(v.runner.prepare(enc)))  # (batch, num_labels)
+        if logits.ndim != 2 or logits.shape[1] != len(labels):
+            raise DataError(f"the model returns logits of shape {tuple(logits.shape)}, expected "
+                            f"(batch, {len(labels)}) for its {len(labels)} labels")
+        pred[rows] = logits.argmax(-1)
+    v.metrics = classification_metrics(split.labels, pred, labels)
+    v.predicted = [labels[i] for i in pred]
+
+
+def bench(paths: Sequence[str | os.PathLike], data: Any, *, split: str = "test", baselines: bool = False,
+          out: str | os.PathLike | None = None, seq_len: int | None = None,
+          batch: int = protocol.DEFAULT_BATCH, threads: int | None = None, rounds: int = protocol.DEFAULT_ROUNDS,
+          warmup: int = protocol.DEFAULT_WARMUP, latency_samples: int = protocol.DEFAULT_LATENCY_SAMPLES,
+          reference: str | None = None, max_length: int = protocol.DEFAULT_MAX_LENGTH, device: str = "cpu",
+          overwrite: bool = False, progress: bool = True, command: str | None = None,
+          memory: bool = True, **data_options: Any) -> BenchResult:
+    """Benchmark model variants on one dataset split and write the results to ``out``.
+
+    ``paths``: Hugging Face model folders, .onnx / .ort files, TorchScript .pt files or artifact
+    folders (see :mod:`edgebert.bench.variants`). ``data`` and ``data_options``: as for
+    :func:`edgebert.data.load_dataset`, except that ``max_rows`` caps the rows of the benchmarked
+    ``split`` (a stratified, seeded subset). ``baselines`` adds the ONNX fp32 and Optimum int8
+    baselines of the first Hugging Face folder. ``seq_len`` adds a fixed-shape latency block;
+    ``batch`` is the throughput (and accuracy) batch size; ``threads`` defaults to the physical
+    cores; ``rounds`` / ``warmup`` / ``latency_samples``: see :mod:`edgebert.bench.protocol`.
+    ``reference`` names the variant others are compared with (default: the PyTorch fp32 one,
+    else the first). ``device``: cpu, cuda or auto. ``memory=False`` skips the fresh-process
+    memory measurement (quick runs). ``out`` defaults to ``bench-out/<timestamp>``; an existing
+    folder with files is refused unless ``overwrite``.
+
+    A variant that fails to load or crashes is marked ``failed`` with the runtime's message and
+    the rest of the run completes. Raises ConfigError for unusable paths or settings and
+    LabelMismatchError when a model's labels do not cover the dataset's.
+    """
+    from tqdm.auto import tqdm
+
+    from edgebert.artifact import check_output_dir, now_iso, write_json
+    from edgebert.bench.report import write_bench_outputs
+    from edgebert.bench.schema import SCHEMA_VERSION
+    from edgebert.data import Dataset, load_dataset
+
+    started = time.perf_counter()
+    _check_settings(rounds=rounds, warmup=warmup, latency_samples=latency_samples, batch=batch, threads=threads,
+                    seq_len=seq_len, max_length=max_length)
+    if isinstance(paths, (str, os.PathLike)):
+        paths = [paths]
+    if not paths:
+        raise ConfigError("bench needs at least one model: a Hugging Face folder, an .onnx or .pt file, "
+                          "or an artifact folder.")
+    specs: list[VariantSpec] = [s for p in paths for s in discover(p)]
+    device = _resolve_device(device)
+    threads = threads or protocol.default_threads()
+
+    max_rows = data_options.pop("max_rows", None)
+    ds = data if isinstance(data, Dataset) else load_dataset(data, **data_options)
+    the_split = ds.split(split)
+    if max_rows is not None:
+        the_split = the_split.subset(int(max_rows))
+    # Each variant scores the split re-indexed to its own label order (raises LabelMismatchError).
+    for s in specs:
+        if s.label_names is not None and s.skip_reason is None:
+            ds.with_labels(s.label_names)
+
+    if device == "cuda":  # eager fp32 and fp16 on the GPU; everything else on the GPU where it can
+        extra = []
+        for s in specs:
+            s.device = "cuda"
+            if s.runtime == "pytorch":
+                extra.append(VariantSpec(**{**s.to_json(), "name": f"{s.name} fp16", "precision": "fp16",
+                                            "notes": list(s.notes)}))
+        specs += extra
+
+    out = Path(out) if out is not None else Path("bench-out") / _timestamp()
+    check_output_dir(out, overwrite=overwrite)
+    out.mkdir(parents=True, exist_ok=True)
+
+    rows = _latency_rows(len(the_split), latency_samples)
+    bar = tqdm(total=0, desc="bench", unit="step", disable=not progress, file=sys.stderr, leave=False)
+
+    def phase(name: str, what: str, total_add: int = 0) -> None:
+        if total_add:
+            bar.total += total_add
+        bar.set_description_str(f"{name}: {what}")
+        bar.refresh()
+
+    baseline_info = None
+    if baselines:
+        source = next((s for s in specs if s.kind == "hf" and s.skip_reason is None), None)
+        if source is None:
+            raise ConfigError("--baselines builds from a Hugging Face model folder, and none was given. "
+                              "Add the fine-tuned folder (e.g. the one written by 'edgebert finetune').")
+        from edgebert.bench.baselines import build_baselines
+
+        texts = [the_split.texts[i] for i in rows[:64]]
+        built = build_baselines(source, out / "baselines", texts, max_length=max_length,
+                                on_step=lambda n, w: phase(n, w))
+        specs += built
+        baseline_info = {"requested": True, "source": source.path, "folder": str(out / "baselines"),
+                         "notes": [n for b in built for n in b.notes] + [b.skip_reason for b in built if b.skip_reason]}
+    _unique_names(specs)
+    names = [s.name for s in specs]
+    if reference is not None and reference not in names:
+        raise ConfigError(f"Reference '{reference}' is not one of the variants: {', '.join(names)}.")
+
+    variants = [_Variant(spec=s) for s in specs]
+    for v in variants:
+        if v.spec.skip_reason:
+            v.status, v.error = "skipped", v.spec.skip_reason
+        elif v.spec.error:
+            v.status, v.error = "failed", v.spec.error
+    live = [v for v in variants if v.status == "ok"]
+    bar.total = len(live) * (2 + rounds + (1 if memory else 0))
+    inputs = _Inputs(the_split, rows, batch=batch, max_length=max_length, seq_len=seq_len)
+
+    with protocol.torch_threads(threads):
+        # 1. load + accuracy, one variant at a time
+        for v in live:
+            phase(v.spec.name, "load")
+            try:
+                t0 = time.perf_counter()
+                v.runner = open_runner(v.spec, threads)
+                v.load_s_in_process = time.perf_counter() - t0
+            except Exception as exc:
+                v.fail("load", exc)
+            bar.update(1)
+            if v.status != "ok":
+                continue
+            phase(v.spec.name, "accuracy")
+            try:
+                prepared = inputs.get(v.spec.tokenizer_dir)
+                _score(v, _relabel(the_split, ds.label_names, v.spec.label_names), prepared["tokenizer"], batch=batch, max_length=max_length)
+                v.latency_inputs = [v.runner.prepare(e) for e in prepared["latency"]]
+                v.fixed_inputs = [v.runner.prepare(e) for e in prepared["fixed"]]
+                v.throughput_inputs = [v.runner.prepare(e) for e in prepared["throughput"]]
+                protocol.warm_up(v.runner, v.latency_inputs, warmup)
+            except Exception as exc:
+                v.fail("accuracy", exc)
+            bar.update(1)
+
+        # 2. interleaved latency / throughput rounds
+        for k in range(rounds):
+            order = protocol.round_order([v.spec.name for v in live], k)
+            for name in order:
+                v = next(x for x in live if x.spec.name == name)
+                if v.status != "ok":
+                    bar.update(1)
+                    continue
+                phase(name, f"latency round {k + 1}/{rounds}")
+                try:
+                    protocol.warm_up(v.runner, v.latency_inputs, 1)  # re-prime after the previous variant
+                    v.latency_ns += protocol.time_calls(v.runner, v.latency_inputs)
+                    if v.fixed_inputs:
+                        protocol.warm_up(v.runner, v.fixed_inputs, 1)
+                        v.fixed_ns += protocol.time_calls(v.runner, v.fixed_inputs)
+                    protocol.warm_up(v.runner, v.throughput_inputs, 1)
+                    t = protocol.time_calls(v.runner, v.throughput_inputs)
+                    v.throughput.append(len(rows) / (sum(t) / 1e9))
+                except Exception as exc:
+                    v.fail(f"latency round {k + 1}", exc)
+                bar.update(1)
+
+    for v in live:  # free the models before the memory workers start
+        if v.runner is not None:
+            v.runner.close()
+            v.runner = None
+        v.latency_inputs = v.fixed_inputs = v.throughput_inputs = []
+
+    # 3. memory and cold load, one fresh process per variant
+    if memory:
+        texts = [the_split.texts[i] for i in rows[:protocol.MEMORY_RUNS]]
+        for v in live:
+            if v.status != "ok":
+                bar.update(1)
+                continue
+            phase(v.spec.name, "memory (fresh process)")
+            v.memory = protocol.measure_memory({"variant": v.spec.to_json(), "threads": threads, "texts": texts,
+                                                "runs": protocol.MEMORY_RUNS, "max_length": max_length})
+            bar.update(1)
+    bar.close()
+
+    ok = [v for v in variants if v.status == "ok"]
+    ref = _pick_reference(ok, reference)
+    results = {
+        "schema_version": SCHEMA_VERSION,
+        "tool": "edgebert bench",
+        "edgebert_version": _version(),
+        "created": now_iso(),
+        "command": command if command is not None else shlex.join(sys.argv),
+        "out": str(out),
+        "data": {"name": ds.name, "split": split, "rows": len(the_split), "file": ds.files.get(split),
+                 "label_names": ds.label_names, "max_rows": max_rows, "latency_rows": len(rows)},
+        "protocol": protocol.protocol_settings(threads=threads, rounds=rounds, warmup=warmup,
+                                               latency_samples=latency_samples, batch=batch, seq_len=seq_len,
+                                               max_length=max_length, device=device),
+        "environment": protocol.environment(threads),
+        "reference": ref.spec.name if ref else None,
+        "baselines": baseline_info,
+        "variants": [_variant_json(v, ref, seq_len, batch, len(rows)) for v in variants],
+        "wall_s": None,
+    }
+    results["wall_s"] = time.perf_counter() - started
+    write_json(out / "bench.json", results)
+    write_bench_outputs(results, out)
+    return BenchResult(out=out, results=results)
+
+
+def _pick_reference(ok: list[_Variant], reference: str | None) -> _Variant | None:
+    if reference is not None:
+        return next((v for v in ok if v.spec.name == reference), None)
+    for v in ok:
+        if v.spec.runtime == "pytorch" and v.spec.precision == "fp32":
+            return v
+    return ok[0] if ok else None
+
+
+def _variant_json(v: _Variant, ref: _Variant | None, seq_len: int | None, batch: int, samples: int) -> dict[str, Any]:
+    s = v.spec
+    ok = v.status == "ok"
+    accuracy = latency = fixed = tput = None
+    if ok and v.metrics is not None:
+        accuracy = dict(v.metrics)
+        agree = None
+        if ref is not None and ref.predicted is not None and v.predicted is not None:
+            agree = float(np.mean([a == b for a, b in zip(v.predicted, ref.predicted)]))
+        accuracy["agreement"] = agree
+    if ok and v.latency_ns:
+        latency = protocol.summarize_ns(v.latency_ns)
+        ref_p50 = float(np.median(np.asarray(ref.latency_ns, dtype=np.float64) / 1e6)) if ref and ref.latency_ns else None
+        latency["ratio_vs_reference"] = latency["p50"] / ref_p50 if ref_p50 else None
+    if ok and v.fixed_ns:
+        fixed = {"seq_len": seq_len, **protocol.summarize_ns(v.fixed_ns)}
+    if ok and v.throughput:
+        tput = protocol.throughput_summary(v.throughput, batch=batch, samples=samples)
+    memory = v.memory
+    notes = list(s.notes)
+    if memory and "error" in memory:
+        notes.append(f"memory not measured: {memory['error']}")
+    size = s.size_bytes if s.files else None
+    return {
+        "name": s.name, "role": s.role, "baseline": s.baseline, "kind": s.kind, "runtime": s.runtime,
+        "precision": s.precision, "device": s.device, "path": s.path, "source": s.source,
+        "status": v.status, "error": v.error, "notes": notes, "label_names": s.label_names,
+        "files": s.files, "size_bytes": size, "size_mb": size / 1e6 if size is not None else None,
+        "load_s": (memory or {}).get("load_s"), "load_s_in_process": v.load_s_in_process,
+        "accuracy": accuracy, "latency": latency, "latency_fixed": fixed, "throughput": tput,
+        "memory": memory, "validation": s.validation,
+    }
+
+
+def _version() -> str:
+    from edgebert import __version__
+
+    return __version__

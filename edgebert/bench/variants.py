@@ -1,0 +1,455 @@
+"""What can be benchmarked (variant discovery) and how each runtime runs it (runners).
+
+A *variant* is one deployable model run by one runtime at one precision on one device. The paths
+given to ``edgebert bench`` are turned into variants by :func:`discover`:
+
+* a Hugging Face model folder (``config.json`` + weights)    -> runtime ``pytorch`` (eager)
+* an ONNX file (``.onnx``, or ``.ort``)                       -> runtime ``onnxruntime``
+* a TorchScript file (``.pt`` / ``.pth``, ``torch.jit.save``)  -> runtime ``torchscript``
+* an artifact folder (``manifest.json`` + ``model/``)         -> one variant per deployable file in
+  ``model/`` (tokenizer/ and labels.json at the artifact root)
+
+A file's tokenizer and labels are looked up beside it and in its parent folder (tokenizer files
+or a ``tokenizer/`` subfolder; ``labels.json`` ``{"labels": [...]}`` or ``config.json`` id2label).
+
+This module imports no heavy library at module level: the memory worker imports it in a fresh
+process and must load only the runtime of the variant it measures (no torch for an ONNX file).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from edgebert.errors import ConfigError, ModelLoadError
+
+#: the kinds of path ``edgebert bench`` accepts, with how each is recognised
+KINDS: dict[str, str] = {
+    "hf": "a Hugging Face model folder (config.json + model.safetensors or pytorch_model.bin), "
+          "e.g. written by 'edgebert finetune'",
+    "onnx": "an ONNX model file (.onnx or .ort; external data beside it)",
+    "torchscript": "a TorchScript file (.pt / .pth saved with torch.jit.save)",
+    "artifact": "an artifact folder (manifest.json + model/ holding model.onnx | model.pt | HF files, "
+                "with tokenizer/ and labels.json)",
+}
+
+ONNX_SUFFIXES = (".onnx", ".ort")
+TORCHSCRIPT_SUFFIXES = (".pt", ".pth", ".torchscript")
+#: deployable files bench knows but cannot run yet, and why
+UNSUPPORTED_SUFFIXES = {".plan": "TensorRT engines are not benchmarked yet",
+                        ".engine": "TensorRT engines are not benchmarked yet"}
+WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin", "model.safetensors.index.json",
+                "pytorch_model.bin.index.json")
+TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "vocab.txt")
+RUNTIMES = {"hf": "pytorch", "onnx": "onnxruntime", "torchscript": "torchscript"}
+
+
+def kinds_text() -> str:
+    """The supported kinds as one readable list (for error messages)."""
+    return "; ".join(KINDS.values())
+
+
+@dataclass
+class VariantSpec:
+    """One variant to benchmark: everything a fresh process needs to load and run it."""
+
+    name: str
+    kind: str  # hf | onnx | torchscript
+    runtime: str  # pytorch | onnxruntime | torchscript
+    path: str  # the model file (onnx / torchscript) or folder (hf)
+    tokenizer_dir: str | None
+    label_names: list[str] | None
+    precision: str = "fp32"  # fp32 | fp16 | int8 | mixed | unknown
+    device: str = "cpu"
+    role: str = "input"  # input | baseline
+    baseline: str | None = None  # which baseline this is (pytorch-fp32, onnx-fp32, optimum-int8)
+    source: str = ""  # the command-line path it came from
+    files: list[str] = field(default_factory=list)  # files counted in the model size
+    input_names: list[str] | None = None  # positional input order (torchscript)
+    skip_reason: str | None = None  # set for deployable files bench cannot run
+    error: str | None = None  # set when building the variant failed (e.g. a baseline export)
+    notes: list[str] = field(default_factory=list)
+    validation: dict[str, Any] | None = None  # export check of an exported baseline
+
+    def to_json(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> VariantSpec:
+        return cls(**data)
+
+    @property
+    def size_bytes(self) -> int:
+        return sum(Path(f).stat().st_size for f in self.files if Path(f).is_file())
+
+
+# -- discovery --------------------------------------------------------------------------------
+
+def _is_hf_folder(d: Path) -> bool:
+    return (d / "config.json").is_file() and any((d / w).is_file() for w in WEIGHT_FILES)
+
+
+def _is_artifact(d: Path) -> bool:
+    return (d / "manifest.json").is_file() and (d / "model").is_dir()
+
+
+def _read_json(path: Path) -> Any:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise ConfigError(f"Cannot read {path}: {exc}") from exc
+
+
+def _config_labels(config_path: Path) -> list[str] | None:
+    """Labels of a classifier config.json (None for an encoder without a trained head)."""
+    cfg = _read_json(config_path)
+    archs = cfg.get("architectures") or []
+    id2label = cfg.get("id2label") or {}
+    if not id2label or not any(str(a).endswith("ForSequenceClassification") for a in archs):
+        return None
+    return [str(id2label[k]) for k in sorted(id2label, key=int)]
+
+
+def find_labels(folder: Path) -> list[str] | None:
+    """Labels from ``labels.json`` or a classifier ``config.json`` in ``folder`` or its parent."""
+    from edgebert.models import read_labels_file
+
+    for d in (folder, folder.parent):
+        labels = read_labels_file(d)
+        if labels:
+            return labels
+        if (d / "config.json").is_file():
+            labels = _config_labels(d / "config.json")
+            if labels:
+                return labels
+    return None
+
+
+def find_tokenizer(folder: Path) -> Path | None:
+    """The folder holding the tokenizer files for a model in ``folder``."""
+    for d in (folder, folder / "tokenizer", folder.parent, folder.parent / "tokenizer"):
+        if any((d / f).is_file() for f in TOKENIZER_FILES):
+            return d
+    return None
+
+
+def _input_names_near(folder: Path) -> list[str] | None:
+    """The architecture spec's input order, from a config.json beside or above a model file."""
+    from edgebert.models.specs import SPECS
+
+    for d in (folder, folder.parent):
+        if (d / "config.json").is_file():
+            spec = SPECS.get(_read_json(d / "config.json").get("model_type"))
+            if spec is not None:
+                return list(spec.input_names)
+    return None
+
+
+def onnx_files(path: Path) -> list[str]:
+    """The ONNX file and its external-data files (what its size on disk is made of)."""
+    files = [path]
+    try:
+        import onnx
+
+        model = onnx.load(str(path), load_external_data=False)
+        for init in model.graph.initializer:
+            if init.data_location == onnx.TensorProto.EXTERNAL:
+                for entry in init.external_data:
+                    if entry.key == "location":
+                        files.append(path.parent / entry.value)
+    except Exception:  # unreadable file: it fails (with its reason) when the runtime loads it
+        files += [p for p in (Path(str(path) + ".data"), path.with_suffix(".onnx_data")) if p.is_file()]
+    return [str(f) for f in dict.fromkeys(files)]
+
+
+def onnx_precision(path: Path) -> str:
+    """fp32 / fp16 / int8 from the ops and weight types of an ONNX graph ("unknown" if unreadable)."""
+    if path.suffix == ".ort":
+        return "unknown"
+    try:
+        import onnx
+
+        model = onnx.load(str(path), load_external_data=False)
+    except Exception:
+        return "unknown"
+    ops = {n.op_type for n in model.graph.node}
+    int8_ops = {"MatMulInteger", "QLinearMatMul", "DynamicQuantizeLinear", "QuantizeLinear",
+                "QAttention", "DynamicQuantizeMatMul", "MatMulIntegerToFloat", "QGemm"}
+    if ops & int8_ops:
+        return "int8"
+    types = {i.data_type for i in model.graph.initializer}
+    if onnx.TensorProto.FLOAT16 in types and onnx.TensorProto.FLOAT not in types:
+        return "fp16"
+    if onnx.TensorProto.FLOAT16 in types:
+        return "mixed"
+    return "fp32"
+
+
+def _file_variant(path: Path, kind: str, *, label_dir: Path, source: str, name: str) -> VariantSpec:
+    tok = find_tokenizer(label_dir)
+    labels = find_labels(label_dir)
+    missing = []
+    if tok is None:
+        missing.append("a tokenizer (tokenizer.json / tokenizer_config.json, or a tokenizer/ folder)")
+    if labels is None:
+        missing.append('labels (labels.json {"labels": [...]} or a classifier config.json with id2label)')
+    if missing:
+        raise ConfigError(
+            f"'{path}' has no {' and no '.join(missing)} beside it or in its parent folder; "
+            "bench needs both to score it. Put them next to the model file."
+        )
+    if kind == "onnx":
+        files, precision = onnx_files(path), onnx_precision(path)
+    else:
+        files, precision = [str(path)], "unknown"  # torchscript: read from the weights once loaded
+    return VariantSpec(name=name, kind=kind, runtime=RUNTIMES[kind], path=str(path), tokenizer_dir=str(tok),
+                       label_names=labels, precision=precision, source=source, files=files,
+                       input_names=_input_names_near(label_dir) if kind == "torchscript" else None)
+
+
+def _hf_variant(folder: Path, *, source: str, name: str) -> VariantSpec:
+    labels = _config_labels(folder / "config.json")
+    if labels is None:
+        raise ModelLoadError(
+            f"'{folder}' has no trained classification head (config.json has no "
+            "...ForSequenceClassification labels), so there is nothing to score. Fine-tune it first: "
+            "edgebert finetune --model ... --data ..."
+        )
+    files = [str(p) for p in sorted(folder.iterdir())
+             if p.name == "config.json" or p.name in WEIGHT_FILES
+             or (p.name.startswith(("model-", "pytorch_model-")) and p.suffix in (".safetensors", ".bin"))]
+    return VariantSpec(name=name, kind="hf", runtime="pytorch", path=str(folder), tokenizer_dir=str(folder),
+                       label_names=labels, precision="fp32", source=source, files=files)
+
+
+def discover(path: str | Path) -> list[VariantSpec]:
+    """The variants a command-line path stands for (see the module doc); ConfigError otherwise.
+
+    Names are provisional (the caller makes them unique). Deployable files in an artifact that
+    bench cannot run come back with ``skip_reason`` set.
+    """
+    p = Path(path).expanduser()
+    source = str(path)
+    if not p.exists():
+        raise ConfigError(f"'{path}' does not exist. bench accepts: {kinds_text()}.")
+    if p.is_file():
+        suffix = p.suffix.lower()
+        if suffix in ONNX_SUFFIXES:
+            return [_file_variant(p, "onnx", label_dir=p.parent, source=source, name=f"{p.parent.name}/{p.name}")]
+        if suffix in TORCHSCRIPT_SUFFIXES:
+            return [_file_variant(p, "torchscript", label_dir=p.parent, source=source,
+                                  name=f"{p.parent.name}/{p.name}")]
+        raise ConfigError(f"'{path}' is a {suffix or 'suffix-less'} file, which bench cannot run. "
+                          f"bench accepts: {kinds_text()}.")
+    if _is_artifact(p):
+        return _artifact_variants(p, source)
+    if _is_hf_folder(p):
+        return [_hf_variant(p, source=source, name=p.name)]
+    content = ", ".join(sorted(c.name for c in p.iterdir())[:12]) or "nothing"
+    raise ConfigError(f"Folder '{path}' is not a model bench can run (it contains: {content}). "
+                      f"bench accepts: {kinds_text()}.")
+
+
+def _artifact_variants(root: Path, source: str) -> list[VariantSpec]:
+    model_dir = root / "model"
+    out: list[VariantSpec] = []
+    if _is_hf_folder(model_dir):
+        spec = _hf_variant(model_dir, source=source, name=f"{root.name}/model")
+        spec.tokenizer_dir = str(find_tokenizer(model_dir) or model_dir)  # tokenizer/ at the root
+        out.append(spec)
+    for f in sorted(model_dir.iterdir()):
+        suffix = f.suffix.lower()
+        name = f"{root.name}/{f.name}"
+        if suffix in ONNX_SUFFIXES:
+            out.append(_file_variant(f, "onnx", label_dir=model_dir, source=source, name=name))
+        elif suffix in TORCHSCRIPT_SUFFIXES:
+            out.append(_file_variant(f, "torchscript", label_dir=model_dir, source=source, name=name))
+        elif suffix in UNSUPPORTED_SUFFIXES:
+            out.append(VariantSpec(name=name, kind=suffix.lstrip("."), runtime="tensorrt", path=str(f),
+                                   tokenizer_dir=None, label_names=None, precision="unknown", source=source,
+                                   files=[str(f)], skip_reason=UNSUPPORTED_SUFFIXES[suffix]))
+    if not out:
+        content = ", ".join(sorted(c.name for c in model_dir.iterdir())[:12]) or "nothing"
+        raise ConfigError(f"Artifact '{root}' has no deployable model in model/ (it contains: {content}). "
+                          "Expected model.onnx, model.ort, model.pt or Hugging Face files.")
+    return out
+
+
+# -- tokenizers -------------------------------------------------------------------------------
+
+def load_hf_tokenizer(tokenizer_dir: str | Path):
+    """The transformers (fast) tokenizer in ``tokenizer_dir``."""
+    from transformers import AutoTokenizer, PreTrainedTokenizerFast
+
+    d = Path(tokenizer_dir)
+    try:
+        return AutoTokenizer.from_pretrained(str(d))
+    except (OSError, ValueError, KeyError) as exc:
+        if (d / "tokenizer.json").is_file():
+            return PreTrainedTokenizerFast(tokenizer_file=str(d / "tokenizer.json"))
+        raise ModelLoadError(f"Cannot load the tokenizer in '{d}': {exc}") from exc
+
+
+def encode_numpy(tokenizer, texts: list[str], pairs: list[str] | None = None, **kwargs) -> dict[str, np.ndarray]:
+    """``tokenizer(texts, ..., return_tensors="np")`` as a plain dict of int64 arrays."""
+    enc = tokenizer(texts, pairs, return_tensors="np", **kwargs) if pairs is not None else \
+        tokenizer(texts, return_tensors="np", **kwargs)
+    return {k: np.asarray(v, dtype=np.int64) for k, v in enc.items()}
+
+
+# -- runners ----------------------------------------------------------------------------------
+
+class Runner:
+    """One loaded variant: ``prepare`` inputs once (outside timing), then call it repeatedly.
+
+    ``runner(prepared)`` runs one forward pass and returns when the result is ready (device
+    synchronised); ``runner.logits(output)`` turns its output into a (batch, num_labels) array.
+    """
+
+    spec: VariantSpec
+
+    def prepare(self, enc: dict[str, np.ndarray]) -> Any:
+        raise NotImplementedError
+
+    def __call__(self, prepared: Any) -> Any:
+        raise NotImplementedError
+
+    def logits(self, output: Any) -> np.ndarray:
+        return np.asarray(output, dtype=np.float32)
+
+    def close(self) -> None:
+        """Release the model (runners hold large buffers)."""
+
+
+class PytorchRunner(Runner):
+    """Eager transformers model (fp32, or fp16 on CUDA)."""
+
+    def __init__(self, spec: VariantSpec):
+        import torch
+        from transformers import AutoModelForSequenceClassification
+        from transformers.utils import logging as hf_logging
+
+        self.spec = spec
+        self.torch = torch
+        self.device = torch.device(spec.device)
+        before, bars = hf_logging.get_verbosity(), hf_logging.is_progress_bar_enabled()
+        hf_logging.set_verbosity_error()  # no load reports: the folder was checked by discover()
+        hf_logging.disable_progress_bar()  # transformers 5 shows one per checkpoint load
+        try:
+            model = AutoModelForSequenceClassification.from_pretrained(spec.path)
+        finally:
+            hf_logging.set_verbosity(before)
+            if bars:
+                hf_logging.enable_progress_bar()
+        model = model.to(self.device)
+        self.model = (model.half() if spec.precision == "fp16" else model.float()).eval()
+        self.cuda = self.device.type == "cuda"
+
+    def prepare(self, enc):
+        return {k: self.torch.from_numpy(np.ascontiguousarray(v)).to(self.device) for k, v in enc.items()}
+
+    def __call__(self, prepared):
+        with self.torch.inference_mode():
+            out = self.model(**prepared).logits
+        if self.cuda:
+            self.torch.cuda.synchronize()
+        return out
+
+    def logits(self, output):
+        return output.float().cpu().numpy()
+
+    def close(self):
+        self.model = None
+
+
+class TorchScriptRunner(Runner):
+    """A ``torch.jit`` module called with the inputs by name (or positionally, in spec order)."""
+
+    _DEFAULT_ORDER = ("input_ids", "attention_mask", "token_type_ids")
+
+    def __init__(self, spec: VariantSpec):
+        import torch
+
+        self.spec = spec
+        self.torch = torch
+        self.device = torch.device(spec.device)
+        self.module = torch.jit.load(spec.path, map_location=self.device).eval()
+        self.cuda = self.device.type == "cuda"
+        args = [a.name for a in self.module.forward.schema.arguments][1:]  # drop self
+        known = set(self._DEFAULT_ORDER)
+        if args and all(a in known for a in args):
+            self.order = args  # scripted / traced with named arguments
+        else:  # traced through *args: argument names are arbitrary, the order is the spec's
+            order = spec.input_names or list(self._DEFAULT_ORDER)
+            self.order = order[:len(args)] if args else order
+        if spec.precision == "unknown":
+            dtypes = {p.dtype for p in self.module.parameters()}
+            spec.precision = ("fp16" if dtypes == {torch.float16} else "fp32" if dtypes <= {torch.float32}
+                              else "mixed") if dtypes else "unknown"
+
+    def prepare(self, enc):
+        ids = enc["input_ids"]
+        return tuple(self.torch.from_numpy(np.ascontiguousarray(enc.get(n, np.zeros_like(ids)))).to(self.device)
+                     for n in self.order)
+
+    def __call__(self, prepared):
+        with self.torch.no_grad():
+            out = self.module(*prepared)
+        if self.cuda:
+            self.torch.cuda.synchronize()
+        return out
+
+    def logits(self, output):
+        if isinstance(output, dict):
+            output = output["logits"]
+        elif isinstance(output, (tuple, list)):
+            output = output[0]
+        elif hasattr(output, "logits"):
+            output = output.logits
+        return output.float().cpu().numpy()
+
+    def close(self):
+        self.module = None
+
+
+class OnnxRunner(Runner):
+    """An onnxruntime session with the protocol's session options (threads fixed, no spinning)."""
+
+    def __init__(self, spec: VariantSpec, threads: int):
+        import onnxruntime as ort
+
+        from edgebert.bench.protocol import ort_providers, ort_session_options
+
+        self.spec = spec
+        self.session = ort.InferenceSession(spec.path, ort_session_options(threads),
+                                            providers=ort_providers(spec.device))
+        self.input_names = [i.name for i in self.session.get_inputs()]
+        outputs = [o.name for o in self.session.get_outputs()]
+        self.output = "logits" if "logits" in outputs else outputs[0]
+
+    def prepare(self, enc):
+        from edgebert.export.onnx import onnx_feeds
+
+        return onnx_feeds(self.input_names, enc)
+
+    def __call__(self, prepared):
+        return self.session.run([self.output], prepared)[0]
+
+    def close(self):
+        self.session = None
+
+
+def open_runner(spec: VariantSpec, threads: int) -> Runner:
+    """Load ``spec`` in its runtime. Runtime errors propagate with the runtime's own message."""
+    if spec.runtime == "pytorch":
+        return PytorchRunner(spec)
+    if spec.runtime == "torchscript":
+        return TorchScriptRunner(spec)
+    if spec.runtime == "onnxruntime":
+        return OnnxRunner(spec, threads)
+    raise ConfigError(f"Runtime '{spec.runtime}' cannot be benchmarked. Known: {', '.join(sorted(set(RUNTIMES.values())))}.")
