@@ -124,3 +124,23 @@ def test_bad_data_files_through_cli(case, tiny_bert_dir, tmp_path):
     for n in needles:
         assert n.lower() in lowered, f"{n!r} not in {r.output!r}"
     assert not (tmp_path / "o").exists()
+
+
+def test_finetune_under_torchrun_two_processes(tiny_bert_dir, tiny_sentiment_dir, tmp_path):
+    """The documented distributed launch: 2 CPU processes (gloo), one output written by rank 0."""
+    import shutil
+
+    torchrun = shutil.which("torchrun")
+    if torchrun is None:
+        pytest.skip("torchrun not on PATH")
+    out = tmp_path / "ddp"
+    proc = subprocess.run(
+        [torchrun, "--nproc_per_node", "2", "-m", "edgebert", "finetune", "--model", str(tiny_bert_dir),
+         "--data", str(tiny_sentiment_dir), "--out", str(out), "--epochs", "1", "--batch-size", "8",
+         "--learning-rate", "1e-3", "--quiet"],
+        capture_output=True, text=True, timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert proc.stdout.count("Model written to") == 1
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["resolved"]["num_processes"] == 2

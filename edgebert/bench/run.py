@@ -179,7 +179,7 @@ def bench(paths: Sequence[str | os.PathLike], data: Any, *, split: str = "test",
           out: str | os.PathLike | None = None, seq_len: int | None = None,
           batch: int = protocol.DEFAULT_BATCH, threads: int | None = None, rounds: int = protocol.DEFAULT_ROUNDS,
           warmup: int = protocol.DEFAULT_WARMUP, latency_samples: int = protocol.DEFAULT_LATENCY_SAMPLES,
-          reference: str | None = None, max_length: int = protocol.DEFAULT_MAX_LENGTH, device: str = "cpu",
+          reference: str | None = None, max_length: int = protocol.DEFAULT_MAX_LENGTH, device: str = "auto",
           overwrite: bool = False, progress: bool = True, command: str | None = None,
           memory: bool = True, **data_options: Any) -> BenchResult:
     """Benchmark model variants on one dataset split and write the results to ``out``.

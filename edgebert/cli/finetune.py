@@ -24,7 +24,7 @@ def command(model, data, out, overwrite, quiet, **kwargs):
     Writes a standard Hugging Face model folder (safetensors, config with label names, tokenizer)
     plus labels.json, metrics.json and manifest.json. Uses the GPU with mixed precision when there
     is one, the CPU otherwise. For several GPUs or nodes run the same command under
-    'accelerate launch -m edgebert.cli.main finetune ...' (or torchrun).
+    'torchrun --nproc_per_node N -m edgebert finetune ...' or 'accelerate launch -m edgebert finetune ...'.
 
     \b
     Example (offline):
@@ -37,6 +37,8 @@ def command(model, data, out, overwrite, quiet, **kwargs):
     data_kw = pop_data_options(kwargs)
     out = out or _default_out(model, data)
     result = finetune(model, data, out=out, config=cfg, overwrite=overwrite, progress=not quiet, **data_kw)
+    if not result.main_process:
+        return  # under torchrun / accelerate launch only rank 0 reports
     m = result.metrics
     click.echo(f"Best epoch {m['best_epoch']}. Dev: accuracy {m['dev']['accuracy']:.4f}, "
                f"macro-F1 {m['dev']['macro_f1']:.4f} (n={m['dev']['n']})")

@@ -41,9 +41,9 @@ def main() -> None:
 
 
 def _register() -> None:
-    from edgebert.cli import evaluate, finetune, models
+    from edgebert.cli import bench, evaluate, finetune, models, report
 
-    for module in (models, finetune, evaluate):
+    for module in (models, finetune, evaluate, bench, report):
         main.add_command(module.command)
 
 

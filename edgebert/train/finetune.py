@@ -28,7 +28,7 @@ class FinetuneConfig(StageConfig):
         None, gt=0, lt=1, description="Peak learning rate of the encoder (default: per model family)"
     )
     head_learning_rate: float | None = Field(
-        None, gt=0, lt=1, description="Peak learning rate of the pooler and classifier head (default: per family)"
+        None, gt=0, lt=1, description="Peak learning rate of the pooler and classifier head (default: 10x the encoder's)"
     )
     epochs: int = Field(3, ge=1, le=1000, description="Maximum number of passes over the training split")
     batch_size: int = Field(32, ge=1, description="Examples per optimisation step (per device, before accumulation)")
@@ -75,7 +75,7 @@ def default_learning_rates(config) -> tuple[float, float]:
         body = 1e-4
     else:
         body = 3e-5
-    return body, min(body * 10, 1e-3)
+    return body, body * 10
 
 
 @dataclass
@@ -85,6 +85,8 @@ class FinetuneResult:
     out: Path
     metrics: dict[str, Any]
     manifest: dict[str, Any]
+    #: False on the non-main ranks of a distributed launch (they write nothing)
+    main_process: bool = True
 
 
 def _param_groups(model, spec, body_lr: float, head_lr: float, weight_decay: float):
@@ -325,4 +327,5 @@ def finetune(model: str | os.PathLike, data: Any, *, out: str | os.PathLike,
             manifest["outputs"] = {p.name: sha256_file(p) for p in sorted(stage.iterdir()) if p.is_file()}
             write_json(stage / "manifest.json", manifest)
     accelerator.wait_for_everyone()
-    return FinetuneResult(out=Path(out), metrics=metrics, manifest=manifest)
+    return FinetuneResult(out=Path(out), metrics=metrics, manifest=manifest,
+                          main_process=accelerator.is_main_process)
