@@ -25,6 +25,8 @@ from typing import Any, Iterator
 from edgebert.bench.variants import VariantSpec, load_hf_tokenizer, onnx_files
 
 OPTIMUM_MISSING = "optimum not installed: pip install 'edgebert[optimum]'"
+#: names of the built baseline rows (baseline 1 keeps the name of its folder)
+BASELINE_NAMES = ("baseline/onnx-fp32", "baseline/optimum-int8")
 
 
 def optimum_preset(flags: list[str] | None = None, machine: str | None = None) -> tuple[str, str]:
@@ -47,10 +49,11 @@ def _quiet() -> Iterator[None]:
     """Silence exporter chatter (tracer warnings, transformers / optimum info logs)."""
     from transformers.utils import logging as hf_logging
 
-    before = hf_logging.get_verbosity()
+    before, bars = hf_logging.get_verbosity(), hf_logging.is_progress_bar_enabled()
     optimum_logger = logging.getLogger("optimum")
     optimum_level = optimum_logger.level
     hf_logging.set_verbosity_error()
+    hf_logging.disable_progress_bar()  # transformers 5 shows one per checkpoint load
     optimum_logger.setLevel(logging.ERROR)
     try:
         with warnings.catch_warnings():
@@ -58,7 +61,18 @@ def _quiet() -> Iterator[None]:
             yield
     finally:
         hf_logging.set_verbosity(before)
+        if bars:
+            hf_logging.enable_progress_bar()
         optimum_logger.setLevel(optimum_level)
+
+
+def _installed(module: str) -> bool:
+    import importlib.util
+
+    try:
+        return importlib.util.find_spec(module) is not None
+    except (ImportError, ValueError):  # a parent package missing, or set to None in sys.modules
+        return False
 
 
 def _message(exc: BaseException) -> str:
@@ -87,23 +101,27 @@ def build_onnx_fp32(source: VariantSpec, folder: Path, texts: list[str], *, max_
             export_onnx(model, tokenizer, path)
             validation = validate_onnx(model, tokenizer, path, texts, max_length=max_length)
     except Exception as exc:
-        return _onnx_spec("baseline/onnx-fp32", "onnx-fp32", path, source, "fp32",
+        return _onnx_spec(BASELINE_NAMES[0], "onnx-fp32", path, source, "fp32",
                           error=f"export failed: {_message(exc)}")
-    return _onnx_spec("baseline/onnx-fp32", "onnx-fp32", path, source, "fp32", validation=validation,
+    return _onnx_spec(BASELINE_NAMES[0], "onnx-fp32", path, source, "fp32", validation=validation,
                       notes=["torch.onnx.export(dynamo=False, opset_version=17), dynamic batch and sequence"])
 
 
 def build_optimum_int8(source: VariantSpec, folder: Path) -> VariantSpec:
     """Optimum's export + ORTQuantizer dynamic int8 (preset by CPU flags) of ``source``."""
     preset, why = optimum_preset()
-    name = "baseline/optimum-int8"
+    name = BASELINE_NAMES[1]
     try:
         from optimum.onnxruntime import ORTModelForSequenceClassification, ORTQuantizer
         from optimum.onnxruntime.configuration import AutoQuantizationConfig
-    except ImportError:
+    except ImportError as exc:
         spec = _onnx_spec(name, "optimum-int8", Path(folder) / "optimum-int8" / "model_quantized.onnx",
                           source, "int8")
-        spec.skip_reason = OPTIMUM_MISSING
+        if _installed("optimum.onnxruntime"):  # present but broken, e.g. by a transformers it does not support
+            spec.skip_reason = (f"optimum is installed but cannot be imported ({_message(exc)}); "
+                                "reinstall a matching set: pip install 'edgebert[optimum]'")
+        else:
+            spec.skip_reason = OPTIMUM_MISSING
         return spec
     exported, quantized = Path(folder) / "optimum-fp32", Path(folder) / "optimum-int8"
     notes = [f"Optimum ONNX export + ORTQuantizer dynamic int8, AutoQuantizationConfig.{preset}"
@@ -132,9 +150,9 @@ def build_baselines(source: VariantSpec, folder: Path, texts: list[str], *, max_
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     if on_step:
-        on_step("baseline/onnx-fp32", "export + validate")
+        on_step(BASELINE_NAMES[0], "export + validate")
     out = [build_onnx_fp32(source, folder, texts, max_length=max_length)]
     if on_step:
-        on_step("baseline/optimum-int8", "optimum export + quantize")
+        on_step(BASELINE_NAMES[1], "optimum export + quantize")
     out.append(build_optimum_int8(source, folder))
     return out

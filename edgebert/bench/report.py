@@ -101,7 +101,9 @@ def markdown_table(rows: Sequence[dict[str, Any]]) -> str:
         if r.get("status") != "ok":
             name += f" ({r.get('status')})"
             notes.append(f"- **{r['name']}** {r.get('status')}: {r.get('error') or ''}".rstrip())
-        spread = "–" if r.get("p50_ms") is None else f"{_ms(r['p50_ms'])} [{_ms(r.get('p10_ms'))}–{_ms(r.get('p90_ms'))}]"
+        spread = "–"
+        if r.get("p50_ms") is not None:
+            spread = f"{_ms(r['p50_ms'])} [{_ms(r.get('p10_ms'))}–{_ms(r.get('p90_ms'))}]"
         cells = [name, r.get("runtime") or "–", r.get("precision") or "–", _num(r.get("accuracy"), ".4f"),
                  _num(r.get("macro_f1"), ".4f"), _num(r.get("agreement"), ".3f"), spread,
                  _ms(r.get("p90_ms")), _ms(r.get("p99_ms")), _num(r.get("ratio_vs_reference"), ".2f")]
@@ -177,7 +179,7 @@ def _place_labels(ax, fig, xy_points, texts, marker_px) -> None:
                 texts[i], xy_points[i], xytext=(dx, dy), textcoords="offset points", fontsize=8,
                 ha="left" if dx > 0 else "right" if dx < 0 else "center",
                 va="bottom" if dy > 0 else "top" if dy < 0 else "center",
-                arrowprops=dict(arrowstyle="-", lw=0.5, color="0.5") if abs(dx) + abs(dy) > 20 else None,
+                arrowprops=dict(arrowstyle="-", lw=0.5, color="0.5", shrinkA=0, shrinkB=0),
                 bbox=dict(boxstyle="round,pad=0.15", fc="white", ec="none", alpha=0.7))
             bb = ann.get_window_extent(renderer)
             box = (bb.x0 - 2, bb.y0 - 2, bb.x1 + 2, bb.y1 + 2)
@@ -195,9 +197,11 @@ def _place_labels(ax, fig, xy_points, texts, marker_px) -> None:
 
 
 def plot_pareto(points: Sequence[dict[str, Any]], path: str | os.PathLike, *, title: str,
-                color_by: str = "runtime", marker_by: str | None = None) -> Path:
+                color_by: str = "runtime", marker_by: str | None = None, front_by: str | None = None) -> Path:
     """Accuracy (y) vs p50 latency (x, log) per variant, marker area by peak RSS, Pareto front
     drawn; one colour per ``color_by`` value (and one marker shape per ``marker_by`` value).
+    With ``front_by`` (e.g. ``"device"``) one front is drawn per value of that key, in the colour
+    of the group: a front across different machines means nothing.
 
     Each point is a row of :func:`variant_rows` (``name``, ``p50_ms``, ``accuracy``,
     ``peak_rss_mb``, the grouping keys). Rows without latency or accuracy are left out.
@@ -239,11 +243,17 @@ def plot_pareto(points: Sequence[dict[str, Any]], path: str | os.PathLike, *, ti
     pad = max(0.05 * (yhi - ylo), 0.02)
     ax.set_ylim(ylo - 2 * pad, min(yhi + 2 * pad, 1.0 + 2 * pad))
 
-    front = pareto_front(xs, ys)
-    if front:
-        fx = [xs[i] for i in front] + [hi * 1.8]
-        fy = [ys[i] for i in front] + [ys[front[-1]]]
-        ax.step(fx, fy, where="post", color="0.35", lw=1.2, ls="--", zorder=1, label="Pareto front")
+    groups_front: dict[str, list[int]] = {}
+    for i, p in enumerate(pts):
+        groups_front.setdefault(str(p.get(front_by)) if front_by else "", []).append(i)
+    front: list[int] = []
+    for key, members in groups_front.items():
+        sub = [members[j] for j in pareto_front([xs[i] for i in members], [ys[i] for i in members])]
+        front += sub
+        fx = [xs[i] for i in sub] + [hi * 1.8]
+        fy = [ys[i] for i in sub] + [ys[sub[-1]]]
+        color = colors.get(key, "0.35") if front_by == color_by and front_by else "0.35"
+        ax.step(fx, fy, where="post", color=color, lw=1.2, ls="--", zorder=1, alpha=0.9)
     for i, p in enumerate(pts):
         ax.scatter(xs[i], ys[i], s=sizes[i], color=colors[str(p.get(color_by))],
                    marker=markers.get(str(p.get(marker_by)), "o") if marker_by else "o",
@@ -256,7 +266,8 @@ def plot_pareto(points: Sequence[dict[str, Any]], path: str | os.PathLike, *, ti
 
     handles = [Line2D([], [], marker="o", ls="", color=colors[g], markersize=8, label=g) for g in groups]
     handles += [Line2D([], [], marker=markers[s], ls="", color="0.4", markersize=8, label=s) for s in shapes]
-    handles.append(Line2D([], [], color="0.35", ls="--", label="Pareto front (black edge)"))
+    front_label = f"Pareto front per {front_by}" if front_by else "Pareto front"
+    handles.append(Line2D([], [], color="0.35", ls="--", label=f"{front_label} (black edge)"))
     handles.append(Line2D([], [], ls="", label=f"marker area ∝ peak RSS (max {top:.0f} MB)"))
     ax.legend(handles=handles, loc="lower right", fontsize=8, framealpha=0.85)
     fig.savefig(path)
@@ -329,7 +340,7 @@ def merge_reports(paths: Sequence[str | os.PathLike], out: str | os.PathLike | N
     (out / "report.md").write_text(markdown + "\n", encoding="utf-8")
     plot_rows = [dict(r, name=f"{r['name']} @{r['device'].split(' (')[0]}") for r in all_rows]
     plot_pareto(plot_rows, out / "pareto.png", title=f"accuracy vs latency by device ({', '.join(datasets)})",
-                color_by="device", marker_by="runtime")
+                color_by="device", marker_by="runtime", front_by="device")
     return ReportResult(out=out, report=report, markdown=markdown)
 
 

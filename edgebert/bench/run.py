@@ -20,6 +20,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from edgebert.bench import protocol
+from edgebert.bench.baselines import BASELINE_NAMES
 from edgebert.bench.variants import Runner, VariantSpec, discover, encode_numpy, load_hf_tokenizer, open_runner
 from edgebert.errors import ConfigError, DataError
 
@@ -224,6 +225,8 @@ def bench(paths: Sequence[str | os.PathLike], data: Any, *, split: str = "test",
     the_split = ds.split(split)
     if max_rows is not None:
         the_split = the_split.subset(int(max_rows))
+    if len(the_split) == 0:
+        raise DataError(f"the {split!r} split of {ds.name} has no rows to benchmark on.")
     # Each variant scores the split re-indexed to its own label order (raises LabelMismatchError).
     for s in specs:
         if s.label_names is not None and s.skip_reason is None:
@@ -238,6 +241,18 @@ def bench(paths: Sequence[str | os.PathLike], data: Any, *, split: str = "test",
                                             "notes": list(s.notes)}))
         specs += extra
 
+    source = None
+    if baselines:
+        source = next((s for s in specs if s.kind == "hf" and s.skip_reason is None), None)
+        if source is None:
+            raise ConfigError("--baselines builds from a Hugging Face model folder, and none was given. "
+                              "Add the fine-tuned folder (e.g. the one written by 'edgebert finetune').")
+
+    _unique_names(specs)
+    names = [s.name for s in specs] + (list(BASELINE_NAMES) if baselines else [])
+    if reference is not None and reference not in names:
+        raise ConfigError(f"Reference '{reference}' is not one of the variants: {', '.join(names)}.")
+
     out = Path(out) if out is not None else Path("bench-out") / _timestamp()
     check_output_dir(out, overwrite=overwrite)
     out.mkdir(parents=True, exist_ok=True)
@@ -245,30 +260,22 @@ def bench(paths: Sequence[str | os.PathLike], data: Any, *, split: str = "test",
     rows = _latency_rows(len(the_split), latency_samples)
     bar = tqdm(total=0, desc="bench", unit="step", disable=not progress, file=sys.stderr, leave=False)
 
-    def phase(name: str, what: str, total_add: int = 0) -> None:
-        if total_add:
-            bar.total += total_add
+    def phase(name: str, what: str) -> None:
         bar.set_description_str(f"{name}: {what}")
         bar.refresh()
 
     baseline_info = None
-    if baselines:
-        source = next((s for s in specs if s.kind == "hf" and s.skip_reason is None), None)
-        if source is None:
-            raise ConfigError("--baselines builds from a Hugging Face model folder, and none was given. "
-                              "Add the fine-tuned folder (e.g. the one written by 'edgebert finetune').")
+    if source is not None:
         from edgebert.bench.baselines import build_baselines
 
         texts = [the_split.texts[i] for i in rows[:64]]
-        built = build_baselines(source, out / "baselines", texts, max_length=max_length,
-                                on_step=lambda n, w: phase(n, w))
+        built = build_baselines(source, out / "baselines", texts, max_length=max_length, on_step=phase)
+        for b in built:
+            b.device = device
         specs += built
         baseline_info = {"requested": True, "source": source.path, "folder": str(out / "baselines"),
                          "notes": [n for b in built for n in b.notes] + [b.skip_reason for b in built if b.skip_reason]}
     _unique_names(specs)
-    names = [s.name for s in specs]
-    if reference is not None and reference not in names:
-        raise ConfigError(f"Reference '{reference}' is not one of the variants: {', '.join(names)}.")
 
     variants = [_Variant(spec=s) for s in specs]
     for v in variants:
@@ -296,7 +303,8 @@ def bench(paths: Sequence[str | os.PathLike], data: Any, *, split: str = "test",
             phase(v.spec.name, "accuracy")
             try:
                 prepared = inputs.get(v.spec.tokenizer_dir)
-                _score(v, _relabel(the_split, ds.label_names, v.spec.label_names), prepared["tokenizer"], batch=batch, max_length=max_length)
+                split_v = _relabel(the_split, ds.label_names, v.spec.label_names)
+                _score(v, split_v, prepared["tokenizer"], batch=batch, max_length=max_length)
                 v.latency_inputs = [v.runner.prepare(e) for e in prepared["latency"]]
                 v.fixed_inputs = [v.runner.prepare(e) for e in prepared["fixed"]]
                 v.throughput_inputs = [v.runner.prepare(e) for e in prepared["throughput"]]
@@ -393,7 +401,7 @@ def _variant_json(v: _Variant, ref: _Variant | None, seq_len: int | None, batch:
         accuracy["agreement"] = agree
     if ok and v.latency_ns:
         latency = protocol.summarize_ns(v.latency_ns)
-        ref_p50 = float(np.median(np.asarray(ref.latency_ns, dtype=np.float64) / 1e6)) if ref and ref.latency_ns else None
+        ref_p50 = protocol.summarize_ns(ref.latency_ns)["p50"] if ref and ref.latency_ns else None
         latency["ratio_vs_reference"] = latency["p50"] / ref_p50 if ref_p50 else None
     if ok and v.fixed_ns:
         fixed = {"seq_len": seq_len, **protocol.summarize_ns(v.fixed_ns)}

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -378,7 +379,9 @@ class TorchScriptRunner(Runner):
         self.spec = spec
         self.torch = torch
         self.device = torch.device(spec.device)
-        self.module = torch.jit.load(spec.path, map_location=self.device).eval()
+        with warnings.catch_warnings():  # torch >= 2.10 marks torch.jit deprecated; still supported
+            warnings.simplefilter("ignore", DeprecationWarning)
+            self.module = torch.jit.load(spec.path, map_location=self.device).eval()
         self.cuda = self.device.type == "cuda"
         args = [a.name for a in self.module.forward.schema.arguments][1:]  # drop self
         known = set(self._DEFAULT_ORDER)
@@ -452,4 +455,5 @@ def open_runner(spec: VariantSpec, threads: int) -> Runner:
         return TorchScriptRunner(spec)
     if spec.runtime == "onnxruntime":
         return OnnxRunner(spec, threads)
-    raise ConfigError(f"Runtime '{spec.runtime}' cannot be benchmarked. Known: {', '.join(sorted(set(RUNTIMES.values())))}.")
+    known = ", ".join(sorted(set(RUNTIMES.values())))
+    raise ConfigError(f"Runtime '{spec.runtime}' cannot be benchmarked. Known: {known}.")

@@ -113,7 +113,8 @@ def main() -> int:
     try:
         result = measure(json.loads(sys.stdin.read()))
     except Exception as exc:  # reported to the parent as data; the parent marks the row
-        print(json.dumps({"error": f"{type(exc).__name__}: {str(exc).strip().splitlines()[0] if str(exc).strip() else ''}"}))
+        text = str(exc).strip()
+        print(json.dumps({"error": f"{type(exc).__name__}: {text.splitlines()[0]}" if text else type(exc).__name__}))
         return 1
     print(json.dumps(result))
     return 0

@@ -52,7 +52,10 @@ def onnx_feeds(input_names: Sequence[str], encoded: dict[str, Any]) -> dict[str,
     feeds = {}
     for name in input_names:
         value = encoded.get(name)
-        feeds[name] = np.zeros_like(ids, dtype=np.int64) if value is None else _as_numpy(value).astype(np.int64, copy=False)
+        if value is None:
+            feeds[name] = np.zeros_like(ids, dtype=np.int64)
+        else:
+            feeds[name] = _as_numpy(value).astype(np.int64, copy=False)
     return feeds
 
 

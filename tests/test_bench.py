@@ -1,0 +1,309 @@
+"""edgebert bench / report end to end on a tiny fine-tuned classifier (fast, offline, no timing
+assertions: only that every figure is produced, consistent and written)."""
+
+from __future__ import annotations
+
+import csv
+import json
+import shutil
+import sys
+
+import pytest
+from click.testing import CliRunner
+
+from edgebert.cli import main
+
+# Quick protocol settings for every run in this file.
+QUICK = ["--rounds", "2", "--warmup", "1", "--latency-samples", "6", "--batch", "8", "--threads", "1", "--quiet"]
+
+
+def run(*args):
+    return CliRunner().invoke(main, [str(a) for a in args])
+
+
+def assert_clean_error(result, *needles):
+    assert result.exit_code != 0, result.output
+    assert "Traceback" not in result.output
+    assert result.exception is None or isinstance(result.exception, SystemExit), repr(result.exception)
+    for n in needles:
+        assert n in result.output, f"{n!r} not in:\n{result.output}"
+
+
+@pytest.fixture(scope="module")
+def classifier(tmp_path_factory, tiny_bert_dir, tiny_sentiment_dir):
+    """A tiny fine-tuned BERT folder (HF files, tokenizer, labels.json) and its ONNX export in a
+    sibling-free subfolder (so its tokenizer and labels come from the parent folder)."""
+    from edgebert.bench.variants import load_hf_tokenizer
+    from edgebert.export import export_onnx
+    from edgebert.train import FinetuneConfig, finetune
+
+    root = tmp_path_factory.mktemp("bench-clf")
+    clf = root / "clf"
+    finetune(str(tiny_bert_dir), str(tiny_sentiment_dir), out=str(clf),
+             config=FinetuneConfig(epochs=1, batch_size=8, learning_rate=1e-3), progress=False)
+    from transformers import AutoModelForSequenceClassification
+
+    model = AutoModelForSequenceClassification.from_pretrained(clf).eval()
+    onnx_path = export_onnx(model, load_hf_tokenizer(clf), clf / "export" / "model.onnx")
+    return clf, onnx_path
+
+
+@pytest.fixture(scope="module")
+def bench_run(classifier, tiny_sentiment_dir, tmp_path_factory):
+    """One full CLI bench of the HF folder and its ONNX export (memory measured)."""
+    clf, onnx_path = classifier
+    out = tmp_path_factory.mktemp("bench-run") / "out"
+    result = run("bench", clf, onnx_path, "--data", tiny_sentiment_dir, "--out", out, "--seq-len", 16, *QUICK)
+    return result, out
+
+
+def test_bench_end_to_end(bench_run):
+    from edgebert.bench import load_results
+
+    result, out = bench_run
+    assert result.exit_code == 0, result.output
+    for name in ("bench.json", "bench.csv", "bench.md", "pareto.png"):
+        assert (out / name).is_file(), name
+    assert (out / "pareto.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert f"Results written to {out}" in result.output
+
+    res = load_results(out)  # validates the schema
+    assert res["data"]["rows"] == 20 and res["data"]["split"] == "test"
+    assert res["protocol"]["isolation"] == "in-process, interleaved, ORT spinning off"
+    assert res["protocol"]["threads"] == 1 and res["environment"]["threads"] == 1
+    assert res["command"].startswith("edgebert bench ") and "--seq-len 16" in res["command"]
+    torch_v, onnx_v = res["variants"]
+    assert [v["status"] for v in res["variants"]] == ["ok", "ok"], [v["error"] for v in res["variants"]]
+    assert (torch_v["runtime"], onnx_v["runtime"]) == ("pytorch", "onnxruntime")
+    assert res["reference"] == torch_v["name"]
+
+    # accuracy through onnxruntime equals PyTorch's; predictions agree
+    for key in ("accuracy", "macro_f1", "macro_precision", "macro_recall"):
+        assert onnx_v["accuracy"][key] == pytest.approx(torch_v["accuracy"][key], abs=1e-6)
+    assert onnx_v["accuracy"]["agreement"] == 1.0 and torch_v["accuracy"]["agreement"] == 1.0
+    assert onnx_v["accuracy"]["n"] == 20
+
+    for v in res["variants"]:
+        lat = v["latency"]
+        assert lat["n"] == 2 * 6  # rounds x latency samples
+        assert 0 < lat["min"] <= lat["p10"] <= lat["p50"] <= lat["p90"] <= lat["p99"] <= lat["max"]
+        assert v["latency_fixed"]["seq_len"] == 16 and v["latency_fixed"]["n"] == 12
+        assert v["throughput"]["rounds"] == 2 and v["throughput"]["mean"] > 0
+        mem = v["memory"]
+        assert "error" not in mem, mem
+        assert mem["peak_rss_mb"] >= mem["rss_runtime_mb"] > 0 and mem["increase_mb"] >= 0
+        assert v["load_s"] > 0 and v["size_bytes"] > 0
+    assert torch_v["latency"]["ratio_vs_reference"] == pytest.approx(1.0)
+    assert onnx_v["memory"]["torch_imported"] is False  # the ONNX worker loads no torch
+    assert torch_v["memory"]["torch_imported"] is True
+    assert onnx_v["precision"] == "fp32"
+
+    with open(out / "bench.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert [r["name"] for r in rows] == [torch_v["name"], onnx_v["name"]]
+    assert float(rows[1]["accuracy"]) == pytest.approx(onnx_v["accuracy"]["accuracy"])
+    md = (out / "bench.md").read_text()
+    assert md in result.output.replace("\r\n", "\n") or md.strip() in result.output
+    assert "p50 ms [p10–p90]" in md and f"{torch_v['name']} (ref)" in md and "@16 tok" in md
+
+
+def test_report_merges_devices(bench_run, tmp_path):
+    from edgebert.bench import protocol
+
+    _, out = bench_run
+    other = json.loads((out / "bench.json").read_text())
+    env = other["environment"]
+    env.update(hostname="jetson-orin-01", cpu="ARMv8 Processor rev 1 (v8l)", gpu="Orin (nvgpu)")
+    env["device_label"] = protocol.device_label(env)
+    (tmp_path / "orin").mkdir()
+    (tmp_path / "orin" / "bench.json").write_text(json.dumps(other))
+
+    r = run("report", out, tmp_path / "orin" / "bench.json", "--out", tmp_path / "report")
+    assert r.exit_code == 0, r.output
+    rep = json.loads((tmp_path / "report" / "report.json").read_text())
+    assert len(rep["devices"]) == 2 and "jetson-orin-01 (ARMv8 Processor rev 1 (v8l), Orin (nvgpu))" in rep["devices"]
+    assert all(len(rows) == 2 for rows in rep["devices"].values())
+    md = (tmp_path / "report" / "report.md").read_text()
+    assert md.count("\n## ") == 2 and "## jetson-orin-01" in md
+    assert (tmp_path / "report" / "pareto.png").is_file()
+
+    bad = run("report", tmp_path / "nothing-here")
+    assert_clean_error(bad, "neither a bench.json")
+
+
+def test_memory_is_measured_per_variant_in_fresh_processes(classifier):
+    """A 300 MB buffer allocated in one variant's worker shows in its peak RSS only."""
+    from edgebert.bench import protocol
+    from edgebert.bench.variants import discover
+
+    _, onnx_path = classifier
+    spec = discover(onnx_path)[0].to_json()
+    job = {"variant": spec, "threads": 1, "texts": ["i love this movie"], "runs": 2, "max_length": 32}
+    heavy = protocol.measure_memory({**job, "ballast_mb": 300})
+    light = protocol.measure_memory(job)
+    assert "error" not in heavy and "error" not in light, (heavy, light)
+    assert heavy["peak_rss_mb"] - light["peak_rss_mb"] > 250
+    assert light["peak_rss_mb"] < 300  # neither this test process nor the other worker counts
+    assert heavy["torch_imported"] is False and light["torch_imported"] is False
+
+
+@pytest.mark.parametrize("make, needles", [
+    (lambda d: d / "missing", ["does not exist", "Hugging Face model folder", "ONNX", "TorchScript", "artifact"]),
+    (lambda d: (d / "notes.txt").write_text("hi") and d / "notes.txt", [".txt file", "bench accepts"]),
+    (lambda d: (d / "empty").mkdir() or d / "empty", ["is not a model bench can run", "artifact folder"]),
+])
+def test_bad_paths_list_the_supported_kinds(make, needles, tmp_path, tiny_sentiment_dir):
+    r = run("bench", make(tmp_path), "--data", tiny_sentiment_dir, "--out", tmp_path / "o", *QUICK)
+    assert_clean_error(r, *needles)
+    assert not (tmp_path / "o").exists()
+
+
+def test_broken_onnx_row_fails_and_the_rest_is_written(classifier, tiny_sentiment_dir, tmp_path):
+    clf, _ = classifier
+    bad_dir = clf / "broken"
+    bad_dir.mkdir(exist_ok=True)
+    (bad_dir / "model.onnx").write_bytes(bytes(range(256)) * 8)  # not a protobuf
+    out = tmp_path / "out"
+    r = run("bench", clf, bad_dir / "model.onnx", "--data", tiny_sentiment_dir, "--out", out, "--no-memory", *QUICK)
+    assert r.exit_code == 0, r.output
+    assert "Traceback" not in r.output
+    res = json.loads((out / "bench.json").read_text())
+    good, bad = res["variants"]
+    assert good["status"] == "ok" and good["accuracy"]["accuracy"] is not None
+    assert bad["status"] == "failed" and bad["error"].startswith("load: ")
+    assert "ONNXRuntimeError" in bad["error"] and "Traceback" not in bad["error"]
+    assert bad["latency"] is None and bad["accuracy"] is None
+    assert "broken/model.onnx (failed)" in (out / "bench.md").read_text()
+    assert (out / "pareto.png").is_file() and (out / "bench.csv").is_file()
+
+
+def test_label_mismatch_names_both_label_sets(classifier, tmp_path):
+    clf, _ = classifier
+    data = tmp_path / "spam"
+    data.mkdir()
+    for split in ("train", "test"):
+        (data / f"{split}.csv").write_text("text,label\nwin money now,spam\nsee you at noon,ham\n" * 3)
+    r = run("bench", clf, "--data", data, "--out", tmp_path / "o", *QUICK)
+    assert_clean_error(r, "'ham'", "'spam'", "'negative'", "'positive'")
+
+
+def test_unknown_reference_lists_variants(classifier, tiny_sentiment_dir, tmp_path):
+    clf, onnx_path = classifier
+    r = run("bench", clf, onnx_path, "--data", tiny_sentiment_dir, "--out", tmp_path / "o",
+            "--reference", "nope", *QUICK)
+    assert_clean_error(r, "Reference 'nope'", "clf", "export/model.onnx")
+    assert not (tmp_path / "o").exists()  # checked before anything is written
+
+
+def test_existing_output_folder_is_refused(classifier, tiny_sentiment_dir, tmp_path):
+    clf, _ = classifier
+    (tmp_path / "o").mkdir()
+    (tmp_path / "o" / "bench.json").write_text("{}")
+    r = run("bench", clf, "--data", tiny_sentiment_dir, "--out", tmp_path / "o", *QUICK)
+    assert_clean_error(r, "already holds files", "--overwrite")
+
+
+@pytest.mark.filterwarnings("ignore::DeprecationWarning", "ignore::torch.jit.TracerWarning")
+def test_torchscript_variant(classifier, tiny_sentiment_dir, tmp_path):
+    import torch
+    from transformers import AutoModelForSequenceClassification
+
+    from edgebert.bench import bench
+    from edgebert.bench.variants import encode_numpy, load_hf_tokenizer
+
+    class Logits(torch.nn.Module):  # named arguments: the runner feeds the inputs by name
+        def __init__(self, model):
+            super().__init__()
+            self.model = model
+
+        def forward(self, input_ids, attention_mask, token_type_ids):
+            return self.model(input_ids=input_ids, attention_mask=attention_mask,
+                              token_type_ids=token_type_ids).logits
+
+    clf, _ = classifier
+    model = Logits(AutoModelForSequenceClassification.from_pretrained(clf)).eval()
+    enc = encode_numpy(load_hf_tokenizer(clf), ["a b", "i love this movie a lot"], padding="longest")
+    ids = torch.from_numpy(enc["input_ids"])  # transformers 5 tokenizers may omit token_type_ids
+    args = tuple(torch.from_numpy(enc[k]) if k in enc else torch.zeros_like(ids)
+                 for k in ("input_ids", "attention_mask", "token_type_ids"))
+    ts_dir = tmp_path / "ts"
+    ts_dir.mkdir()
+    with torch.no_grad():
+        traced = torch.jit.trace(model, args, strict=False)
+    torch.jit.save(traced, str(ts_dir / "model.pt"))
+    shutil.copy(clf / "labels.json", ts_dir / "labels.json")
+    for f in ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json"):
+        if (clf / f).exists():
+            shutil.copy(clf / f, ts_dir / f)
+
+    res = bench([clf, ts_dir / "model.pt"], tiny_sentiment_dir, out=tmp_path / "o", rounds=1, warmup=1,
+                latency_samples=4, batch=8, threads=1, memory=False, progress=False, max_rows=10).results
+    assert res["data"]["rows"] == 10 and res["data"]["max_rows"] == 10  # max_rows caps the split
+    ref, ts = res["variants"]
+    assert ref["accuracy"]["n"] == ts["accuracy"]["n"] == 10
+    assert ts["status"] == "ok", ts["error"]
+    assert ts["runtime"] == "torchscript" and ts["precision"] == "fp32"
+    assert ts["accuracy"]["accuracy"] == pytest.approx(ref["accuracy"]["accuracy"])
+    assert ts["accuracy"]["agreement"] == 1.0
+
+
+def test_artifact_folder_gives_one_variant_per_model_file(classifier, tmp_path):
+    from edgebert.bench.variants import discover
+
+    clf, onnx_path = classifier
+    art = tmp_path / "artifact"
+    (art / "model").mkdir(parents=True)
+    (art / "tokenizer").mkdir()
+    (art / "manifest.json").write_text("{}")
+    shutil.copy(clf / "labels.json", art / "labels.json")
+    for f in ("tokenizer.json", "tokenizer_config.json"):
+        shutil.copy(clf / f, art / "tokenizer" / f)
+    shutil.copy(onnx_path, art / "model" / "model.onnx")
+    (art / "model" / "model.plan").write_bytes(b"engine")
+
+    specs = discover(art)
+    assert [(s.name, s.runtime) for s in specs] == [("artifact/model.onnx", "onnxruntime"),
+                                                     ("artifact/model.plan", "tensorrt")]
+    onnx_spec, plan = specs
+    assert onnx_spec.tokenizer_dir == str(art / "tokenizer")
+    assert onnx_spec.label_names == ["negative", "positive"] or set(onnx_spec.label_names) == {"negative", "positive"}
+    assert onnx_spec.skip_reason is None and plan.skip_reason and "TensorRT" in plan.skip_reason
+
+
+def test_baselines_without_optimum(classifier, tiny_sentiment_dir, tmp_path, monkeypatch):
+    from edgebert.bench import bench
+
+    monkeypatch.setitem(sys.modules, "optimum.onnxruntime", None)  # import fails as if absent
+    clf, _ = classifier
+    res = bench([clf], tiny_sentiment_dir, baselines=True, out=tmp_path / "o", rounds=1, warmup=1,
+                latency_samples=4, batch=8, threads=1, memory=False, progress=False).results
+    by_base = {v["baseline"]: v for v in res["variants"]}
+    assert set(by_base) == {"pytorch-fp32", "onnx-fp32", "optimum-int8"}
+    assert by_base["pytorch-fp32"]["name"] == "clf" and res["reference"] == "clf"
+    onnx_v = by_base["onnx-fp32"]
+    assert onnx_v["status"] == "ok", onnx_v["error"]
+    assert onnx_v["validation"]["max_abs_logit_diff"] < 1e-4 and onnx_v["validation"]["label_agreement"] == 1.0
+    assert onnx_v["accuracy"]["agreement"] == 1.0
+    assert (tmp_path / "o" / "baselines" / "onnx-fp32" / "model.onnx").is_file()
+    opt = by_base["optimum-int8"]
+    assert opt["status"] == "skipped" and opt["error"] == "optimum not installed: pip install 'edgebert[optimum]'"
+    assert "optimum-int8 (skipped)" in (tmp_path / "o" / "bench.md").read_text()
+
+
+@pytest.mark.slow
+def test_optimum_baseline(classifier, tiny_sentiment_dir, tmp_path):
+    try:
+        from optimum.onnxruntime import ORTModelForSequenceClassification, ORTQuantizer  # noqa: F401
+    except ImportError as exc:  # absent, or installed beside a transformers it does not support
+        pytest.skip(f"optimum / optimum-onnx not usable here: {exc}")
+    from edgebert.bench import bench
+
+    clf, _ = classifier
+    res = bench([clf], tiny_sentiment_dir, baselines=True, out=tmp_path / "o", rounds=1, warmup=1,
+                latency_samples=4, batch=8, threads=1, progress=False).results
+    opt = next(v for v in res["variants"] if v["baseline"] == "optimum-int8")
+    assert opt["status"] == "ok", opt["error"]
+    assert opt["precision"] == "int8" and opt["runtime"] == "onnxruntime"
+    assert opt["validation"]["optimum_preset"] in ("avx512_vnni", "avx512", "avx2", "arm64")
+    assert any("AutoQuantizationConfig" in n for n in opt["notes"])
+    assert opt["accuracy"]["n"] == 20 and opt["memory"]["torch_imported"] is False
