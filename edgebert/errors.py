@@ -62,6 +62,18 @@ class LabelMismatchError(DataError):
     """Labels that do not fit together (dev/test labels unseen in train, model vs. dataset labels)."""
 
 
+class ExportError(EdgebertError):
+    """A model cannot be exported / converted to a deployable format (ONNX, TorchScript, .ort, TensorRT)."""
+
+
+class ExportValidationError(ExportError):
+    """An exported or compressed model disagrees with the model it came from beyond tolerance."""
+
+
+class CompressionError(EdgebertError):
+    """A compression step (pruning, distillation, quantization) cannot be applied as configured."""
+
+
 class OutputExistsError(EdgebertError):
     """An output folder that already holds another run's files."""
 

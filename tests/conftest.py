@@ -145,6 +145,30 @@ def tiny_sentiment_dir(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="session")
+def tiny_classifier_dir(tmp_path_factory, tiny_bert_dir, tiny_sentiment_dir) -> Path:
+    """A tiny BERT fine-tuned on the tiny sentiment task (HF folder: weights, tokenizer, labels)."""
+    from edgebert.train import FinetuneConfig, finetune
+
+    out = tmp_path_factory.mktemp("tiny-classifier") / "bert"
+    finetune(str(tiny_bert_dir), str(tiny_sentiment_dir), out=out,
+             config=FinetuneConfig(epochs=8, batch_size=8, learning_rate=1e-3, patience=0, seed=0),
+             progress=False)
+    return out
+
+
+@pytest.fixture(scope="session")
+def tiny_albert_classifier_dir(tmp_path_factory, tiny_albert_dir, tiny_sentiment_dir) -> Path:
+    """A tiny ALBERT fine-tuned on the tiny sentiment task."""
+    from edgebert.train import FinetuneConfig, finetune
+
+    out = tmp_path_factory.mktemp("tiny-albert-classifier") / "albert"
+    finetune(str(tiny_albert_dir), str(tiny_sentiment_dir), out=out,
+             config=FinetuneConfig(epochs=8, batch_size=8, learning_rate=1e-3, patience=0, seed=0),
+             progress=False)
+    return out
+
+
+@pytest.fixture(scope="session")
 def shared_data() -> Path:
     """../shared/data (SST-2, BANKING77); tests using it skip where it is absent."""
     if not (SHARED_DATA / "sst2").is_dir() or not (SHARED_DATA / "banking77").is_dir():
