@@ -230,10 +230,60 @@ def load(ref: str | os.PathLike, *, label_names: list[str] | None = None) -> Loa
             label2id={n: i for i, n in enumerate(label_names)},
             ignore_mismatched_sizes=True,
         )
-    model = _from(resolved, _quiet(AutoModelForSequenceClassification.from_pretrained), **kwargs)
+    if (getattr(config, "edgebert_pruning", None) or {}).get("heads"):
+        model = _load_head_pruned(resolved, spec, new_head, kwargs)
+    else:
+        model = _from(resolved, _quiet(AutoModelForSequenceClassification.from_pretrained), **kwargs)
     tokenizer = _from(resolved, AutoTokenizer.from_pretrained)
     model.config.problem_type = "single_label_classification"
     return LoadedModel(model=model, tokenizer=tokenizer, spec=spec, source=resolved, new_head=new_head)
+
+
+def _load_head_pruned(resolved: Resolved, spec: ArchSpec, new_head: bool, kwargs: dict[str, Any]):
+    """A model whose config records pruned attention heads (``edgebert_pruning["heads"]``).
+
+    No transformers config can say that layers have different head counts (transformers 5 dropped
+    ``pruned_heads``), so: build the model from its config, re-apply the recorded head pruning,
+    then load the saved safetensors weights (strictly: every tensor must fit).
+    """
+    from safetensors.torch import load_file
+    from transformers import AutoConfig, AutoModelForSequenceClassification
+
+    from edgebert.compress.prune import apply_recorded_pruning_
+
+    folder = Path(resolved.path)
+    if resolved.kind == "hub":
+        raise ModelLoadError(f"'{resolved.ref}' is head-pruned by edgebert; load it from a local folder.")
+    index = folder / "model.safetensors.index.json"
+    if index.is_file():
+        shards = sorted(set(json.loads(index.read_text(encoding="utf-8"))["weight_map"].values()))
+        files = [folder / name for name in shards]
+    else:
+        files = [folder / "model.safetensors"]
+    if not all(f.is_file() for f in files):
+        raise ModelLoadError(f"'{folder}' is head-pruned but holds no model.safetensors weights.")
+    label_kwargs = {k: v for k, v in kwargs.items() if k != "ignore_mismatched_sizes"}
+    config = _from(resolved, AutoConfig.from_pretrained, **label_kwargs)
+    model = AutoModelForSequenceClassification.from_config(config)
+    apply_recorded_pruning_(model, spec)
+    state: dict[str, Any] = {}
+    for f in files:
+        state.update(load_file(str(f)))
+    head = spec.classifier + "."
+    if new_head:  # a head for other labels stays freshly initialised
+        own = model.state_dict()
+        state = {k: v for k, v in state.items() if not (k.startswith(head) and k in own and v.shape != own[k].shape)}
+    try:
+        result = model.load_state_dict(state, strict=False)
+    except RuntimeError as exc:  # tensor shapes that do not fit the recorded structure
+        raise ModelLoadError(f"Weights in '{folder}' do not fit its recorded pruned structure: {exc}") from exc
+    missing = [k for k in result.missing_keys if not (new_head and k.startswith(head))]
+    if missing or result.unexpected_keys:
+        raise ModelLoadError(
+            f"Weights in '{folder}' do not fit its recorded pruned structure: missing {missing[:5]}, "
+            f"unexpected {result.unexpected_keys[:5]}."
+        )
+    return model.eval()
 
 
 def _quiet(fn):

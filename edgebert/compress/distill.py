@@ -1,0 +1,350 @@
+"""Knowledge distillation: train a (pruned) student classifier to match a teacher classifier.
+
+Loss per batch (Hinton et al., 2015, plus optional intermediate-layer terms as in TinyBERT/MiniLM):
+
+    alpha * T^2 * KL(softmax(teacher / T) || softmax(student / T))
+    + (1 - alpha) * cross-entropy(student, labels)
+    + hidden_weight * MSE(student layer i output, teacher layer layer_map[i] output)
+    + attention_weight * KL(teacher attention || student attention), same layer map
+
+The teacher runs in eval mode without gradients, its logits computed on the fly. The student with
+the best dev accuracy (ties: higher agreement with the teacher, then lower KL to the teacher's
+softened outputs) is restored at the end.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Any, Literal
+
+from pydantic import Field, model_validator
+
+from edgebert.config import StageConfig
+from edgebert.errors import CompressionError, TrainingError
+from edgebert.models.specs import ArchSpec, get_path, get_spec
+
+if TYPE_CHECKING:
+    import torch
+
+__all__ = ["DistillConfig", "default_layer_map", "distill"]
+
+
+class DistillConfig(StageConfig):
+    """How to distil a teacher into a student. ``None`` learning rates pick the student family's default."""
+
+    kind: Literal["distill"] = "distill"
+    temperature: float = Field(2.0, gt=0, description="Softmax temperature of the soft (KL) loss")
+    alpha: float = Field(0.5, ge=0, le=1, description="Weight of the soft (KL) loss; 1-alpha on the hard labels")
+    hidden_weight: float = Field(0.0, ge=0, description="Weight of hidden-state MSE between mapped layers (0: off)")
+    attention_weight: float = Field(
+        0.0, ge=0,
+        description="Weight of attention-map KL between mapped layers (0: off); needs equal head counts",
+    )
+    layer_map: list[int] | None = Field(
+        None, description="Teacher layer for each student layer (default: the layers the student kept, else uniform)"
+    )
+    epochs: int = Field(3, ge=1, le=1000, description="Maximum number of passes over the training split")
+    learning_rate: float | None = Field(
+        None, gt=0, lt=1, description="Peak learning rate of the student encoder (default: per model family)"
+    )
+    head_learning_rate: float | None = Field(
+        None, gt=0, lt=1,
+        description="Peak learning rate of the pooler and classifier head (default: 10x the encoder's)",
+    )
+    batch_size: int = Field(32, ge=1, description="Examples per optimisation step")
+    max_length: int = Field(128, ge=8, le=8192, description="Token cap per example (longer texts are truncated)")
+    warmup_ratio: float = Field(0.1, ge=0, lt=1, description="Fraction of steps with linearly rising learning rate")
+    weight_decay: float = Field(0.01, ge=0, lt=1, description="AdamW weight decay (not applied to biases and LayerNorm)")
+    max_grad_norm: float = Field(1.0, gt=0, description="Gradient clipping norm")
+    seed: int = Field(0, description="Seed for shuffling and dropout")
+    patience: int = Field(2, ge=0, description="Stop after this many epochs without dev improvement (0: never stop early)")
+
+    @model_validator(mode="after")
+    def _check(self):
+        if self.layer_map is not None and (not self.layer_map or min(self.layer_map) < 0):
+            raise ValueError(f"layer_map needs one teacher layer index >= 0 per student layer, got {self.layer_map}")
+        return self
+
+
+def default_layer_map(student, teacher) -> list[int]:
+    """Teacher layer index for each student layer.
+
+    The teacher layers the student kept when it was pruned (``config.edgebert_pruning
+    ["layers_kept"]``, written by ``drop_layers_``), else a uniform map whose last student layer
+    maps to the last teacher layer (student i -> teacher ceil((i + 1) * n_teacher / n_student) - 1).
+    """
+    n_s, n_t = int(student.config.num_hidden_layers), int(teacher.config.num_hidden_layers)
+    kept = (getattr(student.config, "edgebert_pruning", None) or {}).get("layers_kept")
+    if kept and len(kept) == n_s and max(kept) < n_t:
+        return [int(k) for k in kept]
+    return [math.ceil((i + 1) * n_t / n_s) - 1 for i in range(n_s)]
+
+
+def _check_models(teacher, student, label_names, cfg: DistillConfig) -> list[int]:
+    for role, m in (("teacher", teacher), ("student", student)):
+        if int(m.config.num_labels) != len(label_names):
+            raise CompressionError(f"The {role} has {m.config.num_labels} outputs but there are "
+                                   f"{len(label_names)} labels ({', '.join(label_names[:10])}).")
+    if int(teacher.config.vocab_size) != int(student.config.vocab_size):
+        raise CompressionError(f"Teacher and student vocabularies differ ({teacher.config.vocab_size} vs "
+                               f"{student.config.vocab_size}); they must share one tokenizer.")
+    n_s, n_t = int(student.config.num_hidden_layers), int(teacher.config.num_hidden_layers)
+    layer_map = list(cfg.layer_map) if cfg.layer_map is not None else default_layer_map(student, teacher)
+    if len(layer_map) != n_s or max(layer_map) >= n_t:
+        raise CompressionError(f"layer_map {layer_map} must name one teacher layer (0..{n_t - 1}) for each "
+                               f"of the student's {n_s} layers.")
+    if cfg.hidden_weight > 0 and teacher.config.hidden_size != student.config.hidden_size:
+        raise CompressionError(
+            f"hidden_weight={cfg.hidden_weight} needs equal hidden sizes, but the teacher has "
+            f"{teacher.config.hidden_size} and the student {student.config.hidden_size} (pruning keeps the "
+            "hidden size; a different architecture needs a learned projection, which edgebert does not add). "
+            "Set hidden_weight: 0."
+        )
+    if cfg.attention_weight > 0:
+        s_spec, t_spec = get_spec(student), get_spec(teacher)
+        for i, t in enumerate(layer_map):
+            s_heads = _attn(student, s_spec, i).num_attention_heads
+            t_heads = _attn(teacher, t_spec, t).num_attention_heads
+            if s_heads != t_heads:
+                raise CompressionError(
+                    f"attention_weight={cfg.attention_weight} needs the same heads in mapped layers, but "
+                    f"student layer {i} has {s_heads} and teacher layer {t} has {t_heads} (heads were "
+                    "pruned). Set attention_weight: 0, or distil before pruning heads."
+                )
+        for role, m in (("teacher", teacher), ("student", student)):
+            kind = getattr(m.config, "position_embedding_type", "absolute") or "absolute"
+            if kind != "absolute":
+                raise CompressionError(f"attention_weight needs absolute position embeddings; the {role} "
+                                       f"uses '{kind}'. Set attention_weight: 0.")
+    return layer_map
+
+
+def _distinct(spec: ArchSpec, use: int) -> int:
+    return 0 if spec.shared_layers else use
+
+
+def _attn(model, spec: ArchSpec, use: int):
+    return spec.layer_part(model, "attn_module", _distinct(spec, use))
+
+
+@contextmanager
+def _attention_probe(model, spec: ArchSpec):
+    """Capture the query/key projections of every layer use; ``probs(use, mask)`` rebuilds the
+    attention distribution (batch, heads, seq, seq) from them.
+
+    Rebuilt rather than requested with ``output_attentions``: transformers 5 returns no attention
+    weights under its default SDPA kernel, and this works the same in every version.
+    """
+    import torch
+
+    calls: dict[str, list] = {"query": [], "key": []}
+    handles = []
+    for layer in spec.layer_modules(model):
+        for part in ("query", "key"):
+            module = get_path(layer, getattr(spec, part))
+            handles.append(module.register_forward_hook(
+                lambda _m, _args, out, part=part: calls[part].append(out)))
+
+    def probs(use: int, mask: torch.Tensor) -> torch.Tensor:
+        attn = _attn(model, spec, use)
+        q, k = calls["query"][use], calls["key"][use]  # (batch, seq, heads * head_size)
+        b, s, _ = q.shape
+        h, d = int(attn.num_attention_heads), int(attn.attention_head_size)
+        q = q.view(b, s, h, d).transpose(1, 2)
+        k = k.view(b, s, h, d).transpose(1, 2)
+        scores = (q @ k.transpose(-1, -2)).float() / math.sqrt(d)  # (batch, heads, seq, seq)
+        # a large finite negative, not -inf: log-probabilities of masked keys stay finite
+        scores = scores.masked_fill(mask[:, None, None, :] == 0, torch.finfo(torch.float32).min / 2)
+        return torch.log_softmax(scores, dim=-1)
+
+    try:
+        yield calls, probs
+    finally:
+        for h in handles:
+            h.remove()
+
+
+def _agreement(a, b) -> float:
+    return float((a.argmax(-1) == b.argmax(-1)).mean()) if len(a) else 0.0
+
+
+def _soft_kl(student_logits, teacher_logits, temperature: float) -> float:
+    """Mean KL(teacher || student) of the temperature-softened outputs (no T^2 factor)."""
+    import torch
+    import torch.nn.functional as F
+
+    s = F.log_softmax(torch.as_tensor(student_logits) / temperature, -1)
+    t = F.log_softmax(torch.as_tensor(teacher_logits) / temperature, -1)
+    return float(F.kl_div(s, t, log_target=True, reduction="batchmean"))
+
+
+def distill(teacher, student, tokenizer, train_split, dev_split, label_names: list[str],
+            cfg: DistillConfig | None = None, progress: bool = False) -> dict[str, Any]:
+    """Train ``student`` in place to imitate ``teacher`` (both classifiers over ``label_names``).
+
+    Splits hold labels indexed in ``label_names`` order. Returns ``history`` (per epoch: losses,
+    dev metrics, agreement with the teacher), the dev metrics of the teacher and of the student
+    before and after, the layer map and the learning rates used.
+    """
+    import torch
+    import torch.nn.functional as F
+    from tqdm.auto import tqdm
+    from transformers import get_linear_schedule_with_warmup
+
+    from edgebert.data import collate_batches
+    from edgebert.evaluation import predict_logits
+    from edgebert.metrics import classification_metrics
+    from edgebert.train import default_learning_rates
+    from edgebert.train.finetune import _param_groups
+
+    cfg = cfg or DistillConfig()
+    label_names = [str(n) for n in label_names]
+    if len(train_split) == 0 or len(dev_split) == 0:
+        raise CompressionError(f"Distillation needs training and dev examples; got {len(train_split)} "
+                               f"training and {len(dev_split)} dev rows.")
+    layer_map = _check_models(teacher, student, label_names, cfg)
+    s_spec, t_spec = get_spec(student), get_spec(teacher)
+    body_lr, head_lr = default_learning_rates(student.config)
+    body_lr = cfg.learning_rate or body_lr
+    head_lr = cfg.head_learning_rate or (cfg.learning_rate * 10 if cfg.learning_rate else head_lr)
+    trainable = [p for p in student.parameters() if p.requires_grad]
+    if not trainable:
+        raise TrainingError("Nothing to train: every parameter of the student is frozen.")
+
+    torch.manual_seed(cfg.seed)
+    s_device, t_device = next(student.parameters()).device, next(teacher.parameters()).device
+    teacher_was_training = teacher.training
+    teacher.eval()
+    T = float(cfg.temperature)
+
+    def evaluate(model) -> tuple[dict[str, Any], Any]:
+        logits = predict_logits(model, tokenizer, dev_split, batch_size=max(cfg.batch_size, 64),
+                                max_length=cfg.max_length)
+        return classification_metrics(dev_split.labels, logits.argmax(-1), label_names), logits
+
+    teacher_metrics, teacher_logits = evaluate(teacher)
+    before, before_logits = evaluate(student)
+    before["agreement"] = _agreement(before_logits, teacher_logits)
+    before["kl_to_teacher"] = _soft_kl(before_logits, teacher_logits, T)
+
+    optimizer = torch.optim.AdamW(_param_groups(student, s_spec, body_lr, head_lr, cfg.weight_decay))
+    steps_per_epoch = math.ceil(len(train_split) / cfg.batch_size)
+    total_steps = steps_per_epoch * cfg.epochs
+    scheduler = get_linear_schedule_with_warmup(optimizer, int(cfg.warmup_ratio * total_steps), total_steps)
+    need_hidden, need_attention = cfg.hidden_weight > 0, cfg.attention_weight > 0
+
+    history: list[dict[str, Any]] = []
+    best: tuple[tuple[float, float, float], int, dict] | None = None
+    since_best, step = 0, 0
+    t0 = time.perf_counter()
+    for epoch in range(1, cfg.epochs + 1):
+        student.train()
+        sums = {"loss": 0.0, "soft": 0.0, "hard": 0.0, "hidden": 0.0, "attention": 0.0}
+        seen = 0
+        batches = collate_batches(train_split, tokenizer, batch_size=cfg.batch_size, max_length=cfg.max_length,
+                                  shuffle=True, seed=cfg.seed + epoch, sort_by_length=True)
+        bar = tqdm(batches, total=steps_per_epoch, desc=f"distil {epoch}/{cfg.epochs}", unit="batch",
+                   disable=not progress, leave=False)
+        for inputs, labels, _rows in bar:
+            mask = inputs.get("attention_mask")
+            if mask is None:
+                mask = torch.ones(inputs["input_ids"].shape, dtype=torch.long)
+            with _probe(teacher, t_spec, need_attention) as (_, t_probs), torch.no_grad():
+                t_out = teacher(**{k: v.to(t_device) for k, v in inputs.items()}, output_hidden_states=need_hidden)
+                t_log_att = ([t_probs(t, mask.to(t_device)).to(s_device) for t in layer_map]
+                             if need_attention else None)
+            with _probe(student, s_spec, need_attention) as (_, s_probs):
+                s_out = student(**{k: v.to(s_device) for k, v in inputs.items()}, output_hidden_states=need_hidden)
+                s_log_att = [s_probs(i, mask.to(s_device)) for i in range(len(layer_map))] if need_attention else None
+            s_logits = s_out.logits.float()
+            t_logits = t_out.logits.float().to(s_device)
+            labels = labels.to(s_device)
+            soft = F.kl_div(F.log_softmax(s_logits / T, -1), F.log_softmax(t_logits / T, -1),
+                            log_target=True, reduction="batchmean") * T * T
+            hard = F.cross_entropy(s_logits, labels)
+            loss = cfg.alpha * soft + (1 - cfg.alpha) * hard
+            m = mask.to(s_device).float()  # (batch, seq): 1 on real tokens
+            hidden = torch.zeros((), device=s_device)
+            if need_hidden:
+                for i, t in enumerate(layer_map):  # hidden_states[0] is the embedding output
+                    diff = (s_out.hidden_states[i + 1].float() - t_out.hidden_states[t + 1].float().to(s_device))
+                    hidden = hidden + (diff.pow(2).mean(-1) * m).sum() / m.sum()
+                hidden = hidden / len(layer_map)
+                loss = loss + cfg.hidden_weight * hidden
+            attention = torch.zeros((), device=s_device)
+            if need_attention:
+                for s_log, t_log in zip(s_log_att, t_log_att):
+                    kl = F.kl_div(s_log, t_log, log_target=True, reduction="none").sum(-1)  # (b, heads, seq)
+                    attention = attention + (kl.mean(1) * m).sum() / m.sum()
+                attention = attention / len(layer_map)
+                loss = loss + cfg.attention_weight * attention
+            if not torch.isfinite(loss):
+                raise TrainingError(f"Distillation loss became {loss.item()} at step {step} (epoch {epoch}). "
+                                    f"Lower the learning rate (now {body_lr:g} / head {head_lr:g}).")
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(trainable, cfg.max_grad_norm)
+            optimizer.step()
+            scheduler.step()
+            optimizer.zero_grad()
+            step += 1
+            n = int(labels.shape[0])
+            seen += n
+            for key, value in (("loss", loss), ("soft", soft), ("hard", hard), ("hidden", hidden),
+                               ("attention", attention)):
+                sums[key] += float(value.detach()) * n
+            bar.set_postfix(loss=f"{sums['loss'] / seen:.4f}")
+        metrics, logits = evaluate(student)
+        agreement = _agreement(logits, teacher_logits)
+        dev_kl = _soft_kl(logits, teacher_logits, T)
+        history.append({
+            "epoch": epoch, "step": step,
+            "train_loss": sums["loss"] / seen, "soft_loss": sums["soft"] / seen, "hard_loss": sums["hard"] / seen,
+            "hidden_loss": sums["hidden"] / seen if need_hidden else None,
+            "attention_loss": sums["attention"] / seen if need_attention else None,
+            "dev_accuracy": metrics["accuracy"], "dev_macro_f1": metrics["macro_f1"], "dev_agreement": agreement,
+            "dev_kl": dev_kl,
+        })
+        if progress:
+            tqdm.write(f"epoch {epoch}: loss {history[-1]['train_loss']:.4f}, dev accuracy "
+                       f"{metrics['accuracy']:.4f}, agreement with teacher {agreement:.4f}")
+        key = (metrics["accuracy"], agreement, -dev_kl)  # tiny dev sets tie on the first two
+        if best is None or key > best[0]:
+            state = {k: v.detach().to("cpu", copy=True) for k, v in student.state_dict().items()}
+            best, since_best = (key, epoch, state), 0
+        else:
+            since_best += 1
+        if cfg.patience and since_best >= cfg.patience:
+            break
+
+    assert best is not None
+    student.load_state_dict(best[2])
+    student.eval()
+    teacher.train(teacher_was_training)
+    after, after_logits = evaluate(student)
+    after["agreement"] = _agreement(after_logits, teacher_logits)
+    after["kl_to_teacher"] = _soft_kl(after_logits, teacher_logits, T)
+    return {
+        "history": history,
+        "best_epoch": best[1],
+        "layer_map": layer_map,
+        "teacher": teacher_metrics,
+        "student_before": before,
+        "student": after,
+        "learning_rate": body_lr,
+        "head_learning_rate": head_lr,
+        "optimizer_steps": step,
+        "seconds": round(time.perf_counter() - t0, 2),
+        "config": cfg.model_dump(mode="json"),
+    }
+
+
+@contextmanager
+def _probe(model, spec: ArchSpec, active: bool):
+    """:func:`_attention_probe` when attention matching is on, else nothing."""
+    if not active:
+        yield None, None
+        return
+    with _attention_probe(model, spec) as probe:
+        yield probe

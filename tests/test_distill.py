@@ -1,0 +1,166 @@
+"""Knowledge distillation: a pruned tiny student learns from the fine-tuned tiny teacher."""
+
+from __future__ import annotations
+
+import copy
+
+import pydantic
+import pytest
+import torch
+
+from edgebert import models
+from edgebert.compress.distill import DistillConfig, _attention_probe, default_layer_map, distill
+from edgebert.compress.prune import drop_layers_, prune_heads_
+from edgebert.config import build_config
+from edgebert.data import load_dataset
+from edgebert.errors import CompressionError, ConfigError
+
+QUICK = dict(epochs=4, batch_size=8, learning_rate=1e-3, patience=0, seed=0)
+
+
+@pytest.fixture(scope="module")
+def sentiment(tiny_sentiment_dir):
+    return load_dataset(str(tiny_sentiment_dir))
+
+
+@pytest.fixture(scope="module")
+def teacher_dir(tiny_classifier_dir, sentiment, tmp_path_factory):
+    """A tiny BERT teacher that has learnt the sentiment task (dev accuracy 1.0).
+
+    Trained here with a plain constant-rate loop (a few seconds): the shared
+    ``tiny_classifier_dir`` fixture stays at chance level (its logits are constant), which
+    would make agreement with the teacher meaningless.
+    """
+    from edgebert.data import collate_batches
+    from edgebert.evaluation import score
+
+    loaded = models.load(str(tiny_classifier_dir))
+    ds = sentiment.with_labels(loaded.label_names)
+    model, tok = loaded.model, loaded.tokenizer
+    torch.manual_seed(0)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3)
+    model.train()
+    for epoch in range(6):  # to a confident teacher (train loss ~0.1), not just a correct one
+        for inputs, labels, _rows in collate_batches(ds.split("train"), tok, batch_size=8, shuffle=True,
+                                                     seed=epoch):
+            model(**inputs, labels=labels).loss.backward()
+            optimizer.step()
+            optimizer.zero_grad()
+    assert score(model, tok, ds.split("dev"), ds.label_names)["accuracy"] == 1.0
+    out = tmp_path_factory.mktemp("distill-teacher")
+    model.save_pretrained(out)
+    tok.save_pretrained(out)
+    return out
+
+
+def _teacher_and_student(folder, sentiment, keep=(1,)):
+    """The fine-tuned teacher, and a student: the teacher with layers dropped and a constant head."""
+    teacher = models.load(str(folder))
+    student = copy.deepcopy(teacher.model)
+    drop_layers_(student, teacher.spec, list(keep))
+    with torch.no_grad():  # a head that always says label 0: the student starts at chance agreement
+        student.classifier.weight.zero_()
+        student.classifier.bias.copy_(torch.tensor([1.0, -1.0]))
+    return teacher, student, sentiment.with_labels(teacher.label_names)
+
+
+def test_config_defaults_and_validation():
+    cfg = DistillConfig()
+    assert (cfg.kind, cfg.temperature, cfg.alpha, cfg.hidden_weight, cfg.layer_map) == ("distill", 2.0, 0.5, 0.0, None)
+    assert DistillConfig.model_validate_json(cfg.model_dump_json()) == cfg
+    assert all(f.description for name, f in DistillConfig.model_fields.items() if name != "kind")
+    with pytest.raises(pydantic.ValidationError, match="alpha"):
+        DistillConfig(alpha=1.5)
+    for bad in ({"alpha": -0.1}, {"temperature": 0}, {"hidden_weight": -1}, {"layer_map": [-1]},
+                {"layer_map": []}, {"epochs": 0}, {"teacher": "x"}):
+        with pytest.raises(ConfigError):
+            build_config(DistillConfig, bad)
+
+
+def test_default_layer_map(tiny_classifier_dir):
+    teacher = models.load(str(tiny_classifier_dir)).model
+    student = copy.deepcopy(teacher)
+    assert default_layer_map(student, teacher) == [0, 1]
+    student.config.num_hidden_layers = 1  # as if one layer had gone without a record: uniform
+    assert default_layer_map(student, teacher) == [1]
+    teacher.config.num_hidden_layers, student.config.num_hidden_layers = 6, 3
+    assert default_layer_map(student, teacher) == [1, 3, 5]
+    student.config.edgebert_pruning = {"layers_kept": [1, 2, 4]}
+    assert default_layer_map(student, teacher) == [1, 2, 4]
+
+
+def test_distilled_student_learns_from_the_teacher(teacher_dir, sentiment):
+    teacher, student, ds = _teacher_and_student(teacher_dir, sentiment, keep=[1])
+    teacher_state = {k: v.clone() for k, v in teacher.model.state_dict().items()}
+    res = distill(teacher.model, student, teacher.tokenizer, ds.split("train"), ds.split("dev"),
+                  ds.label_names, DistillConfig(**QUICK, temperature=2.0, alpha=0.7))
+    hist = res["history"]
+    assert len(hist) == 4 and hist[-1]["train_loss"] < hist[0]["train_loss"]
+    assert res["layer_map"] == [1]  # the teacher layer the student kept
+    assert res["student_before"]["agreement"] == 0.5  # constant head on a balanced dev set
+    assert res["student"]["agreement"] > res["student_before"]["agreement"]
+    assert res["student"]["agreement"] >= 0.9
+    assert res["student"]["kl_to_teacher"] < res["student_before"]["kl_to_teacher"]
+    assert res["teacher"]["accuracy"] == 1.0 and res["student"]["accuracy"] >= 0.9
+    assert hist[0]["hidden_loss"] is None and hist[0]["attention_loss"] is None
+    # the teacher is untouched and the student comes back in eval mode with its best state
+    assert all(torch.equal(v, teacher.model.state_dict()[k]) for k, v in teacher_state.items())
+    assert not student.training
+    best = hist[res["best_epoch"] - 1]
+    assert res["student"]["accuracy"] == best["dev_accuracy"]
+
+
+@pytest.mark.parametrize("arch", ["bert", "albert"])
+def test_hidden_and_attention_losses_run(arch, request, sentiment):
+    folder = request.getfixturevalue({"bert": "tiny_classifier_dir", "albert": "tiny_albert_classifier_dir"}[arch])
+    teacher, student, ds = _teacher_and_student(folder, sentiment, keep=[1])
+    res = distill(teacher.model, student, teacher.tokenizer, ds.split("train"), ds.split("dev"), ds.label_names,
+                  DistillConfig(**{**QUICK, "epochs": 1}, hidden_weight=1.0, attention_weight=1.0))
+    first = res["history"][0]
+    assert first["hidden_loss"] > 0 and first["attention_loss"] > 0
+    assert torch.isfinite(torch.tensor(first["train_loss"]))
+    # ALBERT keeps no per-layer record (every use is the same weights): uniform map, last -> last
+    assert res["layer_map"] == [1]
+
+
+@pytest.mark.parametrize("arch", ["bert", "albert"])
+def test_attention_probe_matches_eager_attention(arch, request):
+    """The attention maps rebuilt from query/key equal what the eager kernel returns."""
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    folder = request.getfixturevalue({"bert": "tiny_classifier_dir", "albert": "tiny_albert_classifier_dir"}[arch])
+    model = AutoModelForSequenceClassification.from_pretrained(folder, attn_implementation="eager").eval()
+    tok = AutoTokenizer.from_pretrained(folder)
+    spec = models.get_spec(model)
+    enc = tok(["i love this movie so much", "bad"], padding=True, return_tensors="pt")
+    with torch.no_grad(), _attention_probe(model, spec) as (_calls, probs):
+        out = model(**enc, output_attentions=True)
+        for use in range(2):
+            ours = probs(use, enc["attention_mask"]).exp()
+            assert torch.allclose(ours, out.attentions[use], atol=1e-5)
+
+
+def test_bad_setups_raise_clear_errors(tiny_classifier_dir, sentiment):
+    from transformers import BertForSequenceClassification
+
+    teacher, student, ds = _teacher_and_student(tiny_classifier_dir, sentiment, keep=[1])
+    args = (teacher.tokenizer, ds.split("train"), ds.split("dev"), ds.label_names)
+    narrow_cfg = copy.deepcopy(teacher.model.config)
+    narrow_cfg.hidden_size, narrow_cfg.intermediate_size = 16, 32
+    narrow = BertForSequenceClassification(narrow_cfg)
+    with pytest.raises(CompressionError, match="equal hidden sizes.*32.*16"):
+        distill(teacher.model, narrow, *args, DistillConfig(**QUICK, hidden_weight=1.0))
+    with pytest.raises(CompressionError, match="layer_map"):
+        distill(teacher.model, student, *args, DistillConfig(**QUICK, layer_map=[0, 1]))
+    with pytest.raises(CompressionError, match="layer_map"):
+        distill(teacher.model, student, *args, DistillConfig(**QUICK, layer_map=[2]))
+    pruned = copy.deepcopy(student)
+    prune_heads_(pruned, teacher.spec, {0: [0, 1]})
+    with pytest.raises(CompressionError, match="same heads"):
+        distill(teacher.model, pruned, *args, DistillConfig(**QUICK, attention_weight=1.0))
+    with pytest.raises(CompressionError, match="3 labels"):
+        distill(teacher.model, student, teacher.tokenizer, ds.split("train"), ds.split("dev"),
+                ["a", "b", "c"], DistillConfig(**QUICK))
+    with pytest.raises(CompressionError, match="dev"):
+        distill(teacher.model, student, teacher.tokenizer, ds.split("train"), ds.split("dev").select([]),
+                ds.label_names, DistillConfig(**QUICK))
