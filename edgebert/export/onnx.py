@@ -18,6 +18,8 @@ how often the predicted labels agree.
 
 from __future__ import annotations
 
+import contextlib
+
 import os
 import warnings
 from pathlib import Path
@@ -87,6 +89,28 @@ class _LogitsOnly:
         return LogitsOnly()
 
 
+@contextlib.contextmanager
+def eager_attention(model):
+    """Run the body with ``model`` on transformers' eager attention; restore the implementation after.
+
+    Export under it for fusion: transformers 5 exports BERT's default ``sdpa`` attention as a
+    pattern onnxruntime's attention fusion does not recognize (no ``Attention`` node), while the
+    eager pattern fuses on 4.x and 5.x. Models that cannot switch implementation (transformers 4.x
+    BERT, whose sdpa export fuses anyway) are left as they are.
+    """
+    impl = getattr(getattr(model, "config", None), "_attn_implementation", None)
+    can_switch = getattr(model, "_can_set_attn_implementation", None)
+    if impl in (None, "eager") or not hasattr(model, "set_attn_implementation") \
+            or (callable(can_switch) and not can_switch()):
+        yield model
+        return
+    model.set_attn_implementation("eager")
+    try:
+        yield model
+    finally:
+        model.set_attn_implementation(impl)
+
+
 def export_onnx(model, tokenizer, path: str | os.PathLike, *, opset: int = DEFAULT_OPSET) -> Path:
     """Export a transformers sequence classifier to an ONNX file at ``path``; return the path.
 
@@ -112,7 +136,7 @@ def export_onnx(model, tokenizer, path: str | os.PathLike, *, opset: int = DEFAU
     was_training = model.training
     model.eval()
     try:
-        with warnings.catch_warnings(), torch.no_grad():
+        with warnings.catch_warnings(), torch.no_grad(), eager_attention(model):
             # The legacy exporter announces its own deprecation and warns about traced constants
             # (shape arithmetic that the dynamic axes make symbolic); neither concerns the user.
             warnings.simplefilter("ignore", DeprecationWarning)
