@@ -16,7 +16,7 @@ for ds in sst2 banking77; do
   [ -d "$model" ] || { echo "missing $model: run python benchmarks/finetune_minilm.py --keep runs/models" >&2; exit 1; }
   split=test
   [ "$ds" = sst2 ] && split=dev
-  edgebert bench "$model" --data "$DATA/$ds" --split "$split" --baselines --seq-len 128 \
+  edgebert bench "$model" --data "$DATA/$ds" --split "$split" --baselines --seq-len 128 --rounds 3 --latency-samples 150 \
     --out "runs/bench/$ds" --overwrite --quiet
   dest=benchmarks/results/minilm-cpu-$ds
   mkdir -p "$dest"
