@@ -212,14 +212,25 @@ def validate_onnx(model, tokenizer, onnx_path: str | os.PathLike, texts: Sequenc
             gotp.append(onnx_logits(enc))
     finally:
         model.train(was_training)
+    return comparison_report(ref1, got1, refp, gotp, lengths)
+
+
+def comparison_report(ref1, got1, refp, gotp, lengths) -> dict:
+    """Logit differences and label agreement between a reference and an exported model.
+
+    ``ref1``/``got1``: per-text logits run one at a time at their own length (lists of
+    (num_labels,) arrays); ``refp``/``gotp``: padded-batch logits (lists of (batch, num_labels)).
+    A text agrees only when both the batch-1 and the padded prediction match the reference.
+    """
+    import numpy as np
+
     ref1, got1 = np.stack(ref1), np.stack(got1)  # (n, num_labels)
     refp, gotp = np.concatenate(refp), np.concatenate(gotp)
     diff1 = float(np.abs(ref1 - got1).max())
     diffp = float(np.abs(refp - gotp).max())
-    ref_labels = ref1.argmax(-1)
-    agree = (ref_labels == got1.argmax(-1)) & (refp.argmax(-1) == gotp.argmax(-1))
+    agree = (ref1.argmax(-1) == got1.argmax(-1)) & (refp.argmax(-1) == gotp.argmax(-1))
     return {
-        "n": len(texts),
+        "n": int(ref1.shape[0]),
         "max_abs_logit_diff": max(diff1, diffp),
         "max_abs_logit_diff_batch1": diff1,
         "max_abs_logit_diff_padded": diffp,

@@ -27,6 +27,7 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 from edgebert.errors import DataError, ExportError, ExportValidationError
+from edgebert.export.onnx import comparison_report
 
 __all__ = ["export_pt2", "export_torchscript", "load_torch_export", "validate_torchscript"]
 
@@ -229,16 +230,4 @@ def validate_torchscript(model, tokenizer, path: str | os.PathLike, texts: Seque
             gotp.append(g)
     finally:
         model.train(was_training)
-    ref1, got1 = np.stack(ref1), np.stack(got1)
-    refp, gotp = np.concatenate(refp), np.concatenate(gotp)
-    diff1, diffp = float(np.abs(ref1 - got1).max()), float(np.abs(refp - gotp).max())
-    agree = (ref1.argmax(-1) == got1.argmax(-1)) & (refp.argmax(-1) == gotp.argmax(-1))
-    return {
-        "n": len(texts),
-        "max_abs_logit_diff": max(diff1, diffp),
-        "max_abs_logit_diff_batch1": diff1,
-        "max_abs_logit_diff_padded": diffp,
-        "label_agreement": float(agree.mean()),
-        "min_tokens": min(lengths),
-        "max_tokens": max(lengths),
-    }
+    return comparison_report(ref1, got1, refp, gotp, lengths)
