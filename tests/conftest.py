@@ -23,6 +23,16 @@ WORDS = (
 )
 
 
+def assert_clean_error(result, *needles):
+    """A CliRunner result that failed with a message (naming ``needles``), not a traceback."""
+    assert result.exit_code != 0, result.output
+    assert "Traceback" not in result.output
+    # a library error reaches the user as a message, not as an uncaught exception
+    assert result.exception is None or isinstance(result.exception, SystemExit), repr(result.exception)
+    for n in needles:
+        assert n in result.output, f"{n!r} not in:\n{result.output}"
+
+
 def _vocab() -> list[str]:
     special = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
     chars = list(string.ascii_lowercase + string.digits + string.punctuation)

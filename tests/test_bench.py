@@ -11,6 +11,8 @@ import sys
 import pytest
 from click.testing import CliRunner
 
+from conftest import assert_clean_error
+
 from edgebert.cli import main
 
 # Quick protocol settings for every run in this file.
@@ -19,14 +21,6 @@ QUICK = ["--rounds", "2", "--warmup", "1", "--latency-samples", "6", "--batch", 
 
 def run(*args):
     return CliRunner().invoke(main, [str(a) for a in args])
-
-
-def assert_clean_error(result, *needles):
-    assert result.exit_code != 0, result.output
-    assert "Traceback" not in result.output
-    assert result.exception is None or isinstance(result.exception, SystemExit), repr(result.exception)
-    for n in needles:
-        assert n in result.output, f"{n!r} not in:\n{result.output}"
 
 
 @pytest.fixture(scope="module")

@@ -10,21 +10,14 @@ import time
 import pytest
 from click.testing import CliRunner
 
+from conftest import assert_clean_error
+
 from edgebert.cli import main
 
 
 def run(*args, **kwargs):
     result = CliRunner().invoke(main, [str(a) for a in args], **kwargs)
     return result
-
-
-def assert_clean_error(result, *needles):
-    assert result.exit_code != 0, result.output
-    assert "Traceback" not in result.output
-    # a library error reaches the user as a message, not as an uncaught exception
-    assert result.exception is None or isinstance(result.exception, SystemExit), repr(result.exception)
-    for n in needles:
-        assert n in result.output, f"{n!r} not in:\n{result.output}"
 
 
 def test_help_is_fast_and_lists_commands():
