@@ -40,11 +40,21 @@ def main() -> None:
     """
 
 
-def _register() -> None:
-    from edgebert.cli import bench, evaluate, finetune, models, report
+# One module per command, in the order `edgebert --help` lists them. Each module defines `command`.
+COMMAND_MODULES = (
+    "models",
+    "finetune",
+    "evaluate",
+    "bench",
+    "report",
+)
 
-    for module in (models, finetune, evaluate, bench, report):
-        main.add_command(module.command)
+
+def _register() -> None:
+    import importlib
+
+    for name in COMMAND_MODULES:
+        main.add_command(importlib.import_module(f"edgebert.cli.{name}").command)
 
 
 _register()
