@@ -238,3 +238,36 @@ def comparison_report(ref1, got1, refp, gotp, lengths) -> dict:
         "min_tokens": min(lengths),
         "max_tokens": max(lengths),
     }
+
+
+def compare_onnx(reference: str | os.PathLike, candidate: str | os.PathLike, tokenizer, texts: Sequence[str], *,
+                 max_length: int = 128, batch_size: int = 16) -> dict[str, Any]:
+    """Compare two ONNX files (e.g. fp32 and int8) on real ``texts``, as :func:`validate_onnx` does.
+
+    Same protocol and report: every text alone at its own length, then padded batches.
+    """
+    texts = [str(t) for t in texts]
+    if not texts:
+        from edgebert.errors import DataError
+
+        raise DataError("compare_onnx needs at least one text to compare the models on")
+    ref_s, got_s = _session(reference), _session(candidate)
+    names = [i.name for i in ref_s.get_inputs()]
+
+    def run(session, enc) -> np.ndarray:
+        out = session.get_outputs()[0].name
+        return np.asarray(session.run([out], onnx_feeds(names, enc))[0], dtype=np.float32)
+
+    ref1, got1, lengths = [], [], []
+    for text in texts:
+        enc = dict(tokenizer([text], truncation=True, max_length=max_length, return_tensors="np"))
+        lengths.append(int(enc["input_ids"].shape[1]))
+        ref1.append(run(ref_s, enc)[0])
+        got1.append(run(got_s, enc)[0])
+    refp, gotp = [], []
+    for start in range(0, len(texts), batch_size):
+        enc = dict(tokenizer(texts[start:start + batch_size], padding="longest", truncation=True,
+                             max_length=max_length, return_tensors="np"))
+        refp.append(run(ref_s, enc))
+        gotp.append(run(got_s, enc))
+    return comparison_report(ref1, got1, refp, gotp, lengths)

@@ -1,0 +1,90 @@
+"""The ``quantize`` stage: ONNX int8 (dynamic / static QDQ) and fp16, or torch int8 dynamic.
+
+ONNX modes are accuracy-aware: the quantized model is scored on the dev split next to the fp32
+ONNX model it came from; when the drop exceeds the budget (``max_accuracy_drop``, by default the
+target's ``budgets.accuracy_drop``), the layers most sensitive to int8 are kept in float until the
+budget holds (:func:`edgebert.compress.quantize.quantize_with_budget`). The layers kept, the
+sensitivity measured and the logit difference / label agreement against the fp32 model go into the
+manifest.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from edgebert.compress.quantize import QuantizeConfig
+from edgebert.stages.registry import Artifact, RunContext, StageResult, register_stage
+from edgebert.stages.train import _ref
+
+
+class QuantizeStageConfig(QuantizeConfig):
+    """Quantization as a pipeline stage; ``max_accuracy_drop`` None takes the target's budget."""
+
+
+def _resolve(cfg: QuantizeStageConfig, target) -> QuantizeStageConfig:
+    if cfg.max_accuracy_drop is None and cfg.mode != "torch-int8-dynamic":
+        return cfg.model_copy(update={"max_accuracy_drop": float(target.budgets.accuracy_drop)})
+    return cfg
+
+
+@register_stage(QuantizeStageConfig, reads="onnx", changes="onnx", resolve=_resolve,
+                summary="int8 dynamic / static (QDQ, calibrated) or fp16, within the accuracy budget")
+def quantize(art: Artifact, cfg: QuantizeStageConfig, ctx: RunContext) -> StageResult:
+    from edgebert import models
+
+    if cfg.mode == "torch-int8-dynamic":
+        return _torch_dynamic(art, cfg, ctx)
+    from edgebert.compress.quantize import calibration_feeds, onnx_accuracy_fn, quantize_with_budget
+    from edgebert.export.onnx import compare_onnx
+
+    tokenizer = models.load_tokenizer(_ref(art, art.model))
+    labels = models.model_labels(models.load_config(_ref(art, art.model)))
+    data = ctx.dataset.with_labels(labels)
+    dev = data.split("dev")
+    src = art.path(art.onnx)
+    out = ctx.work / "model.onnx"
+    feeds = None
+    if cfg.mode == "int8-static":
+        import onnx
+
+        names = [i.name for i in onnx.load(str(src), load_external_data=False).graph.input]
+        feeds = calibration_feeds(tokenizer, data.split("train").texts, names, samples=cfg.calibration_samples,
+                                  seed=ctx.seed)
+    eval_fn = onnx_accuracy_fn(tokenizer, dev.texts, dev.labels)
+    lib_cfg = QuantizeConfig(**cfg.model_dump())
+    report = quantize_with_budget(src, out, lib_cfg, eval_fn, calibration_feeds=feeds)
+    validation = compare_onnx(src, out, tokenizer, ctx.texts_for_validation())
+    metrics: dict[str, Any] = {
+        "dev_accuracy": report["accuracy"], "fp32_dev_accuracy": report["fp32_accuracy"],
+        "accuracy_drop_points": report["accuracy_drop"], "within_budget": report["within_budget"],
+        "kept_fp32": report["kept_fp32"], "sensitivity": report["sensitivity"], "attempts": report["attempts"],
+        "bytes_in": report["quantize"]["bytes_in"], "bytes": report["quantize"]["bytes_out"],
+        "nodes_quantized": len(report["quantize"]["nodes_quantized"]),
+        "nodes_float": report["quantize"]["nodes_float"], "op_counts": report["quantize"]["op_counts"],
+    }
+    if not report["within_budget"]:
+        ctx.log(f"quantize: accuracy drop {report['accuracy_drop']:.2f} points exceeds the budget "
+                f"{cfg.max_accuracy_drop} even with every layer kept in float; recorded in the manifest")
+    deploy = {**art.deploy, "model.onnx": art.rel(out)}
+    return StageResult(art.replace(onnx=art.rel(out), onnx_quantized=cfg.mode, deploy=deploy),
+                       metrics=metrics, validation=validation)
+
+
+def _torch_dynamic(art: Artifact, cfg: QuantizeStageConfig, ctx: RunContext) -> StageResult:
+    """torch int8 dynamic: measured here, applied when TorchScript is exported (no file of its own)."""
+    from edgebert import models
+    from edgebert.compress.quantize import torch_quantize_dynamic
+    from edgebert.evaluation import predict_logits
+    from edgebert.stages.train import _agreement
+
+    loaded = models.load(_ref(art, art.model))
+    dev = ctx.dataset.with_labels(loaded.label_names).split("dev")
+    before = predict_logits(loaded.model, loaded.tokenizer, dev)
+    quantized = torch_quantize_dynamic(loaded.model.eval(), per_channel=cfg.per_channel)
+    after = predict_logits(quantized, loaded.tokenizer, dev)
+    check = _agreement(before, after, dev.labels)
+    drop = 100.0 * (check["accuracy_before"] - check["accuracy_after"])
+    metrics = {"dev_accuracy": check["accuracy_after"], "fp32_dev_accuracy": check["accuracy_before"],
+               "accuracy_drop_points": drop, "applied": "when exporting TorchScript"}
+    return StageResult(art.replace(torch_quantization={"mode": cfg.mode, "per_channel": cfg.per_channel}),
+                       metrics=metrics, validation=check)

@@ -1,0 +1,249 @@
+"""The stage registry: ``kind`` -> (typed config, one function), plus the state a pipeline carries.
+
+A stage is a config class (a :class:`~edgebert.config.StageConfig` with a ``kind`` literal) and one
+function ``fn(art: Artifact, cfg, ctx: RunContext) -> StageResult``. Registering it makes the kind
+usable in recipes, in ``edgebert compress --recipe`` files and in error messages::
+
+    @register_stage(PruneStageConfig, reads="torch", changes="torch", summary="...")
+    def prune(art, cfg, ctx): ...
+
+``reads`` / ``changes`` say what the stage consumes and produces; :func:`check_order` uses them to
+reject recipes that cannot work (pruning after an export, quantizing ONNX before any export) before
+anything heavy runs.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from edgebert.config import StageConfig, build_config
+from edgebert.errors import ConfigError, UnknownStageError
+
+#: what a stage may read: the current PyTorch model, or the current ONNX file
+READS = ("torch", "onnx")
+#: what a stage changes: the torch model's weights / structure, the ONNX file, or nothing (it only
+#: adds deployable files: an export)
+CHANGES = ("torch", "onnx", "export")
+
+
+@dataclass
+class Artifact:
+    """The state a pipeline passes from stage to stage (paths relative to ``root`` where inside it).
+
+    ``model`` is the current PyTorch classifier folder; ``teacher`` the fine-tuned folder before any
+    structural change (distillation's teacher); ``onnx`` the current ONNX file and ``onnx_reference``
+    the fp32 export that later ONNX stages are checked against; ``onnx_fused`` whether ``onnx`` holds
+    onnxruntime-only fused operators; ``torch_quantization`` a pending torch quantization applied
+    when exporting TorchScript; ``deploy`` maps file names in the artifact's ``model/`` folder to
+    where they come from; ``primary`` names the file the target's runtime loads.
+    """
+
+    root: Path
+    model: str
+    teacher: str | None = None
+    onnx: str | None = None
+    onnx_reference: str | None = None
+    onnx_plain: str | None = None
+    onnx_fused: bool = False
+    onnx_quantized: str | None = None
+    torch_quantization: dict[str, Any] | None = None
+    deploy: dict[str, str] = field(default_factory=dict)
+    primary: str | None = None
+
+    def path(self, rel: str | None) -> Path | None:
+        """``rel`` as an absolute path (paths outside the artifact are stored absolute)."""
+        if rel is None:
+            return None
+        p = Path(rel)
+        return p if p.is_absolute() else self.root / p
+
+    def rel(self, path: str | Path) -> str:
+        """``path`` relative to the artifact root when inside it, else absolute."""
+        p = Path(path).resolve()
+        try:
+            return str(p.relative_to(self.root.resolve()))
+        except ValueError:
+            return str(p)
+
+    def to_json(self) -> dict[str, Any]:
+        d = dataclasses.asdict(self)
+        d.pop("root")
+        return d
+
+    @classmethod
+    def from_json(cls, root: Path, data: Mapping[str, Any]) -> Artifact:
+        known = {f.name for f in dataclasses.fields(cls)} - {"root"}
+        return cls(root=root, **{k: v for k, v in data.items() if k in known})
+
+    def replace(self, **changes: Any) -> Artifact:
+        return dataclasses.replace(self, **changes)
+
+
+@dataclass
+class RunContext:
+    """What a stage function needs besides its config: data, target, where to write, how to report."""
+
+    dataset: Any                      # edgebert.data.Dataset, labels in the model's order
+    target: Any                       # edgebert.targets.TargetProfile
+    work: Path                        # the (staging) folder this stage writes into
+    seed: int = 0
+    progress: bool = True
+    log: Callable[[str], None] = lambda msg: None
+    validation_texts: int = 64        # dev texts each validation compares on
+
+    def texts_for_validation(self) -> list[str]:
+        """Real dev sentences of varied lengths (every k-th, so short and long ones are both in)."""
+        texts = self.dataset.split("dev").texts
+        step = max(1, len(texts) // max(1, self.validation_texts))
+        return list(texts[::step][: self.validation_texts])
+
+
+@dataclass
+class StageResult:
+    """What a stage returns: the new state, its metrics (dev accuracy, sizes ...) and its validation
+    against the model it came from (logit difference, label agreement)."""
+
+    artifact: Artifact
+    metrics: dict[str, Any] = field(default_factory=dict)
+    validation: dict[str, Any] | None = None
+    skipped: str | None = None        # why the stage had nothing to do (e.g. finetune of a trained head)
+
+
+@dataclass(frozen=True)
+class StageDef:
+    kind: str
+    config: type[StageConfig]
+    fn: Callable[[Artifact, Any, RunContext], StageResult]
+    reads: str
+    changes: str
+    summary: str
+    resolve: Callable[[Any, Any], Any] | None = None  # (cfg, target) -> cfg with target defaults
+
+
+STAGES: dict[str, StageDef] = {}
+
+
+def register_stage(config: type[StageConfig], *, reads: str, changes: str, summary: str,
+                   resolve: Callable[[Any, Any], Any] | None = None):
+    """Register ``fn`` as the stage of ``config``'s ``kind`` (decorator)."""
+    if reads not in READS or changes not in CHANGES:
+        raise ValueError(f"reads must be one of {READS} and changes one of {CHANGES}")
+    kind = config.model_fields["kind"].default
+
+    def deco(fn):
+        if kind in STAGES and STAGES[kind].fn is not fn:
+            raise ValueError(f"stage kind '{kind}' is registered twice")
+        STAGES[kind] = StageDef(kind, config, fn, reads, changes, summary, resolve)
+        return fn
+
+    return deco
+
+
+def _load_builtin() -> None:
+    from edgebert.stages import export, quantize, train  # noqa: F401  (registration side effect)
+
+
+def stage_kinds() -> list[str]:
+    """Registered stage kinds, in pipeline order."""
+    _load_builtin()
+    return list(STAGES)
+
+
+def get_stage(kind: str) -> StageDef:
+    """The stage registered as ``kind``; UnknownStageError listing the known kinds."""
+    _load_builtin()
+    try:
+        return STAGES[kind]
+    except KeyError:
+        raise UnknownStageError(
+            f"Unknown stage '{kind}'. Known: {', '.join(STAGES)}. See: edgebert compress --list-stages"
+        ) from None
+
+
+def parse_stage(values: Any, where: str) -> StageConfig:
+    """One recipe entry (a mapping with ``kind``) as its typed config; errors name ``where``."""
+    if not isinstance(values, Mapping):
+        raise ConfigError(f"{where}: a stage is a mapping with a 'kind' key, got {type(values).__name__}")
+    if "kind" not in values:
+        raise ConfigError(f"{where}: stage has no 'kind'. Known kinds: {', '.join(stage_kinds())}")
+    try:
+        stage = get_stage(str(values["kind"]))
+    except UnknownStageError as exc:
+        raise UnknownStageError(f"{where}: {exc}") from None
+    return build_config(stage.config, dict(values), source=where)
+
+
+def check_order(stages: Sequence[StageConfig], source: str = "recipe") -> None:
+    """Reject orders that cannot work, naming the stages and positions; nothing heavy runs first."""
+    if not stages:
+        raise ConfigError(f"{source}: the recipe has no stages.")
+    exported_at: tuple[int, str] | None = None   # first export of the torch model
+    onnx_at: int | None = None
+    fused = False
+    pruned_at: int | None = None
+    quantized_at: int | None = None
+    torch_quant_at: int | None = None
+    for i, cfg in enumerate(stages, start=1):
+        stage = get_stage(cfg.kind)
+        here = f"{source}: stage {i} '{cfg.kind}'"
+        mode = getattr(cfg, "mode", None)
+        if stage.changes == "torch" and exported_at is not None:
+            raise ConfigError(
+                f"{here} comes after '{exported_at[1]}' (stage {exported_at[0]}): exports capture the model "
+                "as it is then, so this change would not reach the exported files. Put finetune, prune and "
+                "distill before every export."
+            )
+        if cfg.kind == "distill" and pruned_at is None:
+            raise ConfigError(
+                f"{here} has no smaller student: distillation trains a pruned model to imitate the fine-tuned "
+                "one, so a 'prune' stage must come before it."
+            )
+        if cfg.kind == "quantize" and mode == "torch-int8-dynamic":
+            if exported_at is not None:
+                raise ConfigError(f"{here}: torch-int8-dynamic must come before the exports (it changes the torch model).")
+            torch_quant_at = i
+        elif stage.reads == "onnx" and onnx_at is None:
+            raise ConfigError(f"{here} needs an ONNX model: put an 'export-onnx' stage before it.")
+        if cfg.kind == "export-onnx":
+            if torch_quant_at is not None:
+                raise ConfigError(
+                    f"{here} after torch-int8-dynamic (stage {torch_quant_at}): torch's quantized modules do not "
+                    "export to ONNX. Quantize the ONNX model instead (mode int8-dynamic after export-onnx)."
+                )
+            if onnx_at is not None:
+                raise ConfigError(f"{here}: the recipe already exports ONNX at stage {onnx_at}.")
+            onnx_at, fused = i, bool(getattr(cfg, "fuse", False))
+        if cfg.kind == "quantize" and mode != "torch-int8-dynamic":
+            if quantized_at is not None:
+                raise ConfigError(f"{here}: the ONNX model is already quantized at stage {quantized_at}.")
+            quantized_at = i
+        if cfg.kind == "build-tensorrt" and quantized_at is not None:
+            qmode = getattr(stages[quantized_at - 1], "mode", None)
+            if qmode not in ("int8-static", "fp16"):
+                raise ConfigError(
+                    f"{here}: TensorRT cannot parse the {qmode} model of stage {quantized_at} (onnxruntime-only "
+                    "integer ops). For an int8 engine quantize with mode int8-static, symmetric: true (Q/DQ); for "
+                    "fp16 leave the ONNX model in fp32 (TensorRT converts it).")
+        if cfg.kind == "build-tensorrt" and getattr(cfg, "precision", None) == "int8" and (
+                quantized_at is None or getattr(stages[quantized_at - 1], "mode", None) != "int8-static"):
+            raise ConfigError(
+                f"{here}: an int8 engine needs explicit Q/DQ: put 'quantize' with mode int8-static, symmetric: true "
+                "before it (TensorRT 10 deprecates implicit calibration).")
+        if cfg.kind == "build-tensorrt" and fused:
+            raise ConfigError(
+                f"{here}: TensorRT cannot parse onnxruntime's fused operators (Attention, SkipLayerNorm); "
+                f"set 'fuse: false' on export-onnx (stage {onnx_at})."
+            )
+        if cfg.kind == "prune":
+            pruned_at = i
+        if stage.changes == "export" or cfg.kind == "export-onnx":
+            exported_at = exported_at or (i, cfg.kind)
+    if exported_at is None:
+        raise ConfigError(
+            f"{source}: no stage writes a deployable model. End the recipe with an export "
+            "(export-onnx, export-torchscript, export-mobile, build-tensorrt or export-pytorch)."
+        )

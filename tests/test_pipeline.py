@@ -1,0 +1,201 @@
+"""The compression pipeline: recipes over tiny BERT / ALBERT, the artifact folder, resume and skip."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+
+from edgebert.errors import ConfigError, OutputExistsError, UnknownStageError, UnknownTargetError
+from edgebert.pipeline import compress, plan
+
+# Tiny models learn with a flat 3e-3 (see conftest._tiny_training); two layers, so prune drops one.
+TINY_RECIPE = [
+    {"kind": "finetune", "epochs": 8, "batch_size": 8, "learning_rate": 3e-3, "head_learning_rate": 3e-3,
+     "patience": 0, "seed": 0},
+    {"kind": "prune", "layers": 1, "ffn": 0.25, "samples": 32},
+    {"kind": "distill", "epochs": 3, "batch_size": 8, "learning_rate": 3e-3, "head_learning_rate": 3e-3,
+     "patience": 0},
+    {"kind": "export-onnx", "fuse": True},
+    {"kind": "quantize", "mode": "int8-dynamic", "max_accuracy_drop": 100.0},
+]
+
+
+def write_recipe(path: Path, stages: list[dict], name: str | None = None) -> Path:
+    path.write_text(yaml.safe_dump({"name": name or path.stem, "stages": stages}), encoding="utf-8")
+    return path
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory, tiny_bert_dir, tiny_sentiment_dir):
+    """compress over a randomly initialised tiny BERT (no head): finetune, prune, distill, export, int8."""
+    d = tmp_path_factory.mktemp("pipeline")
+    recipe = write_recipe(d / "tiny.yaml", TINY_RECIPE)
+    out = d / "art"
+    logs: list[str] = []
+    result = compress(str(tiny_bert_dir), "cpu", data=str(tiny_sentiment_dir), out=out, recipe=recipe,
+                      progress=False, log=logs.append)
+    return result, recipe, logs
+
+
+def test_artifact_folder_has_every_part(tiny_run):
+    result, _, _ = tiny_run
+    out = result.out
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["status"] == "complete"
+    assert [s["kind"] for s in manifest["stages"]] == [s["kind"] for s in TINY_RECIPE]
+    assert (out / "model" / "model.onnx").is_file()
+    assert (out / "tokenizer" / "tokenizer.json").is_file()
+    assert json.loads((out / "labels.json").read_text())["labels"] == manifest["deploy"].get("labels_list", None) or \
+        sorted(json.loads((out / "labels.json").read_text())["labels"]) == ["negative", "positive"]
+    assert manifest["deploy"]["model"] == "model/model.onnx"
+    assert manifest["deploy"]["input_names"][0] == "input_ids"
+    assert (out / "report.md").read_text().count("|") > 20
+    for rec in manifest["stages"]:
+        for key in ("config", "input_sha256", "output_sha256", "metrics", "seconds", "versions", "host", "seed"):
+            assert key in rec, (rec["kind"], key)
+        assert rec["config"]["kind"] == rec["kind"]
+    assert manifest["run"]["target"] == "cpu"
+
+
+def test_each_stage_is_validated_against_its_input(tiny_run):
+    manifest = tiny_run[0].manifest
+    by_kind = {s["kind"]: s for s in manifest["stages"]}
+    assert by_kind["prune"]["metrics"]["parameters_after"] < by_kind["prune"]["metrics"]["parameters_before"]
+    assert by_kind["prune"]["metrics"]["report"]["layers_kept"] and len(by_kind["prune"]["metrics"]["report"]["layers_kept"]) == 1
+    export = by_kind["export-onnx"]["validation"]
+    assert export["max_abs_logit_diff"] < 1e-3 and export["label_agreement"] >= 0.99
+    assert by_kind["export-onnx"]["metrics"]["fusion"]["attention_nodes"] >= 1
+    q = by_kind["quantize"]
+    assert 0.0 <= q["validation"]["label_agreement"] <= 1.0
+    assert q["metrics"]["bytes"] < q["metrics"]["bytes_in"]
+    assert manifest["summary"]["final_dev_accuracy"] == q["metrics"]["dev_accuracy"]
+    # the distilled student reaches the task again (the tiny task is trivially learnable)
+    assert by_kind["distill"]["metrics"]["dev_accuracy"] >= 0.9
+
+
+def test_artifact_runs_and_matches_its_stage_output(tiny_run):
+    import onnxruntime as ort
+    from transformers import AutoTokenizer
+
+    out = tiny_run[0].out
+    tok = AutoTokenizer.from_pretrained(out / "tokenizer")
+    labels = json.loads((out / "labels.json").read_text())["labels"]
+    session = ort.InferenceSession(str(out / "model" / "model.onnx"), providers=["CPUExecutionProvider"])
+    enc = tok(["great fun", "awful and boring"], padding=True, return_tensors="np")
+    names = [i.name for i in session.get_inputs()]
+    logits = session.run(None, {n: enc[n].astype(np.int64) if n in enc else np.zeros_like(enc["input_ids"])
+                                for n in names})[0]
+    assert logits.shape == (2, len(labels))
+
+
+def test_rerun_skips_unchanged_stages(tiny_run, tiny_bert_dir, tiny_sentiment_dir):
+    result, recipe, _ = tiny_run
+    before = (result.out / "model" / "model.onnx").read_bytes()
+    again = compress(str(tiny_bert_dir), "cpu", data=str(tiny_sentiment_dir), out=result.out, recipe=recipe,
+                     progress=False)
+    assert again.ran == [] and len(again.skipped) == len(TINY_RECIPE)
+    assert (result.out / "model" / "model.onnx").read_bytes() == before
+
+
+def test_changed_stage_reruns_from_there(tiny_run, tiny_bert_dir, tiny_sentiment_dir, tmp_path):
+    result, _, _ = tiny_run
+    changed = [dict(s) for s in TINY_RECIPE]
+    changed[-1] = {"kind": "quantize", "mode": "int8-dynamic", "per_channel": True, "max_accuracy_drop": 100.0}
+    recipe = write_recipe(tmp_path / "changed.yaml", changed)
+    again = compress(str(tiny_bert_dir), "cpu", data=str(tiny_sentiment_dir), out=result.out, recipe=recipe,
+                     progress=False)
+    assert again.ran == ["05-quantize"] and len(again.skipped) == 4
+    manifest = json.loads((result.out / "manifest.json").read_text())
+    assert manifest["stages"][-1]["config"]["per_channel"] is True
+
+
+def test_interrupted_run_resumes_from_last_finished_stage(tiny_classifier_dir, tiny_sentiment_dir, tmp_path,
+                                                          monkeypatch):
+    from edgebert.stages import registry
+
+    recipe = write_recipe(tmp_path / "r.yaml", [{"kind": "export-onnx", "fuse": False},
+                                                {"kind": "quantize", "mode": "int8-dynamic"}])
+    out = tmp_path / "art"
+    stage = registry.get_stage("quantize")
+
+    def boom(*a, **k):
+        raise KeyboardInterrupt
+
+    monkeypatch.setitem(registry.STAGES, "quantize", registry.StageDef(**{**stage.__dict__, "fn": boom}))
+    with pytest.raises(KeyboardInterrupt):
+        compress(str(tiny_classifier_dir), "cpu", data=str(tiny_sentiment_dir), out=out, recipe=recipe, progress=False)
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["status"] == "running" and [s["kind"] for s in manifest["stages"]] == ["export-onnx"]
+    assert not (out / "model").exists()
+    leftovers = [p.name for p in (out / "stages").iterdir()]
+    assert leftovers == ["01-export-onnx"], leftovers  # no half-written quantize folder
+    monkeypatch.setitem(registry.STAGES, "quantize", stage)
+    result = compress(str(tiny_classifier_dir), "cpu", data=str(tiny_sentiment_dir), out=out, recipe=recipe,
+                      progress=False)
+    assert result.skipped == ["01-export-onnx"] and result.ran == ["02-quantize"]
+
+
+def test_output_folder_of_another_run_is_refused(tiny_run, tiny_classifier_dir, tiny_sentiment_dir, tmp_path):
+    result, recipe, _ = tiny_run
+    with pytest.raises(OutputExistsError, match="another run"):
+        compress(str(tiny_classifier_dir), "cpu", data=str(tiny_sentiment_dir), out=result.out, recipe=recipe,
+                 progress=False)
+    (tmp_path / "notes.txt").write_text("mine")
+    with pytest.raises(OutputExistsError, match="not an edgebert compress artifact"):
+        compress(str(tiny_classifier_dir), "cpu", data=str(tiny_sentiment_dir), out=tmp_path, recipe=recipe,
+                 progress=False)
+    assert (tmp_path / "notes.txt").read_text() == "mine"
+
+
+@pytest.mark.parametrize("stages, message", [
+    ([{"kind": "export-onnx"}, {"kind": "prune", "layers": 1}], "comes after 'export-onnx'"),
+    ([{"kind": "quantize"}, {"kind": "export-onnx"}], "needs an ONNX model"),
+    ([{"kind": "distill"}, {"kind": "export-onnx"}], "a 'prune' stage must come before"),
+    ([{"kind": "export-onnx", "fuse": True}, {"kind": "build-tensorrt"}], "fuse: false"),
+    ([{"kind": "export-onnx", "fuse": False}, {"kind": "quantize", "mode": "int8-dynamic"},
+      {"kind": "build-tensorrt"}], "int8-static"),
+    ([{"kind": "finetune"}], "no stage writes a deployable model"),
+    ([{"kind": "prune", "heads": 1.5}, {"kind": "export-onnx"}], "heads"),
+    ([{"kind": "export-onnx", "colour": "red"}], "colour: unknown key"),
+])
+def test_bad_recipes_fail_before_any_work(tmp_path, stages, message):
+    recipe = write_recipe(tmp_path / "bad.yaml", stages)
+    with pytest.raises(ConfigError, match=message):
+        plan("cpu", recipe)
+
+
+def test_unknown_stage_and_target_list_the_known_ones(tmp_path):
+    recipe = write_recipe(tmp_path / "bad.yaml", [{"kind": "sparsify"}])
+    with pytest.raises(UnknownStageError, match=r"Known: finetune, prune, distill"):
+        plan("cpu", recipe)
+    with pytest.raises(UnknownTargetError, match=r"Known: .*cpu.*jetson.*mobile"):
+        plan("jetson-nano")
+
+
+def test_model_without_head_needs_finetune_stage(tiny_bert_dir, tiny_sentiment_dir, tmp_path):
+    recipe = write_recipe(tmp_path / "r.yaml", [{"kind": "export-onnx"}])
+    with pytest.raises(ConfigError, match="no trained head"):
+        compress(str(tiny_bert_dir), "cpu", data=str(tiny_sentiment_dir), out=tmp_path / "o", recipe=recipe,
+                 progress=False)
+    assert not (tmp_path / "o").exists()
+
+
+def test_albert_pipeline_keeps_shared_weights(tiny_albert_classifier_dir, tiny_sentiment_dir, tmp_path):
+    stages = [{"kind": "prune", "heads": 0.5, "samples": 32},
+              {"kind": "distill", "epochs": 2, "batch_size": 8, "learning_rate": 3e-3, "head_learning_rate": 3e-3,
+               "patience": 0},
+              {"kind": "export-onnx", "fuse": True},
+              {"kind": "quantize", "mode": "int8-dynamic", "max_accuracy_drop": 100.0}]
+    recipe = write_recipe(tmp_path / "albert.yaml", stages)
+    result = compress(str(tiny_albert_classifier_dir), "cpu", data=str(tiny_sentiment_dir), out=tmp_path / "a",
+                      recipe=recipe, progress=False)
+    by_kind = {s["kind"]: s for s in result.manifest["stages"]}
+    fusion = by_kind["export-onnx"]["metrics"]["fusion"]
+    assert fusion["weight_bytes_out"] <= 1.1 * fusion["weight_bytes_in"]
+    assert by_kind["export-onnx"]["validation"]["label_agreement"] >= 0.99
+    cfg = json.loads((tmp_path / "a" / "stages" / "01-prune" / "model" / "config.json").read_text())
+    assert cfg["model_type"] == "albert" and cfg["edgebert_pruning"]["heads"]
