@@ -44,9 +44,14 @@ def main() -> None:
 COMMAND_MODULES = (
     "models",
     "finetune",
+    "compress",
+    "targets",
     "evaluate",
     "bench",
     "report",
+    "predict",
+    "serve",
+    "calibrate",
 )
 
 

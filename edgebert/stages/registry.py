@@ -144,7 +144,7 @@ def register_stage(config: type[StageConfig], *, reads: str, changes: str, summa
 
 
 def _load_builtin() -> None:
-    from edgebert.stages import export, quantize, train  # noqa: F401  (registration side effect)
+    from edgebert.stages import train, quantize, export  # noqa: F401,I001  (registration order = pipeline order)
 
 
 def stage_kinds() -> list[str]:

@@ -1,0 +1,69 @@
+"""edgebert compress."""
+
+from __future__ import annotations
+
+import click
+
+from edgebert.cli.options import data_options, pop_data_options
+
+
+@click.command("compress")
+@click.option("--model", "model", default="minilm", show_default=True,
+              help="Model to compress: an alias (see 'edgebert models'), a local folder (e.g. written by "
+                   "'edgebert finetune'), or a Hugging Face id such as albert-base-v2 (online). A model "
+                   "without a trained head for the data is fine-tuned first.")
+@click.option("--target", "target", default="cpu", show_default=True,
+              help="Target profile: a name (see 'edgebert targets') or a path to a target .yaml file.")
+@data_options
+@click.option("--out", "out", type=click.Path(file_okay=False), default=None,
+              help="Artifact folder [default: runs/compress/<model>-<target>]. Re-running into the same "
+                   "folder resumes and skips unchanged stages.")
+@click.option("--recipe", "recipe", default=None,
+              help="Recipe to run instead of the target's: a name in recipes/ or a path to a recipe .yaml file.")
+@click.option("--print-recipe", is_flag=True, help="Print the resolved recipe that would run, and exit.")
+@click.option("--list-stages", is_flag=True, help="List the stage kinds a recipe can use, and exit.")
+@click.option("--seed", type=int, default=0, show_default=True, help="Run seed (each stage gets seed + its index).")
+@click.option("--overwrite", is_flag=True, help="Replace an output folder that holds another run.")
+@click.option("--quiet", is_flag=True, help="No progress bars.")
+def command(model, target, data, out, recipe, print_recipe, list_stages, seed, overwrite, quiet, **kwargs):
+    """Compress a classifier for a target device and write one artifact folder.
+
+    Runs the target's recipe (e.g. finetune -> prune -> distill -> export-onnx -> quantize for
+    'cpu'), checking every stage against the model it came from, and writes OUT/ with model/
+    (the deployable files), tokenizer/, labels.json, manifest.json (every stage: config, input and
+    output sha256, metrics, validation, seconds, versions, host) and report.md.
+
+    \b
+    Examples:
+      edgebert compress                                   # embedded MiniLM, demo intents, cpu (offline)
+      edgebert compress --model runs/minilm-sst2 --target cpu --data ../shared/data/sst2
+      edgebert compress --model albert-base-v2 --target jetson --data ../shared/data/banking77
+      edgebert compress --target mobile --print-recipe
+    """
+    import sys
+
+    from edgebert import pipeline
+
+    data_kw = pop_data_options(kwargs)
+    if list_stages:
+        from edgebert.stages.registry import STAGES, stage_kinds
+
+        for kind in stage_kinds():
+            click.echo(f"{kind:20} {STAGES[kind].summary}")
+        return
+    the_plan = pipeline.plan(target, recipe)
+    if print_recipe:
+        click.echo(the_plan.to_yaml(), nl=False)
+        return
+    out = out or str(pipeline.default_out(model, the_plan.target.name))
+    click.echo(f"Compressing {model} for target {the_plan.target.name} (recipe {the_plan.recipe}: "
+               f"{' -> '.join(s.kind for s in the_plan.stages)}) into {out}", err=True)
+    result = pipeline.compress(model, target, data=data, out=out, recipe=recipe, overwrite=overwrite, seed=seed,
+                               progress=not quiet and sys.stderr.isatty(),
+                               log=lambda msg: click.echo(msg, err=True), **data_kw)
+    click.echo(pipeline.report_markdown(result.manifest))
+    deploy = result.manifest["deploy"]
+    click.echo(f"Artifact: {result.out}  (deploy {deploy['model']}, {deploy['runtime']} {deploy['precision']})")
+    if deploy.get("engine"):
+        click.echo(f"TensorRT: {deploy['engine']}")
+    click.echo(f"Next: edgebert bench {result.out} --data {data}")

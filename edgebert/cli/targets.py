@@ -1,0 +1,41 @@
+"""edgebert targets [show NAME]."""
+
+from __future__ import annotations
+
+import click
+
+
+@click.group("targets", invoke_without_command=True)
+@click.pass_context
+def command(ctx):
+    """List the target profiles (targets/*.yaml), one line each; 'show NAME' prints one.
+
+    A profile states the device class, runtime, precision, execution providers, input shapes,
+    budgets and default recipe. Pass a profile name or a .yaml path to 'edgebert compress --target'.
+    """
+    if ctx.invoked_subcommand is not None:
+        return
+    from edgebert.targets import describe, list_targets, load_target, targets_dir
+
+    names = list_targets()
+    if not names:
+        click.echo(f"No target profiles in {targets_dir()}.")
+        return
+    width = max(len(n) for n in names)
+    for name in names:
+        click.echo(f"{name:{width}}  {describe(load_target(name))}")
+
+
+@command.command("show")
+@click.argument("name")
+def show(name):
+    """Print one target profile and the stages of its default recipe."""
+    import yaml
+
+    from edgebert.pipeline import plan
+
+    the_plan = plan(name)
+    body = the_plan.target.model_dump(mode="json", exclude={"source"})
+    click.echo(f"# {the_plan.target.source}")
+    click.echo(yaml.safe_dump(body, sort_keys=False), nl=False)
+    click.echo(f"# recipe {the_plan.recipe}: {' -> '.join(s.kind for s in the_plan.stages)}")
