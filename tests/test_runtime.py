@@ -1,0 +1,384 @@
+"""edgebert.runtime: loading artifacts, predictions equal to the full stack, thresholds, formats,
+errors, the torch-free import guarantee, input files and ``edgebert predict``."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+from conftest import NEGATIVE, POSITIVE, REPO, assert_clean_error, build_runtime_artifact
+
+from edgebert.cli import main
+from edgebert.errors import (
+    ConfigError,
+    DataError,
+    MissingDependencyError,
+    ModelNotFoundError,
+    RuntimeLoadError,
+)
+from edgebert.runtime import Classifier, Prediction, resolve_artifact
+from edgebert.runtime.inputs import read_texts
+
+# Texts of very different lengths (sorted into separate, differently padded batches) and one long
+# enough to be truncated at 128 tokens (the tiny vocabulary splits unknown words into characters).
+MIXED = POSITIVE[:4] + NEGATIVE[:4] + [
+    "", "good", "this movie is a great film and i love it, what fun! " * 3,
+    "Supercalifragilistic words the vocabulary lacks become characters " * 8,
+]
+
+
+def hf_probs(model_dir, texts, max_length=128):
+    """Full stack: transformers tokenizer + PyTorch model, padded batch."""
+    import torch
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(model_dir)
+    model = AutoModelForSequenceClassification.from_pretrained(model_dir).eval()
+    enc = tok(list(texts), padding=True, truncation=True, max_length=max_length, return_tensors="pt")
+    with torch.no_grad():
+        logits = model(**enc).logits.double()
+    return torch.softmax(logits, -1).numpy(), [model.config.id2label[i] for i in range(model.config.num_labels)]
+
+
+def ort_logits_hf_tokens(onnx_path, tokenizer_dir, texts, max_length=128):
+    """onnxruntime on the same file, fed by the transformers tokenizer (one text at a time, unpadded)."""
+    import onnxruntime as ort
+    from transformers import AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(tokenizer_dir)
+    sess = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
+    names = [i.name for i in sess.get_inputs()]
+    rows = []
+    for t in texts:
+        enc = tok([t], truncation=True, max_length=max_length, return_tensors="np")
+        feeds = {n: np.asarray(enc.get(n, np.zeros_like(enc["input_ids"])), dtype=np.int64) for n in names}
+        rows.append(sess.run(None, feeds)[0][0])
+    return np.stack(rows)
+
+
+def copy_artifact(src: Path, dst: Path) -> Path:
+    shutil.copytree(src, dst)
+    return dst
+
+
+def edit_manifest(art: Path, **deploy) -> None:
+    path = art / "manifest.json"
+    data = json.loads(path.read_text())
+    data.setdefault("deploy", {}).update(deploy)
+    path.write_text(json.dumps(data))
+
+
+# -- loading and predicting ---------------------------------------------------------------------
+
+def test_predict_single_batch_and_proba(tiny_artifact_dir):
+    clf = Classifier.load(tiny_artifact_dir, threads=1)
+    assert clf.labels == ("negative", "positive")
+    one = clf.predict("i love this movie")
+    assert isinstance(one, Prediction) and one.label == "positive" and not one.abstained
+    assert one.label == clf.labels[one.index] and 0.5 < one.score <= 1.0
+    preds = clf.predict(POSITIVE + NEGATIVE)
+    assert isinstance(preds, list) and len(preds) == 20
+    accuracy = np.mean([p.label == want for p, want in zip(preds, ["positive"] * 10 + ["negative"] * 10)])
+    assert accuracy >= 0.9  # the fixture learned its task; order must be kept through the length sort
+    probs = clf.predict_proba(POSITIVE + NEGATIVE)
+    assert probs.shape == (20, 2) and np.allclose(probs.sum(1), 1.0)
+    assert [p.score for p in preds] == pytest.approx(probs.max(1).tolist())
+    assert clf.predict_proba("i love this movie").shape == (2,)
+    assert clf.predict([]) == [] and clf.predict_proba([]).shape == (0, 2)
+    assert clf.predict(iter(["hate it"]))[0].label == clf.predict("hate it").label  # any iterable
+    assert one.to_dict() == {"label": "positive", "score": one.score, "index": 1, "abstained": False}
+
+
+@pytest.mark.parametrize("batch_size", [1, 3, 32])
+def test_equals_full_stack_tiny_bert(tiny_classifier_dir, tiny_artifact_dir, batch_size):
+    """Same labels and probabilities as transformers + PyTorch, and the same logits as onnxruntime fed by
+    the transformers tokenizer, whatever the batching."""
+    clf = Classifier.load(tiny_artifact_dir, batch_size=batch_size)
+    ref, ref_labels = hf_probs(tiny_classifier_dir, MIXED)
+    assert list(clf.labels) == ref_labels
+    got = clf.predict_proba(MIXED)
+    np.testing.assert_allclose(got, ref, atol=1e-5)
+    assert [p.index for p in clf.predict(MIXED)] == ref.argmax(1).tolist()
+    onnx_ref = ort_logits_hf_tokens(tiny_artifact_dir / "model" / "model.onnx", tiny_classifier_dir, MIXED)
+    np.testing.assert_allclose(clf.logits(MIXED), onnx_ref, atol=1e-5)
+
+
+def test_equals_full_stack_tiny_albert(tiny_albert_classifier_dir, tmp_path):
+    art = build_runtime_artifact(tiny_albert_classifier_dir, tmp_path / "albert")
+    clf = Classifier.load(art, batch_size=4)
+    ref, ref_labels = hf_probs(tiny_albert_classifier_dir, MIXED)
+    assert list(clf.labels) == ref_labels
+    np.testing.assert_allclose(clf.predict_proba(MIXED), ref, atol=1e-5)
+
+
+@pytest.mark.slow
+def test_equals_full_stack_minilm_on_sst2(minilm_dir, shared_data, tmp_path):
+    """The real all-MiniLM-L6-v2 (30k WordPiece vocabulary) on real SST-2 dev sentences, the 60 first
+    and the 10 longest; its fresh classification head is seeded, so the test is deterministic."""
+    import torch
+
+    from edgebert.models import load
+
+    texts = read_texts(shared_data / "sst2" / "dev.tsv")
+    texts = texts[:60] + sorted(texts, key=len)[-10:]
+    torch.manual_seed(0)
+    loaded = load(str(minilm_dir), label_names=["negative", "positive"])
+    loaded.model.save_pretrained(tmp_path / "hf")
+    loaded.tokenizer.save_pretrained(tmp_path / "hf")
+    art = build_runtime_artifact(tmp_path / "hf", tmp_path / "art")
+    clf = Classifier.load(art, threads=2)
+    ref, _ = hf_probs(tmp_path / "hf", texts)
+    got = clf.predict_proba(texts)
+    assert (got.argmax(1) == ref.argmax(1)).all()
+    np.testing.assert_allclose(got, ref, atol=1e-4)
+    onnx_ref = ort_logits_hf_tokens(art / "model" / "model.onnx", tmp_path / "hf", texts)
+    np.testing.assert_allclose(clf.logits(texts), onnx_ref, atol=1e-4)
+
+
+def test_max_length_truncates_like_the_hf_tokenizer(tiny_classifier_dir, tiny_artifact_dir):
+    long_text = " ".join(POSITIVE) * 3
+    short = Classifier.load(tiny_artifact_dir, max_length=8)
+    assert short.max_length == 8
+    ref = ort_logits_hf_tokens(tiny_artifact_dir / "model" / "model.onnx", tiny_classifier_dir, [long_text],
+                               max_length=8)
+    np.testing.assert_allclose(short.logits([long_text]), ref, atol=1e-5)
+    full = Classifier.load(tiny_artifact_dir)
+    assert not np.allclose(full.logits([long_text]), ref, atol=1e-3)  # 128 tokens: a different input
+    with pytest.raises(ConfigError, match="max_length"):
+        Classifier.load(tiny_artifact_dir, max_length=1)
+
+
+def test_threads_reach_the_session(tiny_artifact_dir):
+    clf = Classifier.load(tiny_artifact_dir, threads=1)
+    assert clf._backend.session.get_session_options().intra_op_num_threads == 1
+    assert clf.info()["threads"] == 1
+    with pytest.raises(ConfigError, match="threads"):
+        Classifier.load(tiny_artifact_dir, threads=0)
+
+
+def test_threshold_from_manifest_argument_and_off(tiny_artifact_dir, tmp_path):
+    art = copy_artifact(tiny_artifact_dir, tmp_path / "art")
+    scores = Classifier.load(art).predict_proba(MIXED).max(1)
+    cut = float(np.median(scores))
+    edit_manifest(art, threshold=cut, unknown_label="none-of-these")
+    clf = Classifier.load(art)
+    assert clf.threshold == cut and clf.unknown_label == "none-of-these"
+    preds = clf.predict(MIXED)
+    assert [p.abstained for p in preds] == (scores < cut).tolist()
+    assert any(p.abstained for p in preds) and not all(p.abstained for p in preds)
+    for p in preds:
+        assert p.label == ("none-of-these" if p.abstained else clf.labels[p.index])
+    assert not any(p.abstained for p in Classifier.load(art, threshold=0).predict(MIXED))
+    assert all(p.label == "?" for p in Classifier.load(art, threshold=1.0, unknown_label="?").predict(MIXED)
+               if p.score < 1.0)
+    with pytest.raises(ConfigError, match="between 0 and 1"):
+        Classifier.load(art, threshold=1.5)
+    with pytest.raises(ConfigError, match="also one of the model's labels"):
+        Classifier.load(art, threshold=0.5, unknown_label="positive")
+
+
+# -- formats and folder layouts -----------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def expected_probs(tiny_artifact_dir):
+    return Classifier.load(tiny_artifact_dir).predict_proba(MIXED)
+
+
+def test_int8_and_ort_artifacts(tiny_classifier_dir, tmp_path, expected_probs):
+    int8 = Classifier.load(build_runtime_artifact(tiny_classifier_dir, tmp_path / "int8", int8=True))
+    assert (int8.predict_proba(MIXED).argmax(1) == expected_probs.argmax(1)).mean() >= 0.9
+    ort_art = build_runtime_artifact(tiny_classifier_dir, tmp_path / "ort", fmt="ort")
+    assert not list((ort_art / "model").glob("*.onnx"))
+    clf = Classifier.load(ort_art)
+    assert clf.layout.model.suffix == ".ort" and clf.format == "onnxruntime"
+    np.testing.assert_allclose(clf.predict_proba(MIXED), expected_probs, atol=1e-4)
+
+
+def test_torchscript_artifact_and_missing_torch(tiny_classifier_dir, tmp_path, expected_probs, monkeypatch):
+    art = build_runtime_artifact(tiny_classifier_dir, tmp_path / "pt", fmt="torchscript")
+    clf = Classifier.load(art, threads=1)
+    assert clf.format == "torchscript"
+    np.testing.assert_allclose(clf.predict_proba(MIXED), expected_probs, atol=1e-5)
+    monkeypatch.setitem(sys.modules, "torch", None)  # as on a runtime-only install
+    with pytest.raises(MissingDependencyError, match="torch is not installed.*ONNX"):
+        Classifier.load(art)
+
+
+def test_tensorrt_engine_without_tensorrt(tiny_artifact_dir, tmp_path):
+    import importlib.util
+
+    if importlib.util.find_spec("tensorrt") is not None:
+        pytest.skip("TensorRT is installed here")
+    art = copy_artifact(tiny_artifact_dir, tmp_path / "trt")
+    (art / "model" / "model.plan").write_bytes(b"not an engine")
+    edit_manifest(art, model="model/model.plan", format="tensorrt")
+    with pytest.raises(MissingDependencyError, match=r"TensorRT is not installed.*edgebert\[tensorrt\]"):
+        Classifier.load(art)
+
+
+def test_folder_without_deploy_and_model_file_path(tiny_artifact_dir, tmp_path, expected_probs):
+    art = copy_artifact(tiny_artifact_dir, tmp_path / "old")
+    manifest = json.loads((art / "manifest.json").read_text())
+    del manifest["deploy"]
+    (art / "manifest.json").write_text(json.dumps(manifest))
+    clf = Classifier.load(art)
+    assert clf.layout.model == art / "model" / "model.onnx" and clf.threshold is None
+    np.testing.assert_allclose(clf.predict_proba(MIXED), expected_probs, atol=1e-6)
+    # the model file itself: tokenizer/ and labels.json one folder up
+    direct = Classifier.load(tiny_artifact_dir / "model" / "model.onnx")
+    np.testing.assert_allclose(direct.predict_proba(MIXED), expected_probs, atol=1e-6)
+    # a flat folder (no manifest, model at the root, labels from config.json id2label)
+    flat = tmp_path / "flat"
+    flat.mkdir()
+    shutil.copy(tiny_artifact_dir / "model" / "model.onnx", flat / "classifier.onnx")
+    for f in (tiny_artifact_dir / "tokenizer").iterdir():
+        shutil.copy(f, flat / f.name)
+    (flat / "config.json").write_text(json.dumps({"id2label": {"1": "positive", "0": "negative"}}))
+    layout = resolve_artifact(flat)
+    assert layout.model.name == "classifier.onnx" and layout.labels == ("negative", "positive")
+    assert layout.manifest is None and layout.max_length is None
+
+
+# -- errors ---------------------------------------------------------------------------------------
+
+def test_load_errors_are_typed_and_say_what_to_do(tiny_artifact_dir, tmp_path):
+    with pytest.raises(ModelNotFoundError, match="does not exist"):
+        Classifier.load(tmp_path / "nope")
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    with pytest.raises(RuntimeLoadError, match="holds no model"):
+        Classifier.load(empty)
+
+    two = copy_artifact(tiny_artifact_dir, tmp_path / "two")
+    shutil.copy(two / "model" / "model.onnx", two / "model" / "other.onnx")
+    (two / "model" / "model.onnx").rename(two / "model" / "first.onnx")
+    edit_manifest(two, model=None)
+    with pytest.raises(RuntimeLoadError, match="several model files"):
+        Classifier.load(two)
+
+    cases = {
+        "no tokenizer": (lambda a: shutil.rmtree(a / "tokenizer"), "No tokenizer.json"),
+        "labels mismatch": (lambda a: (a / "labels.json").write_text('{"labels": ["a", "b", "c"]}'),
+                            "does not fit its labels"),
+        "duplicate labels": (lambda a: (a / "labels.json").write_text('{"labels": ["a", "a"]}'), "more than once"),
+        "corrupt model": (lambda a: (a / "model" / "model.onnx").write_bytes(b"garbage"), "onnxruntime cannot load"),
+        "bad manifest": (lambda a: (a / "manifest.json").write_text("{not json"), "Cannot read the manifest"),
+        "deploy.model missing": (lambda a: edit_manifest(a, model="model/gone.onnx"), "not a file"),
+        "bad max_length": (lambda a: edit_manifest(a, max_length="long"), "deploy.max_length must be int"),
+    }
+    for name, (damage, message) in cases.items():
+        art = copy_artifact(tiny_artifact_dir, tmp_path / name.replace(" ", "-"))
+        damage(art)
+        with pytest.raises(RuntimeLoadError, match=message):
+            Classifier.load(art)
+
+    with pytest.raises(RuntimeLoadError, match="not available"):
+        Classifier.load(tiny_artifact_dir, providers=["NoSuchExecutionProvider"])
+    clf = Classifier.load(tiny_artifact_dir)
+    with pytest.raises(DataError, match="text 1 is a int"):
+        clf.predict(["ok", 3])
+    with pytest.raises(DataError, match="string or a sequence"):
+        clf.predict(None)
+
+
+def test_no_torch_or_transformers_in_a_fresh_process(tiny_artifact_dir):
+    code = (
+        "import sys\n"
+        "import edgebert.runtime as r\n"
+        f"c = r.Classifier.load({str(tiny_artifact_dir)!r})\n"
+        "p = c.predict(['i love this movie', 'hate it'])\n"
+        "assert [x.label for x in p] == ['positive', 'negative'], p\n"
+        "leaked = [m for m in ('torch', 'transformers') if m in sys.modules]\n"
+        "assert not leaked, leaked\n"
+        "print('ok')\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, cwd=REPO)
+    assert proc.returncode == 0 and proc.stdout.strip() == "ok", proc.stderr
+
+
+def test_predict_cli_works_with_torch_and_transformers_blocked(tiny_artifact_dir):
+    """`python -m edgebert predict` in a process where importing torch or transformers fails."""
+    code = (
+        "import sys\n"
+        "sys.modules['torch'] = None; sys.modules['transformers'] = None\n"
+        "sys.argv = ['edgebert', 'predict', sys.argv[1], 'i love this movie', '--json']\n"
+        "import runpy; runpy.run_module('edgebert', run_name='__main__')\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code, str(tiny_artifact_dir)], capture_output=True, text=True,
+                          timeout=120, cwd=REPO)
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout)[0]["label"] == "positive"
+
+
+# -- input files ----------------------------------------------------------------------------------
+
+def test_read_texts_formats(tmp_path):
+    (tmp_path / "a.txt").write_text("first text\n\n  second, with comma  \n")
+    assert read_texts(tmp_path / "a.txt") == ["first text", "second, with comma"]
+    (tmp_path / "b.csv").write_text('text\n"hello, world"\nplain\n')
+    assert read_texts(tmp_path / "b.csv") == ["hello, world", "plain"]
+    (tmp_path / "c.csv").write_text("id,utterance,label\n1,lost card,x\n2,top up,y\n")
+    assert read_texts(tmp_path / "c.csv") == ["lost card", "top up"]
+    assert read_texts(tmp_path / "c.csv", text_column="label") == ["x", "y"]
+    (tmp_path / "d.tsv").write_text('sentence\tlabel\na "quoted" film\t1\n')
+    assert read_texts(tmp_path / "d.tsv") == ['a "quoted" film']
+    (tmp_path / "e.jsonl").write_text('{"text": "one"}\n\n{"text": "two", "id": 2}\n')
+    assert read_texts(tmp_path / "e.jsonl") == ["one", "two"]
+
+
+@pytest.mark.parametrize("name,content,message", [
+    ("x.csv", "id,label\n1,a\n", "no text column"),
+    ("x.jsonl", '{"text": "a"}\n[1]\n', "x.jsonl:2: expected a JSON object"),
+    ("x.jsonl", '{"text": "a"}\n{"text": null}\n', "x.jsonl:2: the 'text' field must be a string"),
+    ("x.jsonl", '{"text": "a"}\n{oops\n', "x.jsonl:2: malformed JSON"),
+    ("x.csv", "text,label\na,b,c\n", "x.csv:2: expected 2 fields"),
+    ("x.xlsx", "", "unsupported input file type"),
+])
+def test_read_texts_errors(tmp_path, name, content, message):
+    (tmp_path / name).write_text(content)
+    with pytest.raises(DataError, match=message):
+        read_texts(tmp_path / name)
+
+
+# -- edgebert predict -----------------------------------------------------------------------------
+
+def test_predict_cli_table_json_and_input_file(tiny_artifact_dir, tmp_path):
+    runner = CliRunner()
+    res = runner.invoke(main, ["predict", str(tiny_artifact_dir), "i love this movie", "hate it"])
+    assert res.exit_code == 0, res.output
+    rows = res.output.strip().splitlines()
+    assert rows[0].split() == ["label", "score", "text"]
+    assert rows[1].split()[0] == "positive" and rows[1].endswith("i love this movie")
+    assert rows[2].split()[0] == "negative"
+
+    inp = tmp_path / "in.jsonl"
+    inp.write_text('{"text": "great film and fun"}\n{"text": "awful awful movie"}\n')
+    res = runner.invoke(main, ["predict", str(tiny_artifact_dir), "--input", str(inp), "--json", "--threads", "1"])
+    assert res.exit_code == 0, res.output
+    out = json.loads(res.output)
+    assert [r["text"] for r in out] == ["great film and fun", "awful awful movie"]
+    assert [r["label"] for r in out] == ["positive", "negative"]
+    assert set(out[0]) == {"text", "label", "score", "index", "abstained"}
+
+    res = runner.invoke(main, ["predict", str(tiny_artifact_dir), "--input", "-", "--threshold", "1", "--json"],
+                        input="i love it\n\nbad movie\n")
+    assert res.exit_code == 0, res.output
+    assert [r["label"] for r in json.loads(res.output)] == ["unknown", "unknown"]
+
+
+def test_predict_cli_errors(tiny_artifact_dir, tmp_path):
+    runner = CliRunner()
+    assert_clean_error(runner.invoke(main, ["predict", str(tiny_artifact_dir)]), "Give texts to classify")
+    assert_clean_error(runner.invoke(main, ["predict", str(tiny_artifact_dir), "a", "--input", "x.txt"]),
+                       "not both")
+    assert_clean_error(runner.invoke(main, ["predict", str(tmp_path / "missing"), "a"]), "does not exist")
+    assert_clean_error(runner.invoke(main, ["predict", str(tiny_artifact_dir), "--input", str(tmp_path / "no.txt")]),
+                       "input file not found")
+    assert_clean_error(runner.invoke(main, ["predict", str(tiny_artifact_dir), "a", "--threshold", "2"]),
+                       "--threshold")
