@@ -1,0 +1,193 @@
+"""``edgebert serve``: a small HTTP JSON service around one :class:`~edgebert.runtime.Classifier`.
+
+Why Starlette + uvicorn: a single process on a device needs an HTTP/1.1 server whose request
+parsing is someone's maintained, fuzzed code (uvicorn on h11), not a hand-written parser, and a
+framework that lets this module read the body itself, so that its size is bounded while it
+streams in. Both are small pure-Python wheels (with anyio and h11: under 3 MB installed), have no
+compiled dependencies (runs wherever Python runs, ARM boards included), and are widely used and
+actively released (Starlette is FastAPI's core). Werkzeug's server is documented as a development
+server only; aiohttp brings compiled extensions; FastAPI adds pydantic request models this API
+does not need.
+
+Endpoints (all answers are JSON; errors are ``{"error": "...", "status": code}``)::
+
+    POST /predict  {"text": "..."}          -> {"prediction": {"label", "score", "index", "abstained"}}
+                   {"texts": ["...", ...]}  -> {"predictions": [...]}   (in input order)
+    GET  /health                            -> {"status": "ok", "format", "labels", "max_length", ...}
+    GET  /labels                            -> {"labels": [...], "unknown_label", "threshold"}
+
+Bounds: the body is read in chunks and refused with 413 as soon as it passes ``max_body_bytes``
+(or when Content-Length announces more); ``texts`` may hold at most ``max_batch`` texts (422
+above); every text is truncated to the model's ``max_length`` tokens by the tokenizer. Malformed
+JSON gives 400; a body that is not an object, a missing or unknown field, or a wrong type gives
+422; an unknown path 404, a wrong method 405. Inference runs in a worker thread, at most
+``concurrency`` calls at a time (default 1: each call already uses the model's intra-op threads),
+so the event loop keeps answering /health while a batch runs. An unexpected failure is logged and
+answered with 500; the process keeps serving.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any
+
+from edgebert.errors import EdgebertError, MissingDependencyError
+
+__all__ = ["DEFAULT_MAX_BATCH", "DEFAULT_MAX_BODY_BYTES", "create_app", "serve"]
+
+#: most texts one POST /predict may carry
+DEFAULT_MAX_BATCH = 64
+#: largest request body accepted, bytes (1 MiB: 64 texts of ~16 kB each)
+DEFAULT_MAX_BODY_BYTES = 1 << 20
+
+_FIELDS = ("text", "texts")
+log = logging.getLogger("edgebert.serve")
+
+
+class _RequestError(Exception):
+    """A client mistake: answered with ``status`` and ``message``."""
+
+    def __init__(self, status: int, message: str):
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
+def _import_starlette():
+    try:
+        import starlette  # noqa: F401
+    except ImportError:
+        raise MissingDependencyError("starlette", extra="runtime", purpose="edgebert serve") from None
+
+
+def _error(status: int, message: str):
+    from starlette.responses import JSONResponse
+
+    return JSONResponse({"error": message, "status": status}, status_code=status)
+
+
+async def _read_body(request, limit: int) -> bytes:
+    declared = request.headers.get("content-length")
+    if declared is not None:
+        try:
+            size = int(declared)
+        except ValueError:
+            raise _RequestError(400, f"invalid Content-Length header {declared!r}") from None
+        if size > limit:
+            raise _RequestError(413, f"request body of {size} bytes is over the limit of {limit} bytes")
+    chunks, size = [], 0
+    async for chunk in request.stream():  # chunked bodies announce no length: count as they arrive
+        size += len(chunk)
+        if size > limit:
+            raise _RequestError(413, f"request body is over the limit of {limit} bytes")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _parse(body: bytes, max_batch: int) -> tuple[list[str], bool]:
+    """(texts, whether the request used "text") from a POST /predict body."""
+    if not body.strip():
+        raise _RequestError(400, 'empty body; send JSON: {"text": "..."} or {"texts": ["...", ...]}')
+    try:
+        payload = json.loads(body)
+    except (ValueError, RecursionError) as exc:  # JSONDecodeError, undecodable bytes, absurd nesting
+        raise _RequestError(400, f"malformed JSON: {exc}" if isinstance(exc, ValueError) else "malformed JSON: "
+                            "nested too deeply") from None
+    if not isinstance(payload, dict):
+        raise _RequestError(422, f'the body must be a JSON object {{"text": ...}} or {{"texts": [...]}}, '
+                                 f"not a JSON {type(payload).__name__}")
+    unknown = sorted(k for k in payload if k not in _FIELDS)
+    if unknown:
+        raise _RequestError(422, f"unknown field(s) {', '.join(repr(k) for k in unknown)}; "
+                                 "send exactly one of 'text' (a string) or 'texts' (a list of strings)")
+    if len(payload) != 1:
+        raise _RequestError(422, "send exactly one of 'text' (a string) or 'texts' (a list of strings)")
+    if "text" in payload:
+        text = payload["text"]
+        if not isinstance(text, str):
+            raise _RequestError(422, f"'text' must be a string, not {_json_type(text)}")
+        return [text], True
+    texts = payload["texts"]
+    if not isinstance(texts, list):
+        raise _RequestError(422, f"'texts' must be a list of strings, not {_json_type(texts)}")
+    if not texts:
+        raise _RequestError(422, "'texts' is empty; send at least one text")
+    if len(texts) > max_batch:
+        raise _RequestError(422, f"'texts' holds {len(texts)} texts; the limit is {max_batch} per request")
+    for i, t in enumerate(texts):
+        if not isinstance(t, str):
+            raise _RequestError(422, f"texts[{i}] must be a string, not {_json_type(t)}")
+    return texts, False
+
+
+def _json_type(value: Any) -> str:
+    names = {dict: "an object", list: "an array", str: "a string", bool: "a boolean", int: "a number",
+             float: "a number", type(None): "null"}
+    return names.get(type(value), type(value).__name__)
+
+
+def create_app(classifier, *, max_batch: int = DEFAULT_MAX_BATCH, max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
+               concurrency: int = 1):
+    """The Starlette application serving ``classifier`` (see the module doc for the API)."""
+    _import_starlette()
+    import anyio
+    from starlette.applications import Starlette
+    from starlette.exceptions import HTTPException
+    from starlette.responses import JSONResponse
+    from starlette.routing import Route
+
+    for name, value in (("max_batch", max_batch), ("max_body_bytes", max_body_bytes), ("concurrency", concurrency)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise EdgebertError(f"{name} must be a positive integer, got {value!r}")
+    limiter: list[Any] = []  # created inside the event loop, on first use
+
+    async def predict(request):
+        try:
+            texts, single = _parse(await _read_body(request, max_body_bytes), max_batch)
+        except _RequestError as exc:
+            return _error(exc.status, exc.message)
+        if not limiter:
+            limiter.append(anyio.CapacityLimiter(concurrency))
+        try:
+            preds = await anyio.to_thread.run_sync(classifier.predict, texts, limiter=limiter[0])
+        except EdgebertError as exc:  # e.g. InferenceError: the model failed on this input
+            log.error("prediction failed: %s", exc)
+            return _error(500, f"prediction failed: {exc}")
+        if single:
+            return JSONResponse({"prediction": preds[0].to_dict()})
+        return JSONResponse({"predictions": [p.to_dict() for p in preds]})
+
+    async def health(request):
+        info = {k: v for k, v in classifier.info().items() if k not in ("artifact", "model")}
+        return JSONResponse({"status": "ok", **info, "max_batch": max_batch, "max_body_bytes": max_body_bytes})
+
+    async def labels(request):
+        return JSONResponse({"labels": list(classifier.labels), "unknown_label": classifier.unknown_label,
+                             "threshold": classifier.threshold})
+
+    async def http_error(request, exc):
+        detail = exc.detail if isinstance(exc.detail, str) else "error"
+        if exc.status_code == 404:
+            detail = f"no endpoint {request.url.path}; endpoints: POST /predict, GET /health, GET /labels"
+        elif exc.status_code == 405:
+            detail = f"{request.method} is not allowed on {request.url.path}"
+        return _error(exc.status_code, detail)
+
+    async def server_error(request, exc):
+        log.exception("unexpected error on %s %s", request.method, request.url.path)
+        return _error(500, f"internal error: {type(exc).__name__}")
+
+    routes = [Route("/predict", predict, methods=["POST"]), Route("/health", health, methods=["GET"]),
+              Route("/labels", labels, methods=["GET"])]
+    return Starlette(routes=routes, exception_handlers={HTTPException: http_error, Exception: server_error})
+
+
+def serve(app, *, host: str = "127.0.0.1", port: int = 8080, log_level: str = "info") -> None:
+    """Run ``app`` (from :func:`create_app`) with uvicorn until interrupted (Ctrl-C / SIGTERM)."""
+    try:
+        import uvicorn
+    except ImportError:
+        raise MissingDependencyError("uvicorn", extra="runtime", purpose="edgebert serve") from None
+    uvicorn.run(app, host=host, port=port, log_level=log_level, access_log=log_level == "debug",
+                timeout_keep_alive=5)

@@ -1,0 +1,202 @@
+"""edgebert.runtime.serve / ``edgebert serve``: the JSON API in process (Starlette TestClient), every
+bad-request path, and the real server in a subprocess on 127.0.0.1 with torch blocked."""
+
+from __future__ import annotations
+
+import json
+import re
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+
+import pytest
+from click.testing import CliRunner
+from conftest import NEGATIVE, POSITIVE, REPO, assert_clean_error
+
+from edgebert.cli import main
+from edgebert.runtime import Classifier, create_app
+
+starlette_testclient = pytest.importorskip("starlette.testclient", reason="pip install -e '.[dev]' (starlette, httpx)")
+
+MAX_BATCH = 4
+MAX_BODY = 4096
+
+
+@pytest.fixture(scope="module")
+def clf(tiny_artifact_dir):
+    return Classifier.load(tiny_artifact_dir, threads=1)
+
+
+@pytest.fixture(scope="module")
+def client(clf):
+    with starlette_testclient.TestClient(create_app(clf, max_batch=MAX_BATCH, max_body_bytes=MAX_BODY)) as c:
+        yield c
+
+
+def test_predict_one_and_many_match_the_library(client, clf):
+    r = client.post("/predict", json={"text": "i love this movie"})
+    assert r.status_code == 200, r.text
+    want = clf.predict("i love this movie")
+    assert r.json() == {"prediction": want.to_dict()}
+    texts = [POSITIVE[0], NEGATIVE[0], NEGATIVE[1], POSITIVE[1]]
+    r = client.post("/predict", json={"texts": texts})
+    assert r.status_code == 200, r.text
+    assert r.json()["predictions"] == [p.to_dict() for p in clf.predict(texts)]
+    assert [p["label"] for p in r.json()["predictions"]] == ["positive", "negative", "negative", "positive"]
+
+
+def test_long_text_is_truncated_not_refused(client):
+    r = client.post("/predict", json={"text": "great film " * 300})  # ~600 tokens, 3.3 kB
+    assert r.status_code == 200 and r.json()["prediction"]["label"] == "positive"
+
+
+def test_health_and_labels(client, clf):
+    h = client.get("/health").json()
+    assert h["status"] == "ok" and h["labels"] == 2 and h["max_length"] == clf.max_length
+    assert h["max_batch"] == MAX_BATCH and h["max_body_bytes"] == MAX_BODY and h["format"] == "onnxruntime"
+    assert client.get("/labels").json() == {"labels": ["negative", "positive"], "unknown_label": "unknown",
+                                            "threshold": None}
+
+
+@pytest.mark.parametrize("body,status,message", [
+    (b"{not json", 400, "malformed JSON"),
+    (b"", 400, "empty body"),
+    (b"\xff\xfe\x00garbage", 400, "malformed JSON"),
+    (b"[" * 100_000 + b"]" * 100_000, 413, "over the limit"),
+    (b"[" * 1500 + b"]" * 1500, 400, "nested too deeply"),  # under the size limit, past the parser's depth
+    (b'["a text"]', 422, "must be a JSON object"),
+    (b'"a text"', 422, "must be a JSON object"),
+    (b"{}", 422, "exactly one of"),
+    (b'{"text": "a", "texts": ["b"]}', 422, "unknown field|exactly one of"),
+    (b'{"txt": "a"}', 422, r"unknown field\(s\) 'txt'"),
+    (b'{"text": 5}', 422, "'text' must be a string, not a number"),
+    (b'{"text": null}', 422, "not null"),
+    (b'{"texts": "a"}', 422, "'texts' must be a list of strings, not a string"),
+    (b'{"texts": []}', 422, "is empty"),
+    (b'{"texts": ["a", 1]}', 422, r"texts\[1\] must be a string"),
+    (b'{"texts": ["a", "b", "c", "d", "e"]}', 422, "5 texts; the limit is 4"),
+], ids=lambda v: None if not isinstance(v, bytes) else repr(v[:24]))
+def test_bad_requests_get_4xx_json(client, body, status, message):
+    r = client.post("/predict", content=body, headers={"content-type": "application/json"})
+    assert r.status_code == status, r.text
+    data = r.json()
+    assert data["status"] == status
+    assert re.search(message, data["error"]), data["error"]
+    assert client.get("/health").status_code == 200  # still serving
+
+
+def test_body_limit_without_content_length(client):
+    def chunks():  # a chunked upload announces no length: the limit must hold while streaming
+        yield b'{"texts": ["'
+        for _ in range(100):
+            yield b"x" * 100
+        yield b'"]}'
+
+    r = client.post("/predict", content=chunks())
+    assert r.status_code == 413 and "over the limit" in r.json()["error"]
+
+
+def test_unknown_path_and_method(client):
+    r = client.get("/nope")
+    assert r.status_code == 404 and "POST /predict" in r.json()["error"]
+    r = client.get("/predict")
+    assert r.status_code == 405 and r.json()["status"] == 405
+
+
+def test_unexpected_failure_is_a_500_and_the_app_keeps_serving(clf):
+    class Flaky:
+        labels, unknown_label, threshold = clf.labels, clf.unknown_label, None
+
+        def __init__(self):
+            self.calls = 0
+
+        def predict(self, texts):
+            self.calls += 1
+            if self.calls == 1:
+                raise RuntimeError("boom")
+            return clf.predict(texts)
+
+        def info(self):
+            return clf.info()
+
+    with starlette_testclient.TestClient(create_app(Flaky()), raise_server_exceptions=False) as c:
+        r = c.post("/predict", json={"text": "i love it"})
+        assert r.status_code == 500 and r.json()["error"] == "internal error: RuntimeError"
+        assert c.post("/predict", json={"text": "i love it"}).status_code == 200
+
+
+def test_create_app_rejects_bad_limits(clf):
+    from edgebert.errors import EdgebertError
+
+    with pytest.raises(EdgebertError, match="max_batch"):
+        create_app(clf, max_batch=0)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _request(url, payload=None):
+    data = None if payload is None else (payload if isinstance(payload, bytes) else json.dumps(payload).encode())
+    req = urllib.request.Request(url, data=data, headers={"content-type": "application/json"})
+    try:
+        with urllib.request.urlopen(req, timeout=10) as r:
+            return r.status, json.loads(r.read())
+    except urllib.error.HTTPError as e:
+        return e.code, json.loads(e.read())
+
+
+def test_real_server_in_a_subprocess_without_torch(tiny_artifact_dir):
+    port = _free_port()
+    code = (
+        "import sys\n"
+        "sys.modules['torch'] = None; sys.modules['transformers'] = None\n"  # importing them would fail
+        "from edgebert.cli import main\n"
+        "main(sys.argv[1:], prog_name='edgebert')\n"
+    )
+    proc = subprocess.Popen([sys.executable, "-c", code, "serve", str(tiny_artifact_dir), "--port", str(port),
+                             "--threads", "1", "--log-level", "warning"],
+                            cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                status, health = _request(base + "/health")
+                break
+            except (urllib.error.URLError, ConnectionError):
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    out, err = proc.communicate(timeout=5) if proc.poll() is not None else ("", "")
+                    pytest.fail(f"server did not start (exit {proc.poll()}): {err}")
+                time.sleep(0.2)
+        assert status == 200 and health["status"] == "ok"
+        status, body = _request(base + "/predict", {"texts": ["i love this movie", "hate it"]})
+        assert status == 200 and [p["label"] for p in body["predictions"]] == ["positive", "negative"]
+        assert _request(base + "/predict", b"{oops")[0] == 400
+        assert _request(base + "/predict", {"text": 1})[0] == 422
+        assert _request(base + "/labels")[1]["labels"] == ["negative", "positive"]
+        assert proc.poll() is None  # bad requests did not stop it
+    finally:
+        proc.terminate()
+        try:
+            proc.communicate(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.communicate()
+
+
+def test_serve_cli_errors(tiny_artifact_dir, tmp_path):
+    runner = CliRunner()
+    assert_clean_error(runner.invoke(main, ["serve", str(tmp_path / "missing")]), "does not exist")
+    assert_clean_error(runner.invoke(main, ["serve", str(tiny_artifact_dir), "--port", "70000"]), "--port")
+    with socket.socket() as s:  # an address in use: a message, not uvicorn's exit
+        s.bind(("127.0.0.1", 0))
+        s.listen()
+        busy = s.getsockname()[1]
+        assert_clean_error(runner.invoke(main, ["serve", str(tiny_artifact_dir), "--port", str(busy)]),
+                           f"Cannot listen on 127.0.0.1:{busy}")
