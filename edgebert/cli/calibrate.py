@@ -1,0 +1,119 @@
+"""edgebert calibrate."""
+
+from __future__ import annotations
+
+import click
+
+from edgebert.cli.options import data_options, pop_data_options
+from edgebert.cli.runtime_options import ARTIFACT_HELP
+
+
+@click.command("calibrate", epilog=ARTIFACT_HELP)
+@click.argument("artifact")
+@data_options
+@click.option("--precision", type=click.FloatRange(0.0, 1.0, min_open=True), default=0.95, show_default=True,
+              help="Target accuracy on the inputs the model answers; the threshold that reaches it while "
+                   "answering the most dev inputs is chosen.")
+@click.option("--split", default="dev", show_default=True,
+              help="Split the threshold is chosen on (a dataset without dev gets a stratified 10% of train).")
+@click.option("--eval-split", default="test", show_default=True,
+              help="Held-out split on which the chosen threshold is checked ('none' to skip; skipped when "
+                   "the dataset has no such split).")
+@click.option("--write", is_flag=True,
+              help="Store the threshold in ARTIFACT/manifest.json (deploy.threshold), where predict and "
+                   "serve read it.")
+@click.option("--out", type=click.Path(dir_okay=False), default=None,
+              help="Write the full result (threshold, coverage, accuracies, curve) as JSON here.")
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+@click.option("--threads", type=click.IntRange(min=1), default=None, help="Intra-op threads of the model.")
+@click.pass_context
+def command(ctx, artifact, data, precision, split, eval_split, write, out, as_json, threads, **kwargs):
+    """Choose the confidence threshold below which the model answers 'unknown'.
+
+    Scores the --split texts, then picks the lowest threshold whose answered inputs reach
+    --precision accuracy: the threshold that abstains least at that precision. Reports its
+    coverage (share of inputs answered) and answered accuracy on that split and on --eval-split.
+
+    \b
+    Example:
+      edgebert calibrate out/minilm-banking77 --data ../shared/data/banking77 --precision 0.95 --write
+    """
+    import json
+
+    from edgebert.artifact import write_json
+    from edgebert.data import load_dataset
+    from edgebert.errors import ConfigError
+    from edgebert.runtime import Classifier
+    from edgebert.runtime.calibration import calibrate, dataset_texts, label_indices, selective_metrics
+
+    if ctx.get_parameter_source("data") == click.core.ParameterSource.DEFAULT:
+        raise click.UsageError("Give the labelled data to calibrate on with --data (e.g. --data ../shared/data/banking77).")
+    ds = load_dataset(data, **pop_data_options(kwargs))
+    clf = Classifier.load(artifact, threads=threads, threshold=0.0)
+    texts, labels = dataset_texts(ds, split)
+    result = calibrate(clf, texts, labels, precision=precision)
+    report = {"artifact": artifact, "data": data, "split": split, **result.to_dict(), "eval": None}
+    if eval_split.lower() != "none" and eval_split in ds.splits:
+        eval_texts, eval_labels = dataset_texts(ds, eval_split)
+        probs = clf.predict_proba(eval_texts)
+        y = label_indices(eval_labels, clf.labels)
+        report["eval"] = {"split": eval_split, "n": len(y), **selective_metrics(probs, y, result.threshold),
+                          "accuracy": selective_metrics(probs, y, None)["answered_accuracy"]}
+    if out:
+        write_json(out, report)
+    if write and result.reached:
+        _write_threshold(clf.layout, result.threshold, report, write_json)
+    if as_json:
+        click.echo(json.dumps(report, indent=2))
+    else:
+        _print(report)
+    if not result.reached:
+        raise ConfigError(
+            f"No threshold reaches precision {precision} on {split}: the best accuracy on answered inputs is "
+            f"{result.best_accuracy:.4f}. Lower --precision" + (" (nothing was written)." if write else ".")
+        )
+    if write:
+        click.echo(f"Threshold written to {clf.layout.root / 'manifest.json'} (deploy.threshold).")
+
+
+def _write_threshold(layout, threshold: float, report: dict, write_json) -> None:
+    """Set deploy.threshold in the manifest (created when the folder has none), atomically."""
+    import json
+
+    from edgebert.artifact import now_iso
+
+    path = layout.root / "manifest.json"
+    manifest = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {
+        "schema_version": 1, "kind": "edgebert-artifact"}
+    manifest.setdefault("deploy", {})
+    if manifest["deploy"] is None:
+        manifest["deploy"] = {}
+    manifest["deploy"]["threshold"] = threshold
+    manifest["calibration"] = {k: report[k] for k in ("data", "split", "target_precision", "threshold", "coverage",
+                                                      "answered_accuracy", "n", "eval")}
+    manifest["calibration"]["time"] = now_iso()
+    write_json(path, manifest)
+
+
+def _pct(x) -> str:
+    return "-" if x is None else f"{100 * x:.1f}%"
+
+
+def _acc(x) -> str:
+    return "-" if x is None else f"{x:.4f}"
+
+
+def _print(r: dict) -> None:
+    click.echo(f"{r['split']} (n={r['n']}): accuracy answering everything {r['accuracy']:.4f}")
+    click.echo(f"{'threshold':>9}  {'answered':>8}  accuracy on answered")
+    for point in r["curve"]:
+        click.echo(f"{point['threshold']:>9.2f}  {_pct(point['coverage']):>8}  {_acc(point['answered_accuracy'])}")
+    if r["threshold"] is None:
+        return
+    click.echo(f"Threshold {r['threshold']:.4f} for precision >= {r['target_precision']}: answers "
+               f"{_pct(r['coverage'])} of {r['split']} ({r['answered']} of {r['n']}), accuracy on answered "
+               f"{_acc(r['answered_accuracy'])}")
+    e = r["eval"]
+    if e:
+        click.echo(f"On {e['split']} (n={e['n']}): answers {_pct(e['coverage'])}, accuracy on answered "
+                   f"{_acc(e['answered_accuracy'])} (answering everything: {_acc(e['accuracy'])})")
