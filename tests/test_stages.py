@@ -1,0 +1,224 @@
+"""Every registered stage, run through the pipeline on tiny trained BERT / ALBERT classifiers, plus
+the completeness checks: each stage kind is tested here, every target and recipe file validates,
+every config round-trips through JSON."""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+
+from edgebert.errors import ConfigError, MissingDependencyError
+from edgebert.pipeline import compress
+from edgebert.stages.registry import STAGES, stage_kinds
+from edgebert.targets import list_recipes, list_targets, load_recipe, load_target, recipes_dir, targets_dir
+
+ROOT = Path(__file__).resolve().parents[1]
+TINY = {"batch_size": 8, "learning_rate": 3e-3, "head_learning_rate": 3e-3, "patience": 0}
+
+# One recipe per stage kind (after the stages it needs). test_every_stage_has_a_test checks that
+# this table covers the registry.
+RECIPES = {
+    "finetune": [{"kind": "finetune", "when": "always", "epochs": 2, **TINY}, {"kind": "export-onnx"}],
+    "prune": [{"kind": "prune", "heads": 0.5, "ffn": 0.5, "samples": 16}, {"kind": "export-onnx"}],
+    "distill": [{"kind": "prune", "layers": 1, "samples": 16}, {"kind": "distill", "epochs": 1, **TINY},
+                {"kind": "export-onnx"}],
+    "export-onnx": [{"kind": "export-onnx", "fuse": False}],
+    "quantize": [{"kind": "export-onnx", "fuse": False},
+                 {"kind": "quantize", "mode": "int8-static", "symmetric": True, "calibration_samples": 16,
+                  "max_accuracy_drop": 100.0}],
+    "export-torchscript": [{"kind": "quantize", "mode": "torch-int8-dynamic"}, {"kind": "export-torchscript"}],
+    "export-mobile": [{"kind": "export-onnx", "fuse": False}, {"kind": "quantize", "max_accuracy_drop": 100.0},
+                      {"kind": "export-mobile"}],
+    "build-tensorrt": [{"kind": "export-onnx", "fuse": False}, {"kind": "build-tensorrt", "precision": "fp16"}],
+    "export-pytorch": [{"kind": "export-pytorch", "dtype": "float16"}],
+}
+
+
+def run_recipe(tmp_path: Path, model_dir: Path, data_dir: Path, stages: list[dict], target: str = "cpu"):
+    recipe = tmp_path / "recipe.yaml"
+    recipe.write_text(yaml.safe_dump({"name": "recipe", "stages": stages}), encoding="utf-8")
+    return compress(str(model_dir), target, data=str(data_dir), out=tmp_path / "art", recipe=recipe, progress=False)
+
+
+def test_every_stage_has_a_test():
+    assert sorted(RECIPES) == sorted(stage_kinds())
+
+
+@pytest.mark.parametrize("kind", sorted(RECIPES))
+@pytest.mark.parametrize("arch", ["bert", "albert"])
+def test_stage_runs_and_is_recorded(kind, arch, tmp_path, tiny_classifier_dir, tiny_albert_classifier_dir,
+                                    tiny_sentiment_dir):
+    if kind == "build-tensorrt" and arch == "albert":
+        pytest.skip("one deferred TensorRT stage is enough (no TensorRT here)")
+    model = tiny_classifier_dir if arch == "bert" else tiny_albert_classifier_dir
+    result = run_recipe(tmp_path, model, tiny_sentiment_dir, RECIPES[kind])
+    manifest = json.loads((result.out / "manifest.json").read_text())
+    rec = next(s for s in manifest["stages"] if s["kind"] == kind)
+    assert rec["status"] == "done" and rec["output_sha256"] and rec["input_sha256"]
+    assert rec["config"]["kind"] == kind
+    files = sorted(p.name for p in (result.out / "model").iterdir())
+    CHECKS[kind](rec, files, result.out)
+
+
+def _finetune(rec, files, out):
+    assert rec["skipped"] is None and rec["metrics"]["dev"]["accuracy"] >= 0.5
+
+
+def _prune(rec, files, out):
+    m = rec["metrics"]
+    assert m["parameters_after"] < m["parameters_before"]
+    assert rec["validation"]["n"] > 0 and 0 <= rec["validation"]["label_agreement"] <= 1
+
+
+def _distill(rec, files, out):
+    assert rec["metrics"]["report"]["history"] and "teacher_dev_accuracy" in rec["metrics"]
+
+
+def _export_onnx(rec, files, out):
+    assert files == ["model.onnx"]
+    assert rec["validation"]["max_abs_logit_diff"] < 1e-3 and rec["validation"]["label_agreement"] == 1.0
+
+
+def _quantize(rec, files, out):
+    import onnx
+
+    ops = {n.op_type for n in onnx.load(str(out / "model" / "model.onnx")).graph.node}
+    assert {"QuantizeLinear", "DequantizeLinear"} <= ops  # QDQ: what TensorRT's explicit int8 takes
+    # every weight MatMul quantized (file size is no test here: the tiny model is mostly float embeddings)
+    assert rec["metrics"]["nodes_quantized"] >= 6 and not rec["metrics"]["nodes_float"]
+    assert "label_agreement" in rec["validation"]
+
+
+def _torchscript(rec, files, out):
+    assert files == ["model.pt"]
+    assert rec["metrics"]["torch_quantization"]["mode"] == "torch-int8-dynamic"
+    assert rec["validation"]["max_abs_logit_diff"] < 1e-3  # the trace equals the quantized eager model
+
+
+def _mobile(rec, files, out):
+    assert files == ["model.ort", "required_operators.config"]
+    assert rec["validation"]["label_agreement"] == 1.0
+    assert any(line.startswith("ai.onnx") for line in rec["metrics"]["required_operators"])
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["deploy"]["model"] == "model/model.ort" and manifest["deploy"]["format"] == "ort"
+
+
+def _tensorrt(rec, files, out):
+    from edgebert.export.tensorrt import tensorrt_available
+
+    assert "build_engine.sh" in files and "model.onnx" in files
+    script = out / "model" / "build_engine.sh"
+    assert script.stat().st_mode & stat.S_IXUSR
+    text = script.read_text()
+    assert "--fp16" in text and "input_ids:1x1" in text and "input_ids:32x128" in text  # cpu target: max_batch 32
+    if not tensorrt_available():
+        assert rec["metrics"]["engine"].startswith("deferred")
+        manifest = json.loads((out / "manifest.json").read_text())
+        assert "build_engine.sh" in manifest["deploy"]["engine"]
+
+
+def _pytorch(rec, files, out):
+    assert "config.json" in files and "model.safetensors" in files
+    assert rec["validation"]["label_agreement"] >= 0.99
+    assert json.loads((out / "model" / "config.json").read_text())["torch_dtype" if "torch_dtype" in
+        json.loads((out / "model" / "config.json").read_text()) else "dtype"] == "float16"
+
+
+CHECKS = {"finetune": _finetune, "prune": _prune, "distill": _distill, "export-onnx": _export_onnx,
+          "quantize": _quantize, "export-torchscript": _torchscript, "export-mobile": _mobile,
+          "build-tensorrt": _tensorrt, "export-pytorch": _pytorch}
+
+
+def test_tensorrt_required_but_missing_is_a_clear_error(tmp_path, tiny_classifier_dir, tiny_sentiment_dir):
+    from edgebert.export.tensorrt import tensorrt_available
+
+    if tensorrt_available():
+        pytest.skip("TensorRT is installed here")
+    stages = [{"kind": "export-onnx", "fuse": False}, {"kind": "build-tensorrt", "require": True}]
+    with pytest.raises(MissingDependencyError, match="TensorRT not installed"):
+        run_recipe(tmp_path, tiny_classifier_dir, tiny_sentiment_dir, stages, target="jetson")
+    assert not (tmp_path / "art" / "model").exists()
+
+
+@pytest.mark.tensorrt
+def test_tensorrt_engine_is_built_and_validated(tmp_path, tiny_classifier_dir, tiny_sentiment_dir):
+    pytest.importorskip("tensorrt", reason="TensorRT not installed")
+    stages = [{"kind": "export-onnx", "fuse": False}, {"kind": "build-tensorrt", "precision": "fp16", "require": True}]
+    result = run_recipe(tmp_path, tiny_classifier_dir, tiny_sentiment_dir, stages, target="jetson")
+    rec = result.manifest["stages"][-1]
+    assert rec["metrics"]["engine"] == "built" and (result.out / "model" / "model.plan").is_file()
+    assert rec["validation"]["label_agreement"] >= 0.99
+
+
+# -- completeness: targets, recipes, configs ---------------------------------------------------
+
+def test_required_targets_exist():
+    assert {"cpu", "cpu-arm64", "server-gpu", "jetson", "mobile"} <= set(list_targets())
+
+
+@pytest.mark.parametrize("name", list_targets())
+def test_every_target_validates_and_uses_distill_after_prune(name):
+    from edgebert.pipeline import plan
+
+    the_plan = plan(name)
+    assert the_plan.target.name == name
+    kinds = [s.kind for s in the_plan.stages]
+    assert "prune" in kinds and kinds.index("distill") == kinds.index("prune") + 1
+    assert the_plan.target.budgets.accuracy_drop > 0 and the_plan.target.providers
+
+
+@pytest.mark.parametrize("name", list_recipes())
+def test_every_recipe_validates(name):
+    recipe_name, stages = load_recipe(name)
+    assert recipe_name == name and stages
+
+
+@pytest.mark.parametrize("kind", stage_kinds())
+def test_every_stage_config_round_trips_json_and_describes_its_fields(kind):
+    cls = STAGES[kind].config
+    cfg = cls()
+    assert cls.model_validate_json(cfg.model_dump_json()) == cfg
+    missing = [n for n, f in cls.model_fields.items() if n != "kind" and not f.description]
+    assert not missing, f"{kind}: fields without description: {missing}"
+
+
+def test_target_and_recipe_models_round_trip_json():
+    for name in list_targets():
+        t = load_target(name)
+        assert type(t).model_validate_json(t.model_dump_json()) == t
+
+
+def test_bad_target_file_names_file_and_key(tmp_path):
+    src = yaml.safe_load((targets_dir() / "cpu.yaml").read_text())
+    bad = dict(src, name="mine", colour="red")
+    bad["shapes"] = dict(src["shapes"], min_length=500)
+    path = tmp_path / "mine.yaml"
+    path.write_text(yaml.safe_dump(bad))
+    with pytest.raises(ConfigError) as err:
+        load_target(str(path))
+    text = str(err.value)
+    assert str(path) in text and "colour: unknown key" in text and "shapes" in text
+    wrong = tmp_path / "other.yaml"
+    wrong.write_text(yaml.safe_dump(dict(src)))
+    with pytest.raises(ConfigError, match="must equal the file name"):
+        load_target(str(wrong))
+    broken = tmp_path / "broken.yaml"
+    broken.write_text("name: broken\nruntime: [unclosed\n")
+    with pytest.raises(ConfigError, match=r"broken.yaml:\d+"):
+        load_target(str(broken))
+
+
+def test_targets_and_recipes_dirs_are_in_the_source_tree():
+    assert targets_dir() == ROOT / "targets" and recipes_dir() == ROOT / "recipes"
+
+
+def test_env_var_points_at_other_targets(tmp_path, monkeypatch):
+    (tmp_path / "lab.yaml").write_text((targets_dir() / "cpu.yaml").read_text().replace("name: cpu", "name: lab"))
+    monkeypatch.setenv("EDGEBERT_TARGETS", str(tmp_path))
+    assert list_targets() == ["lab"] and load_target("lab").runtime == "onnxruntime"
