@@ -245,6 +245,27 @@ def test_folder_without_deploy_and_model_file_path(tiny_artifact_dir, tmp_path, 
     assert layout.manifest is None and layout.max_length is None
 
 
+def test_compress_deploy_block_threads_providers_and_paths(tiny_artifact_dir, tmp_path, expected_probs):
+    """The deploy block `edgebert compress` writes: the target's threads and providers are defaults (a GPU
+    provider this onnxruntime build lacks falls back to CPU); tokenizer and labels paths are followed."""
+    art = copy_artifact(tiny_artifact_dir, tmp_path / "compressed")
+    (art / "tokenizer").rename(art / "tok")
+    (art / "labels.json").rename(art / "names.json")
+    edit_manifest(art, runtime="onnxruntime", fallback_runtime=None, format="onnx", files=["model/model.onnx"],
+                  tokenizer="tok/", labels="names.json", precision="fp32", threads=1,
+                  providers=["CUDAExecutionProvider", "CPUExecutionProvider"])
+    clf = Classifier.load(art)
+    assert clf.threads == 1 and clf._backend.session.get_session_options().intra_op_num_threads == 1
+    assert clf.info()["providers"] == ["CPUExecutionProvider"]
+    np.testing.assert_allclose(clf.predict_proba(MIXED), expected_probs, atol=1e-6)
+    assert Classifier.load(art, threads=2).threads == 2  # the caller's choice wins
+    import onnxruntime
+
+    if "CUDAExecutionProvider" not in onnxruntime.get_available_providers():
+        with pytest.raises(RuntimeLoadError, match="CUDAExecutionProvider"):  # asked for explicitly: required
+            Classifier.load(art, providers=["CUDAExecutionProvider"])
+
+
 # -- errors ---------------------------------------------------------------------------------------
 
 def test_load_errors_are_typed_and_say_what_to_do(tiny_artifact_dir, tmp_path):

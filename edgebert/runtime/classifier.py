@@ -96,6 +96,9 @@ class ArtifactLayout:
     threshold: float | None  # deploy.threshold
     unknown_label: str | None  # deploy.unknown_label
     manifest: Path | None  # manifest.json when present
+    threads: int | None = None  # deploy.threads: the target's intra-op threads
+    providers: tuple[str, ...] | None = None  # deploy.providers: the target's execution providers
+    input_names: tuple[str, ...] | None = None  # deploy.input_names (used for TensorRT engines)
 
 
 # -- artifact folders ---------------------------------------------------------------------------
@@ -245,13 +248,30 @@ def resolve_artifact(path: str | os.PathLike) -> ArtifactLayout:
         else:
             model = _find_model(root)
     dirs = [d for d in (root, model.parent) if d.is_dir()]
-    max_length = _optional(deploy, "max_length", (int,), manifest)
+    tokenizer_rel = _optional(deploy, "tokenizer", (str,), manifest)  # a folder or the tokenizer.json
+    if tokenizer_rel is not None:
+        tok = root / tokenizer_rel
+        dirs_tok = [tok.parent] if tok.is_file() else [tok]
+        tokenizer = tok if tok.is_file() and tok.suffix == ".json" else _find_tokenizer(dirs_tok)
+    else:
+        tokenizer = _find_tokenizer(dirs)
+    labels_rel = _optional(deploy, "labels", (str,), manifest)
+    if labels_rel is not None and (root / labels_rel).is_file():
+        data = _read_json(root / labels_rel, "labels file")
+        labels = _check_labels(data.get("labels") if isinstance(data, dict) else data, root / labels_rel)
+    else:
+        labels = _find_labels(dirs)
     threshold = _optional(deploy, "threshold", (int, float), manifest)
-    unknown = _optional(deploy, "unknown_label", (str,), manifest)
+    providers = _optional(deploy, "providers", (list,), manifest)
+    input_names = _optional(deploy, "input_names", (list,), manifest)
     return ArtifactLayout(
-        root=root, model=model, format=_format_of(model), tokenizer=_find_tokenizer(dirs),
-        labels=_find_labels(dirs), max_length=max_length,
-        threshold=None if threshold is None else float(threshold), unknown_label=unknown, manifest=manifest,
+        root=root, model=model, format=_format_of(model), tokenizer=tokenizer, labels=labels,
+        max_length=_optional(deploy, "max_length", (int,), manifest),
+        threshold=None if threshold is None else float(threshold),
+        unknown_label=_optional(deploy, "unknown_label", (str,), manifest), manifest=manifest,
+        threads=_optional(deploy, "threads", (int,), manifest),
+        providers=None if providers is None else tuple(str(x) for x in providers),
+        input_names=None if input_names is None else tuple(str(x) for x in input_names),
     )
 
 
@@ -367,6 +387,16 @@ def softmax(logits: np.ndarray) -> np.ndarray:
     return e / e.sum(axis=-1, keepdims=True)
 
 
+def _available_providers(wanted: Sequence[str]) -> list[str]:
+    """The providers of ``wanted`` this onnxruntime build has, in order, CPU last as the fallback: an
+    artifact built for a GPU target still runs on a CPU-only install."""
+    import onnxruntime as ort
+
+    available = set(ort.get_available_providers())
+    chosen = [p for p in wanted if p in available and p != "CPUExecutionProvider"]
+    return chosen + ["CPUExecutionProvider"]
+
+
 def _check_threshold(value: float | None) -> float | None:
     if value is None:
         return None
@@ -451,8 +481,10 @@ class Classifier:
              batch_size: int = DEFAULT_BATCH_SIZE) -> Classifier:
         """Load an artifact folder (or a model file with its tokenizer and labels beside it).
 
-        ``threads``: intra-op threads of the model (None: the runtime's default, one per core).
-        ``providers``: onnxruntime execution providers in priority order (default CPU only).
+        ``threads``: intra-op threads of the model (None: the manifest's ``deploy.threads``, else the
+        runtime's default, one per core). ``providers``: onnxruntime execution providers in
+        priority order, all required (None: those of ``deploy.providers`` this onnxruntime build
+        has, else CPU).
         ``threshold``: answer only when the top probability is at least this (0..1); None takes the
         manifest's ``deploy.threshold`` (none there: answer everything); 0 turns it off.
         ``max_length``: token cap per text (default: ``deploy.max_length``, else 128 or the
@@ -465,6 +497,8 @@ class Classifier:
         if isinstance(max_length, bool) or not isinstance(max_length, int) or max_length < 2:
             raise ConfigError(f"max_length must be an integer >= 2 ([CLS] and [SEP] take two tokens), "
                               f"got {max_length!r}.")
+        if threads is None:
+            threads = layout.threads
         if threads is not None and (isinstance(threads, bool) or not isinstance(threads, int) or threads < 1):
             raise ConfigError(f"threads must be a positive integer (or None for the default), got {threads!r}.")
         if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
@@ -479,16 +513,15 @@ class Classifier:
         except Exception as exc:  # tokenizers raises a plain Exception for unreadable files
             raise RuntimeLoadError(f"Cannot read the tokenizer '{layout.tokenizer}': {exc}") from exc
         if layout.format == "onnxruntime":
+            if not providers and layout.providers:
+                providers = _available_providers(layout.providers)
             backend = _OnnxBackend(layout.model, threads=threads, providers=providers)
-        elif providers:
+        elif providers is not None:
             raise ConfigError(f"providers apply to ONNX models; '{layout.model}' is a {layout.format} file.")
         elif layout.format == "torchscript":
             backend = _TorchScriptBackend(layout.model, threads=threads)
         else:
-            input_names = None
-            if layout.manifest is not None:
-                input_names = _deploy_block(layout.manifest).get("input_names")
-            backend = _TensorRTBackend(layout.model, input_names=input_names)
+            backend = _TensorRTBackend(layout.model, input_names=layout.input_names)
         self = cls(backend, tokenizer, layout, max_length=max_length, threshold=threshold,
                    unknown_label=unknown_label, batch_size=batch_size, threads=threads)
         self._check_outputs()
