@@ -42,13 +42,18 @@ def command(ctx, artifact, data, precision, split, eval_split, write, out, as_js
 
     from edgebert.artifact import write_json
     from edgebert.data import load_dataset
-    from edgebert.errors import ConfigError
+    from edgebert.errors import ConfigError, MissingDependencyError
     from edgebert.runtime import Classifier
     from edgebert.runtime.calibration import calibrate, dataset_texts, label_indices, selective_metrics
 
     if ctx.get_parameter_source("data") == click.core.ParameterSource.DEFAULT:
         raise click.UsageError("Give the labelled data to calibrate on with --data (e.g. --data ../shared/data/banking77).")
-    ds = load_dataset(data, **pop_data_options(kwargs))
+    try:
+        ds = load_dataset(data, **pop_data_options(kwargs))
+    except ModuleNotFoundError as exc:  # scikit-learn splits off a dev set; not in the runtime install
+        package = {"sklearn": "scikit-learn"}.get(exc.name or "sklearn", exc.name)
+        raise MissingDependencyError(package, purpose="carving a dev split from train, as the data has none; "
+                                     "or pass --dev FILE") from None
     clf = Classifier.load(artifact, threads=threads, threshold=0.0)
     texts, labels = dataset_texts(ds, split)
     result = calibrate(clf, texts, labels, precision=precision)
