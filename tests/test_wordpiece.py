@@ -11,7 +11,9 @@ from __future__ import annotations
 import ast
 import csv
 import json
+import re
 import shutil
+import subprocess
 import sys
 import unicodedata
 from pathlib import Path
@@ -23,6 +25,9 @@ from edgebert.runtime import wordpiece as wp
 from edgebert.runtime.wordpiece import WordPieceTokenizer
 
 FOLDERS = ["minilm_dir", "tiny_tokenizer_dir"]
+KOTLIN_SAMPLE = Path(__file__).resolve().parents[1] / "examples" / "android" / "EdgebertClassifier.kt"
+#: Android's org.json, as packaged by Debian (libandroid-json-java)
+ANDROID_JSON_JAR = Path("/usr/share/java/com.android.json.jar")
 
 EDGE_CASES = [
     "",
@@ -281,3 +286,77 @@ def test_reference_imports_only_the_standard_library():
             imported.add(node.module)
     outside = {m for m in imported if m.split(".")[0] not in sys.stdlib_module_names}
     assert outside == {"edgebert.errors"}, outside
+
+
+_KOTLIN_MAIN = """package com.example.edgebert
+import java.io.File
+import org.json.JSONObject
+fun main(args: Array<String>) {
+    val tok = WordPieceTokenizer.fromFiles(File(args[0]).readText(), File(args[1]).readText())
+    val out = StringBuilder()
+    File(args[2]).forEachLine { line ->
+        val o = JSONObject(line)
+        val e = tok.encode(o.getString("text"), o.getInt("max_length"))
+        out.append(e.inputIds.joinToString(" ")).append(" | ")
+        out.append(e.attentionMask.joinToString(" ")).append(" | ").append(e.tokenTypeIds.joinToString(" ")).append("\\n")
+    }
+    File(args[3]).writeText(out.toString())
+}
+"""
+
+
+def _kotlin_tokenizer_sources(kotlinc: str) -> dict[str, str]:
+    """The tokenizer half of the Android sample (no onnxruntime / Android classes), compilable on a JVM."""
+    src = KOTLIN_SAMPLE.read_text(encoding="utf-8")
+    part = src[: src.index("// ---- The classifier")]
+    part = "\n".join(line for line in part.splitlines()
+                     if not re.match(r"import (ai\.onnxruntime|android\.|java\.nio\.LongBuffer|kotlin\.math)", line))
+    files = {"Port.kt": part, "Main.kt": _KOTLIN_MAIN}
+    version = subprocess.run([kotlinc, "-version"], capture_output=True, text=True, timeout=120)
+    found = re.search(r"kotlinc-jvm (\d+)\.(\d+)", version.stdout + version.stderr)
+    if found and (int(found[1]), int(found[2])) < (1, 5):  # e.g. Debian 12's kotlin 1.3
+        files["Port.kt"] = re.sub(r",(\s*\n\s*\))", r"\1", part)  # no trailing commas before 1.4
+        files["Shim.kt"] = ("package com.example.edgebert\nimport java.util.Locale\n"
+                            "fun String.lowercase(locale: Locale): String = this.toLowerCase(locale)\n")
+    return files
+
+
+@pytest.fixture(scope="module")
+def kotlin_port_jar(tmp_path_factory) -> Path:
+    """The Kotlin sample's tokenizer compiled into a runnable jar (skip without a Kotlin toolchain)."""
+    kotlinc, java = shutil.which("kotlinc"), shutil.which("java")
+    if not (kotlinc and java and ANDROID_JSON_JAR.is_file()):
+        pytest.skip("needs kotlinc, java and Android's org.json "
+                    "(apt-get install kotlin default-jdk-headless libandroid-json-java)")
+    d = tmp_path_factory.mktemp("kotlin-port")
+    for name, text in _kotlin_tokenizer_sources(kotlinc).items():
+        (d / name).write_text(text, encoding="utf-8")
+    jar = d / "port.jar"
+    built = subprocess.run([kotlinc, *sorted(str(p) for p in d.glob("*.kt")), "-cp", str(ANDROID_JSON_JAR),
+                            "-include-runtime", "-d", str(jar)], capture_output=True, text=True, timeout=600)
+    assert jar.is_file(), built.stderr[-3000:]
+    return jar
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("folder_fixture", FOLDERS)
+def test_kotlin_port_tokenizes_like_the_reference(request, folder_fixture, kotlin_port_jar, real_texts, tmp_path):
+    """Run the Kotlin sample's tokenizer on a JVM and compare it with wordpiece.py on every input the
+    other tests use (the onnxruntime / Android half of the sample is not compiled)."""
+    folder = request.getfixturevalue(folder_fixture)
+    chars = _stable_characters()
+    rows = [(t, m) for t in EDGE_CASES for m in MAX_LENGTHS] + [(t, m) for m in (128, 12) for t in real_texts]
+    rows += [(" ".join(f"a{c}b" for c in chars[i:i + 40]) + " " + "".join(chars[i:i + 40]), 512)
+             for i in range(0, len(chars), 40)]
+    (tmp_path / "in.jsonl").write_text("".join(json.dumps({"text": t, "max_length": m}) + "\n" for t, m in rows),
+                                       encoding="utf-8")
+    subprocess.run([shutil.which("java"), "-cp", f"{kotlin_port_jar}:{ANDROID_JSON_JAR}", "com.example.edgebert.MainKt",
+                    str(folder / "vocab.txt"), str(folder / "tokenizer.json"), str(tmp_path / "in.jsonl"),
+                    str(tmp_path / "out.txt")], check=True, timeout=600)
+    got = (tmp_path / "out.txt").read_text(encoding="utf-8").splitlines()
+    ours = WordPieceTokenizer.from_folder(folder)
+    expected = [" | ".join(" ".join(map(str, e[k])) for k in ("input_ids", "attention_mask", "token_type_ids"))
+                for e in (ours.encode(t, m) for t, m in rows)]
+    assert len(got) == len(expected)
+    bad = [i for i, (g, e) in enumerate(zip(got, expected)) if g != e]
+    assert not bad, f"{len(bad)}/{len(rows)} differ; first {rows[bad[0]]!r}: kotlin {got[bad[0]]} != {expected[bad[0]]}"
