@@ -31,7 +31,7 @@ from edgebert.errors import ConfigError, ModelLoadError, ModelNotFoundError
 
 __all__ = [
     "TokenizerSettings", "WordPieceTokenizer", "is_chinese_char", "is_control", "is_punctuation",
-    "is_whitespace", "load_vocab", "read_settings",
+    "is_whitespace", "load_vocab", "read_settings", "write_vocab_txt",
 ]
 
 #: Unicode White_Space property (what Rust's ``char::is_whitespace`` tests), listed in full so the
@@ -269,6 +269,31 @@ def load_vocab(folder: str | os.PathLike) -> dict[str, int]:
             f"tokenizer.json's model.vocab written one token per line in id order."
         )
     return vocab
+
+
+def write_vocab_txt(folder: str | os.PathLike) -> Path:
+    """Give a WordPiece tokenizer folder the ``vocab.txt`` apps read; return its path.
+
+    ``save_pretrained`` writes ``vocab.txt`` only for tokenizers loaded from one; a tokenizer built
+    in code has ``tokenizer.json`` alone. Its ``model.vocab`` is then written one token per line in
+    id order. An existing ``vocab.txt`` is checked against ``tokenizer.json`` instead.
+    """
+    folder = Path(folder)
+    txt, tok_path = folder / "vocab.txt", folder / "tokenizer.json"
+    if txt.is_file():
+        load_vocab(folder)  # raises when the two disagree
+        return txt
+    if not tok_path.is_file():
+        raise ModelNotFoundError(f"'{folder}' has no tokenizer.json to write vocab.txt from.")
+    tok = _read_json(tok_path)
+    _check_wordpiece(tok, folder)
+    by_id = sorted(tok["model"]["vocab"].items(), key=lambda item: item[1])
+    if [i for _, i in by_id] != list(range(len(by_id))):
+        raise ModelLoadError(f"'{tok_path}': vocabulary ids are not 0..{len(by_id) - 1}; no vocab.txt can list them.")
+    if any("\n" in t or t.endswith("\r") for t, _ in by_id):
+        raise ModelLoadError(f"'{tok_path}': a token holds a line break; vocab.txt cannot list it.")
+    txt.write_text("".join(t + "\n" for t, _ in by_id), encoding="utf-8")
+    return txt
 
 
 # ---------------------------------------------------------------------------------------------
