@@ -248,6 +248,17 @@ def test_a_vocab_txt_that_disagrees_with_tokenizer_json_is_refused(tiny_tokenize
         WordPieceTokenizer.from_folder(folder)
 
 
+def test_write_vocab_txt_for_a_folder_with_tokenizer_json_only(tiny_tokenizer_dir, tmp_path):
+    folder = _copy_files(tiny_tokenizer_dir, tmp_path / "t", ["tokenizer.json", "tokenizer_config.json"])
+    path = wp.write_vocab_txt(folder)
+    assert path == folder / "vocab.txt"
+    assert path.read_text(encoding="utf-8") == (tiny_tokenizer_dir / "vocab.txt").read_text(encoding="utf-8")
+    assert wp.write_vocab_txt(folder) == path  # present: checked, kept
+    path.write_text("[PAD]\n", encoding="utf-8")
+    with pytest.raises(ModelLoadError, match="different vocabularies"):
+        wp.write_vocab_txt(folder)
+
+
 def test_special_token_ids_come_from_the_vocab(pair):
     ours, hf = pair
     assert (ours.cls_id, ours.sep_id, ours.unk_id) == (hf.cls_token_id, hf.sep_token_id, hf.unk_token_id)
@@ -360,3 +371,55 @@ def test_kotlin_port_tokenizes_like_the_reference(request, folder_fixture, kotli
     assert len(got) == len(expected)
     bad = [i for i, (g, e) in enumerate(zip(got, expected)) if g != e]
     assert not bad, f"{len(bad)}/{len(rows)} differ; first {rows[bad[0]]!r}: kotlin {got[bad[0]]} != {expected[bad[0]]}"
+
+
+def _app_predict(artifact: Path, texts: list[str]) -> list[tuple[str, float, int, bool]]:
+    """What the Android and iOS samples do, step for step, in Python: (label, score, index, abstained)."""
+    import numpy as np
+    import onnxruntime as ort
+
+    deploy = json.loads((artifact / "manifest.json").read_text(encoding="utf-8")).get("deploy") or {}
+    labels = json.loads((artifact / "labels.json").read_text(encoding="utf-8"))["labels"]
+    tokenizer = WordPieceTokenizer.from_folder(artifact / "tokenizer")
+    session = ort.InferenceSession(str(artifact / deploy.get("model", "model/model.ort")),
+                                   providers=["CPUExecutionProvider"])
+    outputs = [o.name for o in session.get_outputs()]
+    output = "logits" if "logits" in outputs else outputs[0]
+    threshold = deploy.get("threshold")
+    predictions = []
+    for text in texts:
+        enc = tokenizer.encode(text, deploy.get("max_length", 128))
+        feeds = {i.name: np.array([enc[i.name]], dtype=np.int64) for i in session.get_inputs()}  # (1, n)
+        logits = session.run([output], feeds)[0][0].astype(np.float64)
+        e = np.exp(logits - logits.max())
+        probs = e / e.sum()
+        index = int(np.argmax(probs))
+        abstained = threshold is not None and probs[index] < threshold
+        predictions.append((deploy.get("unknown_label", "unknown") if abstained else labels[index],
+                            float(probs[index]), index, bool(abstained)))
+    return predictions
+
+
+@pytest.mark.slow
+def test_the_app_steps_reproduce_the_python_runtime(tiny_classifier_dir, tmp_path):
+    """docs/mobile.md's steps on an int8 .ort artifact give edgebert.runtime.Classifier's predictions."""
+    from conftest import NEGATIVE, POSITIVE, build_runtime_artifact
+
+    from edgebert.runtime import Classifier
+
+    art = build_runtime_artifact(tiny_classifier_dir, tmp_path / "art", fmt="ort", int8=True)
+    assert (art / "model" / "model.ort").is_file()
+    wp.write_vocab_txt(art / "tokenizer")  # this tokenizer was built in code: tokenizer.json only
+    texts = POSITIVE + NEGATIVE + EDGE_CASES
+    # a threshold between the scores, so that both the answered and the abstaining path run
+    manifest = json.loads((art / "manifest.json").read_text(encoding="utf-8"))
+    manifest["deploy"]["threshold"] = float(sorted(score for _, score, _, _ in _app_predict(art, texts))[len(texts) // 2])
+    (art / "manifest.json").write_text(json.dumps(manifest), encoding="utf-8")
+
+    app = _app_predict(art, texts)
+    assert 0 < sum(abstained for *_, abstained in app) < len(texts)
+    classifier = Classifier.load(art)
+    for text, (label, score, index, abstained) in zip(texts, app):
+        p = classifier.predict(text)
+        assert (label, index, abstained) == (p.label, p.index, p.abstained), text
+        assert score == pytest.approx(p.score, abs=1e-6), text
