@@ -132,6 +132,11 @@ def test_calibrate_cli_writes_the_threshold_the_runtime_reads(artifact, tmp_path
     assert report["coverage"] == pytest.approx(expected.coverage)
     assert report["eval"]["split"] == "test" and report["eval"]["n"] == len(rows)
     assert json.loads((tmp_path / "cal.json").read_text())["threshold"] == report["threshold"]
+    command = report["command"]
+    assert command.startswith(f"edgebert calibrate {artifact} --data {data} ")
+    for part in ("--precision 0.95", "--write", f"--out {tmp_path / 'cal.json'}", "--json"):
+        assert part in command
+    assert "--split" not in command  # only what was typed
     manifest = json.loads((artifact / "manifest.json").read_text())
     assert manifest["deploy"]["threshold"] == pytest.approx(expected.threshold)
     assert manifest["deploy"]["model"] == "model/model.onnx"  # the rest of deploy is kept

@@ -57,7 +57,8 @@ def command(ctx, artifact, data, precision, split, eval_split, write, out, as_js
     clf = Classifier.load(artifact, threads=threads, threshold=0.0)
     texts, labels = dataset_texts(ds, split)
     result = calibrate(clf, texts, labels, precision=precision)
-    report = {"artifact": artifact, "data": data, "split": split, **result.to_dict(), "eval": None}
+    report = {"command": _command(ctx), "artifact": artifact, "data": data, "split": split, **result.to_dict(),
+              "eval": None}
     if eval_split.lower() != "none" and eval_split in ds.splits:
         eval_texts, eval_labels = dataset_texts(ds, eval_split)
         probs = clf.predict_proba(eval_texts)
@@ -79,6 +80,20 @@ def command(ctx, artifact, data, precision, split, eval_split, write, out, as_js
         )
     if write:
         click.echo(f"Threshold written to {clf.layout.root / 'manifest.json'} (deploy.threshold).")
+
+
+def _command(ctx) -> str:
+    """The command line that produced a report, rebuilt from the options given (for the record)."""
+    import shlex
+
+    parts = ["edgebert", ctx.info_name, ctx.params["artifact"]]
+    for name, value in ctx.params.items():
+        if name == "artifact" or value in (None, False) or \
+                ctx.get_parameter_source(name) != click.core.ParameterSource.COMMANDLINE:
+            continue
+        flag = "--" + name.replace("_", "-").replace("as-json", "json")
+        parts += [flag] if value is True else [flag, str(value)]
+    return shlex.join(parts)
 
 
 def _write_threshold(layout, threshold: float, report: dict, write_json) -> None:
