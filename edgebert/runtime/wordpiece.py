@@ -4,7 +4,9 @@ Standard library only (no numpy, ``tokenizers`` or ``transformers``), written st
 order of ``docs/tokenization.md``; the Kotlin and Swift ports in ``examples/android`` and
 ``examples/ios`` use the same function names, so each step can be read side by side. The output
 equals the Hugging Face fast tokenizer of the same folder (``tests/test_wordpiece.py`` checks this
-on every SST-2 dev sentence and BANKING77 test text, on edge cases, and code point by code point).
+on every SST-2 dev sentence and BANKING77 test text, on edge cases, and code point by code point
+for every character whose Unicode category is stable; ``docs/tokenization.md`` lists the
+characters where Unicode versions differ).
 
 The pipeline for one text::
 
@@ -30,8 +32,10 @@ from pathlib import Path
 from edgebert.errors import ConfigError, ModelLoadError, ModelNotFoundError
 
 __all__ = [
-    "TokenizerSettings", "WordPieceTokenizer", "is_chinese_char", "is_control", "is_punctuation",
-    "is_whitespace", "load_vocab", "read_settings", "write_vocab_txt",
+    "TokenizerSettings", "WordPieceTokenizer", "clean_text", "is_chinese_char", "is_control",
+    "is_punctuation", "is_whitespace", "load_vocab", "lowercase", "normalize", "pad_chinese_chars",
+    "pre_tokenize", "read_settings", "split_on_added_tokens", "strip_accents", "wordpiece",
+    "write_vocab_txt",
 ]
 
 #: Unicode White_Space property (what Rust's ``char::is_whitespace`` tests), listed in full so the
