@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from edgebert.errors import ConfigError, OutputExistsError
+from edgebert.errors import ConfigError, ModelLoadError, OutputExistsError
 
 ARTIFACT_KIND = "edgebert-artifact"
 SCHEMA_VERSION = 1
@@ -325,6 +325,13 @@ def _assemble(root: Path, art, manifest: dict[str, Any], the_plan: Plan, previou
     ref = _ref(art, art.model)
     with staged_dir(root / "tokenizer") as stage:
         models.load_tokenizer(ref).save_pretrained(stage)
+        if (stage / "tokenizer.json").is_file() and not (stage / "vocab.txt").is_file():
+            from edgebert.runtime.wordpiece import write_vocab_txt
+
+            try:  # apps tokenize from vocab.txt (docs/tokenization.md)
+                write_vocab_txt(stage)
+            except ModelLoadError:  # not WordPiece (ALBERT's SentencePiece): apps use its own files
+                pass
     labels = models.model_labels(models.load_config(ref))
     write_json(root / "labels.json", {"labels": labels})
 
@@ -348,15 +355,18 @@ def _assemble(root: Path, art, manifest: dict[str, Any], the_plan: Plan, previou
 
 
 def _input_names(model_dir: Path, primary: str) -> list[str] | None:
+    """The graph inputs an app feeds (ONNX / ORT models), in order."""
     path = model_dir / primary
-    if path.suffix in (".onnx",):
+    if path.suffix == ".onnx":
         import onnx
 
         return [i.name for i in onnx.load(str(path), load_external_data=False).graph.input]
+    if path.suffix == ".ort":
+        import onnxruntime as ort
+
+        return [i.name for i in ort.InferenceSession(str(path), providers=["CPUExecutionProvider"]).get_inputs()]
     onnx_file = model_dir / "model.onnx"
-    if onnx_file.is_file():
-        return _input_names(model_dir, "model.onnx")
-    return None
+    return _input_names(model_dir, "model.onnx") if onnx_file.is_file() else None
 
 
 def _first(records, *paths) -> Any:

@@ -49,6 +49,7 @@ def test_artifact_folder_has_every_part(tiny_run):
     assert [s["kind"] for s in manifest["stages"]] == [s["kind"] for s in TINY_RECIPE]
     assert (out / "model" / "model.onnx").is_file()
     assert (out / "tokenizer" / "tokenizer.json").is_file()
+    assert (out / "tokenizer" / "vocab.txt").is_file()  # what apps tokenize from (docs/tokenization.md)
     assert json.loads((out / "labels.json").read_text())["labels"] == manifest["deploy"].get("labels_list", None) or \
         sorted(json.loads((out / "labels.json").read_text())["labels"]) == ["negative", "positive"]
     assert manifest["deploy"]["model"] == "model/model.onnx"
@@ -159,6 +160,8 @@ def test_output_folder_of_another_run_is_refused(tiny_run, tiny_classifier_dir, 
     ([{"kind": "export-onnx", "fuse": False}, {"kind": "quantize", "mode": "int8-dynamic"},
       {"kind": "build-tensorrt"}], "int8-static"),
     ([{"kind": "finetune"}], "no stage writes a deployable model"),
+    ([{"kind": "export-onnx", "fuse": False}, {"kind": "build-tensorrt"}, {"kind": "quantize"}],
+     "comes after 'build-tensorrt'"),
     ([{"kind": "prune", "heads": 1.5}, {"kind": "export-onnx"}], "heads"),
     ([{"kind": "export-onnx", "colour": "red"}], "colour: unknown key"),
 ])

@@ -182,7 +182,8 @@ def export_mobile(art: Artifact, cfg: ExportMobileConfig, ctx: RunContext) -> St
     validation = {k: report[k] for k in ("max_abs_logit_diff", "label_agreement")}
     metrics = {"bytes": report["ort_bytes"], "onnx_bytes": report["onnx_bytes"],
                "required_operators": report["required_operators"], "usability": report.get("usability")}
-    deploy = {k: v for k, v in art.deploy.items() if not k.endswith(".onnx")}  # the app ships the .ort only
+    # The app ships the .ort only; the ONNX file stays where build_engine.sh needs it.
+    deploy = {k: v for k, v in art.deploy.items() if not k.endswith(".onnx") or "build_engine.sh" in art.deploy}
     deploy.update({"model.ort": art.rel(ort), "required_operators.config": art.rel(config)})
     return StageResult(art.replace(deploy=deploy, primary="model.ort"), metrics=metrics, validation=validation)
 

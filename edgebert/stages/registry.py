@@ -185,6 +185,7 @@ def check_order(stages: Sequence[StageConfig], source: str = "recipe") -> None:
     onnx_at: int | None = None
     fused = False
     pruned_at: int | None = None
+    engine_at: int | None = None
     quantized_at: int | None = None
     torch_quant_at: int | None = None
     for i, cfg in enumerate(stages, start=1):
@@ -217,6 +218,12 @@ def check_order(stages: Sequence[StageConfig], source: str = "recipe") -> None:
             if onnx_at is not None:
                 raise ConfigError(f"{here}: the recipe already exports ONNX at stage {onnx_at}.")
             onnx_at, fused = i, bool(getattr(cfg, "fuse", False))
+        if cfg.kind == "quantize" and mode != "torch-int8-dynamic" and engine_at is not None:
+            raise ConfigError(
+                f"{here} comes after 'build-tensorrt' (stage {engine_at}), whose build_engine.sh uses the ONNX model "
+                "as it was then: quantize before build-tensorrt (int8-static, symmetric: true for an int8 engine).")
+        if cfg.kind == "build-tensorrt":
+            engine_at = i
         if cfg.kind == "quantize" and mode != "torch-int8-dynamic":
             if quantized_at is not None:
                 raise ConfigError(f"{here}: the ONNX model is already quantized at stage {quantized_at}.")

@@ -1,0 +1,113 @@
+"""edgebert compress / edgebert targets through the CLI, and the real-model check on MiniLM."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import yaml
+from click.testing import CliRunner
+
+from edgebert.cli.main import main
+from tests.conftest import assert_clean_error
+
+
+def run(*args):
+    return CliRunner().invoke(main, list(args))
+
+
+def test_targets_lists_one_line_each():
+    result = run("targets")
+    assert result.exit_code == 0, result.output
+    lines = result.output.strip().splitlines()
+    names = [line.split()[0] for line in lines]
+    assert {"cpu", "cpu-arm64", "server-gpu", "jetson", "mobile"} <= set(names)
+    assert all("recipe" in line for line in lines)
+
+
+def test_targets_show_prints_profile_and_recipe():
+    result = run("targets", "show", "jetson")
+    assert result.exit_code == 0, result.output
+    body = yaml.safe_load(result.output)
+    assert body["name"] == "jetson" and body["runtime"] == "tensorrt" and body["shapes"]["max_length"] == 128
+    assert "build-tensorrt" in result.output
+
+
+def test_unknown_target_is_a_clean_error():
+    assert_clean_error(run("targets", "show", "jetson-nano"), "Unknown target 'jetson-nano'", "cpu", "mobile")
+    assert_clean_error(run("compress", "--target", "tpu"), "Unknown target 'tpu'", "edgebert targets")
+
+
+def test_print_recipe_shows_resolved_stages():
+    result = run("compress", "--target", "cpu", "--print-recipe")
+    assert result.exit_code == 0, result.output
+    body = yaml.safe_load(result.output)
+    kinds = [s["kind"] for s in body["stages"]]
+    assert kinds == ["finetune", "prune", "distill", "export-onnx", "quantize"]
+    assert body["stages"][-1]["max_accuracy_drop"] == 1.0  # the target's budget, resolved
+
+
+def test_list_stages():
+    result = run("compress", "--list-stages")
+    assert result.exit_code == 0
+    assert [line.split()[0] for line in result.output.strip().splitlines()][:3] == ["finetune", "prune", "distill"]
+
+
+def test_bad_recipe_is_a_clean_error_before_work(tmp_path):
+    recipe = tmp_path / "r.yaml"
+    recipe.write_text(yaml.safe_dump({"name": "r", "stages": [{"kind": "export-onnx"}, {"kind": "prune"}]}))
+    assert_clean_error(run("compress", "--recipe", str(recipe), "--out", str(tmp_path / "o")), "comes after")
+    assert not (tmp_path / "o").exists()
+    recipe.write_text(yaml.safe_dump({"name": "r", "stages": [{"kind": "prune", "ffn": 1.2}, {"kind": "export-onnx"}]}))
+    assert_clean_error(run("compress", "--recipe", str(recipe)), "ffn", "less than 1")
+    recipe.write_text(yaml.safe_dump({"name": "r", "stages": [{"kind": "sparsify"}]}))
+    assert_clean_error(run("compress", "--recipe", str(recipe)), "Unknown stage 'sparsify'", "prune")
+
+
+def test_output_of_another_kind_is_refused(tmp_path):
+    (tmp_path / "keep.txt").write_text("x")
+    assert_clean_error(run("compress", "--out", str(tmp_path), "--quiet"), "not an edgebert compress artifact")
+    assert (tmp_path / "keep.txt").read_text() == "x"
+
+
+def test_missing_model_is_a_clean_error(tmp_path):
+    assert_clean_error(run("compress", "--model", str(tmp_path / "nope"), "--out", str(tmp_path / "o")),
+                       "does not exist")
+
+
+@pytest.mark.slow
+def test_minilm_every_stage_offline(tmp_path, minilm_dir):
+    """The real-model check: the embedded MiniLM through every stage, from the CLI, offline."""
+    recipe = tmp_path / "all.yaml"
+    stages = [
+        {"kind": "finetune", "epochs": 2},
+        {"kind": "prune", "layers": 2, "heads": 0.25, "ffn": 0.25, "samples": 64},
+        {"kind": "distill", "epochs": 1},
+        {"kind": "export-onnx", "fuse": False},
+        {"kind": "quantize", "mode": "int8-static", "symmetric": True, "per_channel": True,
+         "calibration_samples": 64},
+        {"kind": "build-tensorrt", "precision": "int8"},
+        {"kind": "export-torchscript"},
+        {"kind": "export-pytorch", "dtype": "float16"},
+        {"kind": "export-mobile"},
+    ]
+    recipe.write_text(yaml.safe_dump({"name": "all", "stages": stages}))
+    out = tmp_path / "art"
+    result = run("compress", "--recipe", str(recipe), "--out", str(out), "--quiet")
+    assert result.exit_code == 0, result.output
+    manifest = json.loads((out / "manifest.json").read_text())
+    by_kind = {s["kind"]: s for s in manifest["stages"]}
+    prune = by_kind["prune"]["metrics"]
+    assert len(prune["report"]["layers_kept"]) == 4 and prune["parameters_after"] < 0.9 * prune["parameters_before"]
+    assert by_kind["export-onnx"]["validation"]["max_abs_logit_diff"] < 1e-3
+    assert by_kind["export-torchscript"]["validation"]["max_abs_logit_diff"] < 1e-3
+    assert by_kind["export-pytorch"]["validation"]["label_agreement"] >= 0.99
+    assert by_kind["export-mobile"]["validation"]["label_agreement"] == 1.0
+    q = by_kind["quantize"]["metrics"]
+    assert q["nodes_quantized"] > 20 and q["within_budget"] in (True, False)
+    files = sorted(p.name for p in (out / "model").iterdir())
+    assert {"model.ort", "model.onnx", "model.pt", "build_engine.sh", "model.safetensors"} <= set(files)
+    assert "--int8" in (out / "model" / "build_engine.sh").read_text()
+    assert manifest["summary"]["final_dev_accuracy"] >= 0.8  # the demo intents are easy
+    assert "| 2 | prune |" in result.output
