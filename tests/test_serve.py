@@ -128,6 +128,55 @@ def test_unexpected_failure_is_a_500_and_the_app_keeps_serving(clf):
         assert c.post("/predict", json={"text": "i love it"}).status_code == 200
 
 
+def test_concurrent_requests_are_batched_and_answered_in_order(clf):
+    """Requests arriving while a model call runs share the next call (up to max_batch texts), and each
+    gets its own predictions back."""
+    import threading
+
+    import anyio
+    import httpx
+
+    calls: list[list[str]] = []
+    release = threading.Event()
+
+    class Slow:
+        labels, unknown_label, threshold = clf.labels, clf.unknown_label, None
+
+        def predict(self, texts):
+            calls.append(list(texts))
+            release.wait(5)  # the first call holds until every request is queued
+            return clf.predict(texts)
+
+        def info(self):
+            return clf.info()
+
+    texts = POSITIVE[:3] + NEGATIVE[:3]
+    app = create_app(Slow(), max_batch=4)
+
+    async def main():
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+            results = [None] * len(texts)
+
+            async def one(i):
+                results[i] = (await client.post("/predict", json={"text": texts[i]})).json()
+
+            async with anyio.create_task_group() as tg:
+                for i in range(len(texts)):
+                    tg.start_soon(one, i)
+                await anyio.sleep(0.3)
+                release.set()
+            return results
+
+    results = anyio.run(main)
+    assert [r["prediction"] for r in results] == [p.to_dict() for p in clf.predict(texts)]
+    sizes = [len(c) for c in calls]
+    assert max(sizes) == 4 and len(calls) <= 3  # six requests in at most three calls, never over max_batch
+    assert sorted(t for c in calls for t in c) == sorted(texts)
+    served = starlette_testclient.TestClient(app).get("/health").json()["served"]
+    assert served == {"requests": 6, "texts": 6, "model_calls": len(calls)}
+
+
 def test_create_app_rejects_bad_limits(clf):
     from edgebert.errors import EdgebertError
 

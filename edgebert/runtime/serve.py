@@ -3,9 +3,9 @@
 Why Starlette + uvicorn: a single process on a device needs an HTTP/1.1 server whose request
 parsing is someone's maintained, fuzzed code (uvicorn on h11), not a hand-written parser, and a
 framework that lets this module read the body itself, so that its size is bounded while it
-streams in. Both are small pure-Python wheels (with anyio and h11: under 3 MB installed), have no
-compiled dependencies (runs wherever Python runs, ARM boards included), and are widely used and
-actively released (Starlette is FastAPI's core). Werkzeug's server is documented as a development
+streams in. Both are small pure-Python wheels (with anyio, idna and h11: 3.4 MB installed), have
+no compiled dependencies (they run wherever Python runs, ARM boards included), and are widely used
+and actively released (Starlette is FastAPI's core). Werkzeug's server is documented as a development
 server only; aiohttp brings compiled extensions; FastAPI adds pydantic request models this API
 does not need.
 
@@ -13,17 +13,23 @@ Endpoints (all answers are JSON; errors are ``{"error": "...", "status": code}``
 
     POST /predict  {"text": "..."}          -> {"prediction": {"label", "score", "index", "abstained"}}
                    {"texts": ["...", ...]}  -> {"predictions": [...]}   (in input order)
-    GET  /health                            -> {"status": "ok", "format", "labels", "max_length", ...}
+    GET  /health                            -> {"status": "ok", "format", "labels", "max_length", ...,
+                                                "served": {"requests", "texts", "model_calls"}}
     GET  /labels                            -> {"labels": [...], "unknown_label", "threshold"}
 
 Bounds: the body is read in chunks and refused with 413 as soon as it passes ``max_body_bytes``
 (or when Content-Length announces more); ``texts`` may hold at most ``max_batch`` texts (422
 above); every text is truncated to the model's ``max_length`` tokens by the tokenizer. Malformed
 JSON gives 400; a body that is not an object, a missing or unknown field, or a wrong type gives
-422; an unknown path 404, a wrong method 405. Inference runs in a worker thread, at most
-``concurrency`` calls at a time (default 1: each call already uses the model's intra-op threads),
-so the event loop keeps answering /health while a batch runs. An unexpected failure is logged and
-answered with 500; the process keeps serving.
+422; an unknown path 404, a wrong method 405. An unexpected failure is logged and answered with
+500; the process keeps serving.
+
+Batching: one model call runs at a time, in a worker thread (the call already uses the model's
+intra-op threads; the event loop keeps answering /health meanwhile). Requests that arrive while a
+call runs wait, and the next call takes all of them together, up to ``max_batch`` texts
+(:class:`_Batcher`). A lone request never waits for company, so batching adds no latency at low
+load and under concurrent load turns many batch-1 calls into a few batched ones (texts of one call
+are sorted by length and padded per batch by the classifier, so unequal lengths cost little).
 """
 
 from __future__ import annotations
@@ -127,30 +133,77 @@ def _json_type(value: Any) -> str:
     return names.get(type(value), type(value).__name__)
 
 
-def create_app(classifier, *, max_batch: int = DEFAULT_MAX_BATCH, max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
-               concurrency: int = 1):
+class _Batcher:
+    """Runs ``classifier.predict`` for queued requests, one call at a time, taking every waiting
+    request (up to ``max_batch`` texts) into each call. Created per app; asyncio only."""
+
+    def __init__(self, classifier, max_batch: int):
+        self.classifier = classifier
+        self.max_batch = max_batch
+        self.pending: list[tuple[list[str], Any]] = []  # (texts, future of their predictions)
+        self.running = False
+        self.stats = {"requests": 0, "texts": 0, "model_calls": 0}  # since start, for GET /health
+
+    async def predict(self, texts: list[str]) -> list:
+        import asyncio
+
+        future = asyncio.get_running_loop().create_future()
+        self.pending.append((texts, future))
+        if not self.running:
+            self.running = True
+            asyncio.get_running_loop().create_task(self._drain())
+        return await future
+
+    async def _drain(self) -> None:
+        import anyio
+
+        try:
+            while self.pending:
+                taken, size = [], 0
+                while self.pending and (not taken or size + len(self.pending[0][0]) <= self.max_batch):
+                    texts, future = self.pending.pop(0)
+                    taken.append((texts, future))
+                    size += len(texts)
+                batch = [t for texts, _ in taken for t in texts]
+                self.stats["requests"] += len(taken)
+                self.stats["texts"] += len(batch)
+                self.stats["model_calls"] += 1
+                try:
+                    preds = await anyio.to_thread.run_sync(self.classifier.predict, batch)
+                except Exception as exc:  # every request of the call gets the failure
+                    for _, future in taken:
+                        if not future.done():
+                            future.set_exception(exc)
+                    continue
+                start = 0
+                for texts, future in taken:
+                    if not future.done():  # done: the client went away
+                        future.set_result(preds[start:start + len(texts)])
+                    start += len(texts)
+        finally:
+            self.running = False
+
+
+def create_app(classifier, *, max_batch: int = DEFAULT_MAX_BATCH, max_body_bytes: int = DEFAULT_MAX_BODY_BYTES):
     """The Starlette application serving ``classifier`` (see the module doc for the API)."""
     _import_starlette()
-    import anyio
     from starlette.applications import Starlette
     from starlette.exceptions import HTTPException
     from starlette.responses import JSONResponse
     from starlette.routing import Route
 
-    for name, value in (("max_batch", max_batch), ("max_body_bytes", max_body_bytes), ("concurrency", concurrency)):
+    for name, value in (("max_batch", max_batch), ("max_body_bytes", max_body_bytes)):
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
             raise EdgebertError(f"{name} must be a positive integer, got {value!r}")
-    limiter: list[Any] = []  # created inside the event loop, on first use
+    batcher = _Batcher(classifier, max_batch)
 
     async def predict(request):
         try:
             texts, single = _parse(await _read_body(request, max_body_bytes), max_batch)
         except _RequestError as exc:
             return _error(exc.status, exc.message)
-        if not limiter:
-            limiter.append(anyio.CapacityLimiter(concurrency))
         try:
-            preds = await anyio.to_thread.run_sync(classifier.predict, texts, limiter=limiter[0])
+            preds = await batcher.predict(texts)
         except EdgebertError as exc:  # e.g. InferenceError: the model failed on this input
             log.error("prediction failed: %s", exc)
             return _error(500, f"prediction failed: {exc}")
@@ -160,7 +213,8 @@ def create_app(classifier, *, max_batch: int = DEFAULT_MAX_BATCH, max_body_bytes
 
     async def health(request):
         info = {k: v for k, v in classifier.info().items() if k not in ("artifact", "model")}
-        return JSONResponse({"status": "ok", **info, "max_batch": max_batch, "max_body_bytes": max_body_bytes})
+        return JSONResponse({"status": "ok", **info, "max_batch": max_batch, "max_body_bytes": max_body_bytes,
+                             "served": dict(batcher.stats)})
 
     async def labels(request):
         return JSONResponse({"labels": list(classifier.labels), "unknown_label": classifier.unknown_label,
