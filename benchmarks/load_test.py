@@ -156,7 +156,15 @@ def main(argv: list[str] | None = None) -> int:
     server = start_server(args.artifact, port, args.threads)
     try:
         warm = run_level(port, texts[::-1], 1, args.warmup, args.seconds)
-        results = [run_level(port, texts, c, args.requests, args.seconds) for c in levels]
+        results = []
+        for c in levels:
+            before = json.loads(_get(port, "/health")).get("served", {})
+            level = run_level(port, texts, c, args.requests, args.seconds)
+            after = json.loads(_get(port, "/health")).get("served", {})
+            calls = after.get("model_calls", 0) - before.get("model_calls", 0)
+            level["model_calls"] = calls  # requests arriving during a call share the next one
+            level["texts_per_model_call"] = round((after["texts"] - before["texts"]) / calls, 2) if calls else None
+            results.append(level)
         health = json.loads(_get(port, "/health"))
         server_peak = proc_peak_rss_mb(server.pid)
     finally:
@@ -166,7 +174,7 @@ def main(argv: list[str] | None = None) -> int:
         except subprocess.TimeoutExpired:
             server.kill()
     command = "python benchmarks/load_test.py " + " ".join(shlex.quote(a) for a in (argv or sys.argv[1:]))
-    record = {"command": command, "date": now_iso(), "artifact": args.artifact, "data": str(args.data),
+    record = {"command": command, "date": now_iso(), "artifact": args.artifact, "data": os.path.relpath(args.data, ROOT),
               "texts": len(texts), "host": HOST, "server": health, "server_peak_rss_mb": server_peak,
               "warmup": {"requests": warm["requests"], "errors": warm["errors"]}, "levels": results,
               "total_errors": sum(r["errors"] for r in results) + warm["errors"],
@@ -197,14 +205,16 @@ def markdown(r: dict) -> str:
              f"Artifact `{r['artifact']}` ({s['labels']} labels, {s['format']}, server threads {s['threads']}); "
              f"one text per request, {r['texts']} real texts from `{r['data']}`; server peak RSS "
              f"{r['server_peak_rss_mb']:.0f} MB.", "",
-             "| concurrency | requests | errors | seconds | requests/s | p50 ms | p90 ms | p99 ms |",
-             "|---|---|---|---|---|---|---|---|"]
+             "| concurrency | requests | errors | seconds | requests/s | p50 ms | p90 ms | p99 ms | texts per model call |",
+             "|---|---|---|---|---|---|---|---|---|"]
     for lv in r["levels"]:
         lat = lv["latency_ms"] or {}
         lines.append(f"| {lv['concurrency']} | {lv['requests']} | {lv['errors']} | {lv['seconds']:.1f} | "
                      f"{lv['requests_per_s']:.1f} | {lat.get('p50', float('nan')):.1f} | "
-                     f"{lat.get('p90', float('nan')):.1f} | {lat.get('p99', float('nan')):.1f} |")
-    lines += ["", f"Errors in total: {r['total_errors']}.", ""]
+                     f"{lat.get('p90', float('nan')):.1f} | {lat.get('p99', float('nan')):.1f} | "
+                     f"{lv.get('texts_per_model_call')} |")
+    lines += ["", f"Errors in total: {r['total_errors']}. Texts per model call: requests that arrive while the "
+              "model runs share its next call (edgebert.runtime.serve batching).", ""]
     return "\n".join(lines)
 
 
