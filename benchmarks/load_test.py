@@ -174,7 +174,8 @@ def main(argv: list[str] | None = None) -> int:
         except subprocess.TimeoutExpired:
             server.kill()
     command = "python benchmarks/load_test.py " + " ".join(shlex.quote(a) for a in (argv or sys.argv[1:]))
-    record = {"command": command, "date": now_iso(), "artifact": args.artifact, "data": os.path.relpath(args.data, ROOT),
+    record = {"command": command, "date": now_iso(), "artifact": args.artifact,
+              "data": os.path.relpath(args.data, ROOT),
               "texts": len(texts), "host": HOST, "server": health, "server_peak_rss_mb": server_peak,
               "warmup": {"requests": warm["requests"], "errors": warm["errors"]}, "levels": results,
               "total_errors": sum(r["errors"] for r in results) + warm["errors"],
@@ -205,7 +206,8 @@ def markdown(r: dict) -> str:
              f"Artifact `{r['artifact']}` ({s['labels']} labels, {s['format']}, server threads {s['threads']}); "
              f"one text per request, {r['texts']} real texts from `{r['data']}`; server peak RSS "
              f"{r['server_peak_rss_mb']:.0f} MB.", "",
-             "| concurrency | requests | errors | seconds | requests/s | p50 ms | p90 ms | p99 ms | texts per model call |",
+             "| concurrency | requests | errors | seconds | requests/s | p50 ms | p90 ms | p99 ms "
+             "| texts per model call |",
              "|---|---|---|---|---|---|---|---|---|"]
     for lv in r["levels"]:
         lat = lv["latency_ms"] or {}

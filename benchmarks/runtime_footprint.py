@@ -255,7 +255,8 @@ def markdown(r: dict) -> str:
               "RSS after load MB | peak RSS MB | torch imported |", "|---|---|---|---|---|---|---|---|---|---|"]
     for s in r["stacks"]:
         lo, hi = s["cold_start_range_s"]
-        lines.append(f"| {s['stack']} | `{s['model']}` | {s['model_mb']} | {s['cold_start_s']:.2f} [{lo:.2f}–{hi:.2f}] "
+        lines.append(f"| {s['stack']} | `{s['model']}` | {s['model_mb']} | "
+                     f"{s['cold_start_s']:.2f} [{lo:.2f}–{hi:.2f}] "
                      f"| {s['import_s']:.2f} | {s['load_s']:.2f} | {s['first_predict_s']:.3f} | "
                      f"{s['rss_after_load_mb']:.0f} | {s['peak_rss_mb']:.0f} | {s['torch_imported']} |")
     lines += ["", "Cold start = spawning `python -c` until the first prediction is done (interpreter start-up "

@@ -47,7 +47,8 @@ def command(ctx, artifact, data, precision, split, eval_split, write, out, as_js
     from edgebert.runtime.calibration import calibrate, dataset_texts, label_indices, selective_metrics
 
     if ctx.get_parameter_source("data") == click.core.ParameterSource.DEFAULT:
-        raise click.UsageError("Give the labelled data to calibrate on with --data (e.g. --data ../shared/data/banking77).")
+        raise click.UsageError("Give the labelled data to calibrate on with --data "
+                               "(e.g. --data ../shared/data/banking77).")
     try:
         ds = load_dataset(data, **pop_data_options(kwargs))
     except ModuleNotFoundError as exc:  # scikit-learn splits off a dev set; not in the runtime install
