@@ -6,13 +6,15 @@ budgets (accuracy drop, latency, memory, size) and the default recipe. A recipe 
 of stage configs. Both are YAML files whose unknown keys are errors naming the file and the key.
 
 Profiles and recipes are looked up by name in ``$EDGEBERT_TARGETS`` / ``$EDGEBERT_RECIPES`` when set,
-else in the ``targets/`` and ``recipes/`` folders of the edgebert source tree; any place a name is
-accepted also takes a path to a YAML file.
+else in the ``targets/`` and ``recipes/`` folders of the edgebert source tree (or their copies under
+``<prefix>/share/edgebert/`` in a wheel install); any place a name is accepted also takes a path to
+a YAML file.
 """
 
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 from typing import Any, Literal
 
@@ -25,14 +27,25 @@ _ROOT = Path(__file__).resolve().parent.parent
 RUNTIMES = ("onnxruntime", "tensorrt", "torchscript", "pytorch")
 
 
+def _data_dir(env: str, name: str) -> Path:
+    """$env, else the source tree's folder (editable installs, a checkout), else the copy a wheel
+    installs under <prefix>/share/edgebert/ (pyproject's data-files)."""
+    if os.environ.get(env):
+        return Path(os.environ[env])
+    here = _ROOT / name
+    if here.is_dir():
+        return here
+    return Path(sys.prefix) / "share" / "edgebert" / name
+
+
 def targets_dir() -> Path:
     """Where named target profiles live."""
-    return Path(os.environ.get("EDGEBERT_TARGETS") or _ROOT / "targets")
+    return _data_dir("EDGEBERT_TARGETS", "targets")
 
 
 def recipes_dir() -> Path:
     """Where named recipes live."""
-    return Path(os.environ.get("EDGEBERT_RECIPES") or _ROOT / "recipes")
+    return _data_dir("EDGEBERT_RECIPES", "recipes")
 
 
 class Shapes(StageConfig):

@@ -222,3 +222,16 @@ def test_env_var_points_at_other_targets(tmp_path, monkeypatch):
     (tmp_path / "lab.yaml").write_text((targets_dir() / "cpu.yaml").read_text().replace("name: cpu", "name: lab"))
     monkeypatch.setenv("EDGEBERT_TARGETS", str(tmp_path))
     assert list_targets() == ["lab"] and load_target("lab").runtime == "onnxruntime"
+
+
+def test_wheel_install_finds_targets_under_prefix_share(tmp_path, monkeypatch):
+    import sys
+
+    import edgebert.targets as targets
+
+    share = tmp_path / "share" / "edgebert" / "targets"
+    share.mkdir(parents=True)
+    (share / "cpu.yaml").write_text((targets_dir() / "cpu.yaml").read_text())
+    monkeypatch.setattr(targets, "_ROOT", tmp_path / "site-packages")  # no source tree beside the package
+    monkeypatch.setattr(sys, "prefix", str(tmp_path))
+    assert targets.targets_dir() == share and targets.list_targets() == ["cpu"]

@@ -1,0 +1,146 @@
+"""Goals of the `cpu` target, measured: MiniLM fine-tuned on SST-2 and on BANKING77, compressed with
+`edgebert compress --target cpu`, benchmarked in one `edgebert bench` run next to the baselines.
+
+    python benchmarks/finetune_minilm.py --keep runs/models   # once: the two fine-tuned models
+    python benchmarks/cpu_goals.py                             # compress (resumes) + bench + goals table
+
+For each dataset: `edgebert compress` writes runs/goals/<ds> (re-runs skip unchanged stages), then
+`edgebert bench` times, in one process with variants interleaved, batch 1, real test sentences at
+their own lengths (no padding; every variant gets the same inputs): PyTorch eager fp32 (the
+fine-tuned model), onnxruntime fp32 of the same model (deployed-fp32 reference), the Optimum anchor
+(Optimum ONNX export + ORTQuantizer dynamic int8, preset chosen by CPU flags) and the artifact.
+Accuracy is on the test split (the dev split chose the distilled checkpoint and the quantization).
+
+Goals (from the issue): accuracy at most 1.0 point below the fine-tuned fp32 model; median latency
+at least 3x lower than eager and 2x lower than the Optimum anchor; model file at most 1/4 of fp32;
+peak process memory at most half of eager's. Results go to benchmarks/results/cpu-goals.{json,md}
+with the command; goals not met are reported as not met.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shlex
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+DATA = ROOT.parent / "shared" / "data"
+RESULTS = ROOT / "benchmarks" / "results"
+DATASETS = ("sst2", "banking77")
+GOALS = {  # name: (description, threshold, direction)
+    "accuracy_drop_points": ("accuracy drop vs fine-tuned fp32 (points)", 1.0, "max"),
+    "speedup_vs_eager": ("p50 speed-up vs PyTorch eager fp32", 3.0, "min"),
+    "speedup_vs_anchor": ("p50 speed-up vs Optimum int8 anchor", 2.0, "min"),
+    "size_ratio": ("model file / fp32 model file", 0.25, "max"),
+    "memory_ratio": ("peak RSS / eager peak RSS", 0.5, "max"),
+}
+
+
+def sh(cmd: list[str]) -> None:
+    print("+", shlex.join(cmd), flush=True)
+    subprocess.run(cmd, cwd=ROOT, check=True)
+
+
+def evaluate(bench: dict, artifact_prefix: str) -> dict:
+    by_role = {v["name"]: v for v in bench["variants"]}
+    eager = next(v for v in bench["variants"] if v.get("baseline") == "pytorch-fp32")
+    ort32 = next(v for v in bench["variants"] if v.get("baseline") == "onnx-fp32")
+    anchor = next(v for v in bench["variants"] if v.get("baseline") == "optimum-int8")
+    art = next(v for n, v in by_role.items() if n.startswith(artifact_prefix))
+
+    def p50(v):
+        return v["latency"]["p50"]
+
+    row = {
+        "variants": {name: {"accuracy": v["accuracy"]["accuracy"], "p50_ms": p50(v),
+                            "p25_ms": v["latency"]["p25"], "p75_ms": v["latency"]["p75"],
+                            "p99_ms": v["latency"]["p99"], "size_mb": v["size_mb"],
+                            "peak_rss_mb": v["memory"]["peak_rss_mb"]}
+                     for name, v in (("pytorch-eager-fp32", eager), ("onnxruntime-fp32", ort32),
+                                     ("optimum-int8-anchor", anchor), ("edgebert-cpu", art))},
+        "anchor_preset": (anchor.get("validation") or {}).get("optimum_preset"),
+        "accuracy_drop_points": 100.0 * (eager["accuracy"]["accuracy"] - art["accuracy"]["accuracy"]),
+        "speedup_vs_eager": p50(eager) / p50(art),
+        "speedup_vs_ort_fp32": p50(ort32) / p50(art),
+        "speedup_vs_anchor": p50(anchor) / p50(art),
+        "size_ratio": art["size_mb"] / eager["size_mb"],
+        "memory_ratio": art["memory"]["peak_rss_mb"] / eager["memory"]["peak_rss_mb"],
+    }
+    row["goals"] = {k: {"description": d, "threshold": t, "value": row[k],
+                        "met": row[k] <= t if direction == "max" else row[k] >= t}
+                    for k, (d, t, direction) in GOALS.items()}
+    return row
+
+
+def markdown(record: dict) -> str:
+    lines = ["# cpu target goals (MiniLM, this machine's CPU)", "",
+             f"Command: `{record['command']}`  ", f"Date: {record['date']}; host: {record['host']}; "
+             f"load average at bench start: {record['loadavg']}", ""]
+    for ds, row in record["results"].items():
+        lines += [f"## {ds} (test split, n={row['n']})", "",
+                  "| variant | accuracy | p50 ms | p25-p75 ms | p99 ms | size MB | peak RSS MB |",
+                  "|---|---|---|---|---|---|---|"]
+        for name, v in row["variants"].items():
+            lines.append(f"| {name} | {v['accuracy']:.4f} | {v['p50_ms']:.2f} | {v['p25_ms']:.2f}-{v['p75_ms']:.2f} | "
+                         f"{v['p99_ms']:.2f} | {v['size_mb']:.1f} | {v['peak_rss_mb']:.0f} |")
+        lines += ["", "| goal | target | measured | met |", "|---|---|---|---|"]
+        for g in row["goals"].values():
+            op = "<=" if g["description"].startswith(("accuracy", "model", "peak")) else ">="
+            lines.append(f"| {g['description']} | {op} {g['threshold']} | {g['value']:.3f} | "
+                         f"{'yes' if g['met'] else '**no**'} |")
+        lines += ["", f"Also: {row['speedup_vs_ort_fp32']:.2f}x faster than onnxruntime fp32 of the unpruned model. "
+                      f"Anchor preset: {row['anchor_preset']}. Artifact: {row['artifact']}; stages: "
+                      f"{row['stages']}.", ""]
+    return "\n".join(lines)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--only", choices=DATASETS, action="append")
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--latency-samples", type=int, default=200)
+    ap.add_argument("--skip-compress", action="store_true", help="Use the existing runs/goals/<ds> artifacts.")
+    args = ap.parse_args()
+    from edgebert.artifact import host_info, now_iso, write_json
+
+    out_json = RESULTS / "cpu-goals.json"
+    record = json.loads(out_json.read_text()) if out_json.is_file() else {"results": {}}
+    record.update(command="python benchmarks/cpu_goals.py" + "".join(f" --only {d}" for d in args.only or []),
+                  date=now_iso(), host=host_info()["processor"], loadavg=os.getloadavg()[0])
+    edgebert = [sys.executable, "-m", "edgebert"]
+    for ds in args.only or DATASETS:
+        model, art, bench_out = ROOT / f"runs/models/minilm-{ds}", ROOT / f"runs/goals/{ds}", ROOT / f"runs/goals/{ds}-bench"
+        if not model.is_dir():
+            sys.exit(f"missing {model}: run python benchmarks/finetune_minilm.py --keep runs/models first")
+        if not args.skip_compress:
+            sh([*edgebert, "compress", "--model", str(model), "--target", "cpu", "--data", str(DATA / ds),
+                "--out", str(art), "--quiet"])
+        print(f"load average before bench: {os.getloadavg()}", flush=True)
+        sh([*edgebert, "bench", str(model), str(art), "--data", str(DATA / ds), "--split", "test", "--baselines",
+            "--rounds", str(args.rounds), "--latency-samples", str(args.latency_samples),
+            "--out", str(bench_out), "--overwrite", "--quiet"])
+        bench = json.loads((bench_out / "bench.json").read_text())
+        row = evaluate(bench, f"{art.name}/")
+        manifest = json.loads((art / "manifest.json").read_text())
+        row.update(n=bench["variants"][0]["accuracy"]["n"], artifact=str(art.relative_to(ROOT)),
+                   stages=" -> ".join(s["kind"] + (" (skipped)" if s.get("skipped") else "") for s in manifest["stages"]),
+                   compress_summary=manifest["summary"])
+        record["results"][ds] = row
+        dest = RESULTS / f"cpu-goals-{ds}"
+        dest.mkdir(parents=True, exist_ok=True)
+        for name in ("bench.json", "bench.md", "bench.csv", "pareto.png"):
+            if (bench_out / name).is_file():
+                shutil.copy(bench_out / name, dest / name)
+        shutil.copy(art / "report.md", dest / "compress-report.md")
+        write_json(out_json, record)
+        (RESULTS / "cpu-goals.md").write_text(markdown(record), encoding="utf-8")
+    print((RESULTS / "cpu-goals.md").read_text())
+
+
+if __name__ == "__main__":
+    main()
