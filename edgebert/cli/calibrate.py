@@ -8,8 +8,19 @@ from edgebert.cli.options import data_options, pop_data_options
 from edgebert.cli.runtime_options import ARTIFACT_HELP
 
 
+def _data_required(fn):
+    """data_options without the advertised default for --data: calibration needs the model's own
+    data (the command refuses to run without --data)."""
+    for param in getattr(fn, "__click_params__", []):
+        if param.name == "data":
+            param.show_default = False
+            param.help = (param.help or "") + " Required: labelled data with the model's labels."
+    return fn
+
+
 @click.command("calibrate", epilog=ARTIFACT_HELP)
 @click.argument("artifact")
+@_data_required
 @data_options
 @click.option("--precision", type=click.FloatRange(0.0, 1.0, min_open=True), default=0.95, show_default=True,
               help="Target accuracy on the inputs the model answers; the threshold that reaches it while "
@@ -46,7 +57,7 @@ def command(ctx, artifact, data, precision, split, eval_split, write, out, as_js
     from edgebert.runtime import Classifier
     from edgebert.runtime.calibration import calibrate, dataset_texts, label_indices, selective_metrics
 
-    if ctx.get_parameter_source("data") == click.core.ParameterSource.DEFAULT:
+    if ctx.get_parameter_source("data") != click.core.ParameterSource.COMMANDLINE:
         raise click.UsageError("Give the labelled data to calibrate on with --data "
                                "(e.g. --data ../shared/data/banking77).")
     try:

@@ -29,8 +29,11 @@ def command(artifact, host, port, max_batch, max_body_bytes, log_level, threads,
     POST /predict  {"text": "..."} or {"texts": ["...", ...]}  -> label, score, index, abstained
     GET  /health   model facts and limits
     GET  /labels   the label names, the unknown label and the threshold
+
     Bad requests get a 4xx JSON error ({"error": ..., "status": ...}); texts are truncated to the
-    model's max length. Stop with Ctrl-C.
+    model's max length. One model call runs at a time; requests that arrive meanwhile are batched
+    into the next call (up to --max-batch texts). Stop with Ctrl-C.
+
     \b
     Example:
       edgebert serve out/minilm-banking77 --port 8080 &
