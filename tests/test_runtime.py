@@ -200,6 +200,24 @@ def test_int8_and_ort_artifacts(tiny_classifier_dir, tmp_path, expected_probs):
     np.testing.assert_allclose(clf.predict_proba(MIXED), expected_probs, atol=1e-4)
 
 
+def test_static_shape_graph_is_padded_to_its_shape(tiny_artifact_dir, tmp_path):
+    """A graph with a fixed (batch 2, sequence 16) input shape: batches are filled up and padded to it,
+    texts truncated to 16 tokens; results equal the dynamic graph's at max_length 16."""
+    import onnx
+
+    art = copy_artifact(tiny_artifact_dir, tmp_path / "static")
+    model = onnx.load(str(art / "model" / "model.onnx"))
+    for graph_input in model.graph.input:
+        dims = graph_input.type.tensor_type.shape.dim
+        dims[0].dim_value, dims[1].dim_value = 2, 16
+    onnx.save(model, str(art / "model" / "model.onnx"))
+    clf = Classifier.load(art, batch_size=8)
+    assert (clf.max_length, clf.batch_size) == (16, 2)
+    texts = MIXED[:5]  # an odd count: the last batch holds one real text
+    ref = Classifier.load(tiny_artifact_dir, max_length=16).predict_proba(texts)
+    np.testing.assert_allclose(clf.predict_proba(texts), ref, atol=1e-5)
+
+
 def test_torchscript_artifact_and_missing_torch(tiny_classifier_dir, tmp_path, expected_probs, monkeypatch):
     art = build_runtime_artifact(tiny_classifier_dir, tmp_path / "pt", fmt="torchscript")
     clf = Classifier.load(art, threads=1)

@@ -20,7 +20,8 @@ The same steps the app guides (``docs/mobile.md``) mirror, per batch of texts:
    tokens; no padding yet;
 2. sort the texts by token count and cut them into batches of ``batch_size``, each padded to its
    own longest text (pad id from the tokenizer, ``attention_mask`` 0 on padding, ``token_type_ids``
-   0), so that short texts do not pay for long ones;
+   0), so that short texts do not pay for long ones (a graph with a static input shape gets exactly
+   that shape: batches filled up with copies, every row padded to its length, texts truncated to it);
 3. run the model: int64 (or int32, as the graph declares) arrays of shape (batch, sequence) named
    as the graph's inputs; output logits (batch, num_labels);
 4. softmax over the labels (float64); the predicted index is the arg-max; when a threshold is set
@@ -312,6 +313,11 @@ class _OnnxBackend:
                 raise RuntimeLoadError(f"'{path}': input '{i.name}' is {i.type}; the runtime feeds token ids "
                                        "(int64 or int32).")
             self.input_dtypes[i.name] = dtype
+        # Graphs exported with static shapes (some mobile / accelerator builds) take exactly this
+        # batch size and sequence length: the classifier pads to them.
+        dims = [i.shape for i in self.session.get_inputs() if len(i.shape) == 2]
+        self.fixed_batch = next((d[0] for d in dims if isinstance(d[0], int) and d[0] > 0), None)
+        self.fixed_length = next((d[1] for d in dims if isinstance(d[1], int) and d[1] > 0), None)
         outputs = [o.name for o in self.session.get_outputs()]
         self.output_name = "logits" if "logits" in outputs else outputs[0]
 
@@ -324,6 +330,7 @@ class _TorchScriptBackend:
     """``torch.jit.load`` of a file written by :func:`edgebert.export.export_torchscript`."""
 
     providers = ["torch-cpu"]
+    fixed_batch = fixed_length = None
 
     def __init__(self, path: Path, *, threads: int | None):
         if importlib.util.find_spec("torch") is None:
@@ -360,6 +367,7 @@ class _TensorRTBackend:
     """
 
     providers = ["tensorrt"]
+    fixed_batch = fixed_length = None  # the engine's optimization profile bounds them; not padded to
 
     def __init__(self, path: Path, *, input_names: Sequence[str] | None):
         if importlib.util.find_spec("tensorrt") is None:
@@ -459,9 +467,13 @@ class Classifier:
         self._tokenizer = tokenizer
         self.layout = layout
         self.labels: tuple[str, ...] = layout.labels
-        self.max_length = max_length
         self.unknown_label = unknown_label
-        self.batch_size = batch_size
+        self._fixed_batch = backend.fixed_batch
+        self._fixed_length = backend.fixed_length
+        if self._fixed_length and max_length > self._fixed_length:
+            max_length = self._fixed_length  # a static-shape graph: no text can be longer
+        self.max_length = max_length
+        self.batch_size = min(batch_size, self._fixed_batch) if self._fixed_batch else batch_size
         self.threads = threads
         self._pad_id = _pad_id(tokenizer, layout.tokenizer.parent)  # before no_padding() clears it
         # tokenizer.json may carry the padding / truncation of the call that saved it: batches are
@@ -556,24 +568,26 @@ class Classifier:
 
     # -- inference --------------------------------------------------------------------------
 
-    def _encode_sorted(self, texts: list[str]) -> tuple[list[np.ndarray], np.ndarray]:
-        """Tokenize; return the padded feed batches in length order and that order."""
+    def _encode_sorted(self, texts: list[str]) -> tuple[list[tuple[dict[str, np.ndarray], int]], np.ndarray]:
+        """Tokenize; return (padded feeds, texts in them) per batch, in length order, and that order."""
         encodings = self._tokenizer.encode_batch(texts)
         lengths = np.fromiter((len(e.ids) for e in encodings), dtype=np.int64, count=len(encodings))
         order = np.argsort(lengths, kind="stable")
         batches = []
         for start in range(0, len(order), self.batch_size):
             rows = [encodings[i] for i in order[start:start + self.batch_size]]
-            width = max(len(e.ids) for e in rows)
-            ids = np.full((len(rows), width), self._pad_id, dtype=np.int64)  # (batch, sequence)
-            mask = np.zeros((len(rows), width), dtype=np.int64)
-            types = np.zeros((len(rows), width), dtype=np.int64)
-            for r, e in enumerate(rows):
+            width = self._fixed_length or max(len(e.ids) for e in rows)
+            height = self._fixed_batch or len(rows)  # a static batch is filled up with copies of row 0
+            ids = np.full((height, width), self._pad_id, dtype=np.int64)  # (batch, sequence)
+            mask = np.zeros((height, width), dtype=np.int64)
+            types = np.zeros((height, width), dtype=np.int64)
+            for r in range(height):
+                e = rows[r] if r < len(rows) else rows[0]
                 n = len(e.ids)
                 ids[r, :n] = e.ids
                 mask[r, :n] = 1
                 types[r, :n] = e.type_ids
-            batches.append({"input_ids": ids, "attention_mask": mask, "token_type_ids": types})
+            batches.append(({"input_ids": ids, "attention_mask": mask, "token_type_ids": types}, len(rows)))
         return batches, order
 
     def logits(self, texts: str | Iterable[str]) -> np.ndarray:
@@ -584,7 +598,7 @@ class Classifier:
             return out
         batches, order = self._encode_sorted(items)
         done = 0
-        for feeds in batches:
+        for feeds, real in batches:
             feeds = {n: feeds[n] for n in self._backend.input_names}
             try:
                 logits = np.asarray(self._backend(feeds))
@@ -597,8 +611,8 @@ class Classifier:
             if logits.shape != (n, len(self.labels)):
                 raise InferenceError(f"The model returned scores of shape {logits.shape} for {n} texts; "
                                      f"expected ({n}, {len(self.labels)}): one per label in {self.layout.root}.")
-            out[order[done:done + n]] = logits
-            done += n
+            out[order[done:done + real]] = logits[:real]  # rows past `real` fill a static batch
+            done += real
         return out[0] if single else out
 
     def predict_proba(self, texts: str | Iterable[str]) -> np.ndarray:
