@@ -218,6 +218,16 @@ def build_runtime_artifact(model_dir, out, **kwargs) -> Path:
     return module.build_artifact(model_dir, out, **kwargs)
 
 
+#: ``python -c`` code that runs the edgebert CLI (arguments after the code) in a process where importing
+#: torch or transformers fails: a command that runs there needs neither
+CLI_WITHOUT_TORCH = (
+    "import sys\n"
+    "sys.modules['torch'] = None; sys.modules['transformers'] = None\n"
+    "from edgebert.cli import main\n"
+    "main(sys.argv[1:], prog_name='edgebert')\n"
+)
+
+
 @pytest.fixture(scope="session")
 def tiny_artifact_dir(tmp_path_factory, tiny_classifier_dir) -> Path:
     """The tiny BERT sentiment classifier as a runtime artifact: fp32 ONNX, deploy block, max 128 tokens."""

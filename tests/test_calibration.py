@@ -6,11 +6,13 @@ from __future__ import annotations
 import csv
 import json
 import shutil
+import subprocess
+import sys
 
 import numpy as np
 import pytest
 from click.testing import CliRunner
-from conftest import NEGATIVE, POSITIVE, assert_clean_error
+from conftest import CLI_WITHOUT_TORCH, NEGATIVE, POSITIVE, REPO, assert_clean_error
 
 from edgebert.cli import main
 from edgebert.errors import ConfigError, LabelMismatchError
@@ -166,3 +168,11 @@ def test_calibrate_cli_errors(artifact, tmp_path):
                        "not labels of the model")
     assert_clean_error(runner.invoke(main, ["calibrate", str(artifact), "--data", str(other), "--precision", "0"]),
                        "--precision")
+
+
+def test_calibrate_cli_runs_with_torch_and_transformers_blocked(artifact, tiny_sentiment_dir):
+    proc = subprocess.run([sys.executable, "-c", CLI_WITHOUT_TORCH, "calibrate", str(artifact),
+                           "--data", str(tiny_sentiment_dir), "--json"],
+                          capture_output=True, text=True, timeout=120, cwd=REPO)
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout)["eval"]["split"] == "test"

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from click.testing import CliRunner
-from conftest import NEGATIVE, POSITIVE, REPO, assert_clean_error, build_runtime_artifact
+from conftest import CLI_WITHOUT_TORCH, NEGATIVE, POSITIVE, REPO, assert_clean_error, build_runtime_artifact
 
 from edgebert.cli import main
 from edgebert.errors import (
@@ -342,15 +342,9 @@ def test_no_torch_or_transformers_in_a_fresh_process(tiny_artifact_dir):
 
 
 def test_predict_cli_works_with_torch_and_transformers_blocked(tiny_artifact_dir):
-    """`python -m edgebert predict` in a process where importing torch or transformers fails."""
-    code = (
-        "import sys\n"
-        "sys.modules['torch'] = None; sys.modules['transformers'] = None\n"
-        "sys.argv = ['edgebert', 'predict', sys.argv[1], 'i love this movie', '--json']\n"
-        "import runpy; runpy.run_module('edgebert', run_name='__main__')\n"
-    )
-    proc = subprocess.run([sys.executable, "-c", code, str(tiny_artifact_dir)], capture_output=True, text=True,
-                          timeout=120, cwd=REPO)
+    """`edgebert predict` in a process where importing torch or transformers fails."""
+    proc = subprocess.run([sys.executable, "-c", CLI_WITHOUT_TORCH, "predict", str(tiny_artifact_dir),
+                           "i love this movie", "--json"], capture_output=True, text=True, timeout=120, cwd=REPO)
     assert proc.returncode == 0, proc.stderr
     assert json.loads(proc.stdout)[0]["label"] == "positive"
 

@@ -14,7 +14,7 @@ import urllib.request
 
 import pytest
 from click.testing import CliRunner
-from conftest import NEGATIVE, POSITIVE, REPO, assert_clean_error
+from conftest import CLI_WITHOUT_TORCH, NEGATIVE, POSITIVE, REPO, assert_clean_error
 
 from edgebert.cli import main
 from edgebert.runtime import Classifier, create_app
@@ -202,14 +202,8 @@ def _request(url, payload=None):
 
 def test_real_server_in_a_subprocess_without_torch(tiny_artifact_dir):
     port = _free_port()
-    code = (
-        "import sys\n"
-        "sys.modules['torch'] = None; sys.modules['transformers'] = None\n"  # importing them would fail
-        "from edgebert.cli import main\n"
-        "main(sys.argv[1:], prog_name='edgebert')\n"
-    )
-    proc = subprocess.Popen([sys.executable, "-c", code, "serve", str(tiny_artifact_dir), "--port", str(port),
-                             "--threads", "1", "--log-level", "warning"],
+    proc = subprocess.Popen([sys.executable, "-c", CLI_WITHOUT_TORCH, "serve", str(tiny_artifact_dir),
+                             "--port", str(port), "--threads", "1", "--log-level", "warning"],
                             cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     base = f"http://127.0.0.1:{port}"
     try:
