@@ -111,3 +111,20 @@ def test_minilm_every_stage_offline(tmp_path, minilm_dir):
     assert "--int8" in (out / "model" / "build_engine.sh").read_text()
     assert manifest["summary"]["final_dev_accuracy"] >= 0.8  # the demo intents are easy
     assert "| 2 | prune |" in result.output
+
+
+def test_offline_hub_id_names_what_to_do_instead(tmp_path, monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    result = run("compress", "--model", "albert-base-v2", "--target", "jetson", "--out", str(tmp_path / "o"))
+    assert_clean_error(result, "albert-base-v2", "not in the local Hugging Face cache", "minilm")
+    assert not (tmp_path / "o").exists()
+
+
+def test_unsupported_architecture_fails_before_work(tmp_path, tiny_tokenizer_dir):
+    from transformers import GPT2Config, GPT2ForSequenceClassification
+
+    model_dir = tmp_path / "gpt2"
+    GPT2ForSequenceClassification(GPT2Config(n_layer=1, n_embd=16, n_head=2, vocab_size=64, num_labels=2)
+                                  ).save_pretrained(model_dir)
+    assert_clean_error(run("compress", "--model", str(model_dir), "--out", str(tmp_path / "o")), "gpt2")
+    assert not (tmp_path / "o").exists()

@@ -202,3 +202,14 @@ def test_albert_pipeline_keeps_shared_weights(tiny_albert_classifier_dir, tiny_s
     assert by_kind["export-onnx"]["validation"]["label_agreement"] >= 0.99
     cfg = json.loads((tmp_path / "a" / "stages" / "01-prune" / "model" / "config.json").read_text())
     assert cfg["model_type"] == "albert" and cfg["edgebert_pruning"]["heads"]
+
+
+def test_bench_runs_the_artifact(tiny_run, tiny_sentiment_dir, tmp_path):
+    from edgebert.bench import bench
+
+    bench([str(tiny_run[0].out)], str(tiny_sentiment_dir), split="dev", out=tmp_path / "b", rounds=1,
+          warmup=1, latency_samples=5, memory=False, progress=False)
+    data = json.loads((tmp_path / "b" / "bench.json").read_text())
+    variant = data["variants"][0]
+    assert variant["name"].endswith("model.onnx") and variant["precision"] == "int8"
+    assert variant["accuracy"]["accuracy"] >= 0.5 and variant["latency"]["p50"] > 0
