@@ -235,3 +235,16 @@ def test_wheel_install_finds_targets_under_prefix_share(tmp_path, monkeypatch):
     monkeypatch.setattr(targets, "_ROOT", tmp_path / "site-packages")  # no source tree beside the package
     monkeypatch.setattr(sys, "prefix", str(tmp_path))
     assert targets.targets_dir() == share and targets.list_targets() == ["cpu"]
+
+
+def test_quantize_fp16_for_gpu_targets(tmp_path, tiny_classifier_dir, tiny_sentiment_dir):
+    import onnx
+
+    stages = [{"kind": "export-onnx", "fuse": False}, {"kind": "quantize", "mode": "fp16"}]
+    result = run_recipe(tmp_path, tiny_classifier_dir, tiny_sentiment_dir, stages, target="server-gpu")
+    rec = result.manifest["stages"][-1]
+    assert rec["config"]["max_accuracy_drop"] == 1.0  # the server-gpu budget, resolved
+    assert rec["metrics"]["bytes"] < 0.8 * rec["metrics"]["bytes_in"]  # MiniLM: 77 -> 38 MB; tiny: overheads
+    assert rec["validation"]["label_agreement"] >= 0.9 and rec["validation"]["max_abs_logit_diff"] < 0.05
+    graph = onnx.load(str(result.out / "model" / "model.onnx")).graph
+    assert any(init.data_type == onnx.TensorProto.FLOAT16 for init in graph.initializer)
