@@ -27,10 +27,10 @@ _ROOT = Path(__file__).resolve().parent.parent
 RUNTIMES = ("onnxruntime", "tensorrt", "torchscript", "pytorch")
 
 
-def _data_dir(env: str, name: str) -> Path:
+def source_dir(name: str, env: str | None = None) -> Path:
     """$env, else the source tree's folder (editable installs, a checkout), else the copy a wheel
     installs under <prefix>/share/edgebert/ (pyproject's data-files)."""
-    if os.environ.get(env):
+    if env and os.environ.get(env):
         return Path(os.environ[env])
     here = _ROOT / name
     if here.is_dir():
@@ -40,12 +40,12 @@ def _data_dir(env: str, name: str) -> Path:
 
 def targets_dir() -> Path:
     """Where named target profiles live."""
-    return _data_dir("EDGEBERT_TARGETS", "targets")
+    return source_dir("targets", "EDGEBERT_TARGETS")
 
 
 def recipes_dir() -> Path:
     """Where named recipes live."""
-    return _data_dir("EDGEBERT_RECIPES", "recipes")
+    return source_dir("recipes", "EDGEBERT_RECIPES")
 
 
 class Shapes(StageConfig):

@@ -102,7 +102,8 @@ def _torchscript(rec, files, out):
 
 
 def _mobile(rec, files, out):
-    assert files == ["model.ort", "required_operators.config"]
+    assert files == ["EdgebertClassifier.kt", "EdgebertClassifier.swift", "INTEGRATION.md", "model.ort",
+                     "required_operators.config"]  # everything an app needs, with the guide
     assert rec["validation"]["label_agreement"] == 1.0
     assert any(line.startswith("ai.onnx") for line in rec["metrics"]["required_operators"])
     manifest = json.loads((out / "manifest.json").read_text())

@@ -185,7 +185,27 @@ def export_mobile(art: Artifact, cfg: ExportMobileConfig, ctx: RunContext) -> St
     # The app ships the .ort only; the ONNX file stays where build_engine.sh needs it.
     deploy = {k: v for k, v in art.deploy.items() if not k.endswith(".onnx") or "build_engine.sh" in art.deploy}
     deploy.update({"model.ort": art.rel(ort), "required_operators.config": art.rel(config)})
+    deploy.update({name: art.rel(path) for name, path in _app_guide(ctx.work).items()})
     return StageResult(art.replace(deploy=deploy, primary="model.ort"), metrics=metrics, validation=validation)
+
+
+#: the integration guide and app samples shipped in a mobile artifact (name in model/ -> source file)
+APP_FILES = {"INTEGRATION.md": ("docs", "mobile.md"),
+             "EdgebertClassifier.kt": ("examples", "android/EdgebertClassifier.kt"),
+             "EdgebertClassifier.swift": ("examples", "ios/EdgebertClassifier.swift")}
+
+
+def _app_guide(work) -> dict[str, Any]:
+    """Copy docs/mobile.md and the Kotlin / Swift samples beside the .ort model (where installed)."""
+    from edgebert.targets import source_dir
+
+    out = {}
+    for name, (folder, rel) in APP_FILES.items():
+        src = source_dir(folder) / rel
+        if src.is_file():
+            shutil.copyfile(src, work / name)
+            out[name] = work / name
+    return out
 
 
 def _resolve_tensorrt(cfg: BuildTensorRTConfig, target) -> BuildTensorRTConfig:
