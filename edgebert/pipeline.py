@@ -120,6 +120,14 @@ def _read_manifest(out: Path) -> dict[str, Any] | None:
     return data if isinstance(data, dict) else None
 
 
+def _same(run: dict[str, Any], key: str) -> Any:
+    """What must match for two runs to be the same one (data by content, not by how its path was spelt)."""
+    value = run.get(key)
+    if key == "data" and isinstance(value, dict):
+        return {k: v for k, v in value.items() if k != "name"}
+    return value
+
+
 def _prepare_out(out: Path, run: dict[str, Any], overwrite: bool) -> dict[str, Any] | None:
     """The previous manifest of this same run (to resume / skip), or None; refuses another run's folder."""
     if out.exists() and not out.is_dir():
@@ -136,7 +144,7 @@ def _prepare_out(out: Path, run: dict[str, Any], overwrite: bool) -> dict[str, A
             "Choose another --out, or pass --overwrite to replace it."
         )
     before = previous.get("run", {})
-    differs = [k for k in ("model_sha256", "data", "target", "seed") if before.get(k) != run.get(k)]
+    differs = [k for k in ("model_sha256", "data", "target", "seed") if _same(before, k) != _same(run, k)]
     if differs:
         raise OutputExistsError(
             f"Output folder '{out}' holds another run (different {', '.join(differs)}: it was built from "
@@ -238,7 +246,7 @@ def compress(model: str = DEFAULT_MODEL, target: str = DEFAULT_TARGET, *, data: 
     }
     art = Artifact(root=root, model=location)
     # The chain starts from what the stages read (model, data, seed); the recipe's name does not matter.
-    inputs = {k: run[k] for k in ("model_sha256", "data", "seed")}
+    inputs = {k: _same(run, k) for k in ("model_sha256", "data", "seed")}
     key = hashlib.sha256(json.dumps(inputs, sort_keys=True, default=str).encode()).hexdigest()
     result = CompressResult(out=out, manifest=manifest)
     diverged = False

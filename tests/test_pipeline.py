@@ -213,3 +213,13 @@ def test_bench_runs_the_artifact(tiny_run, tiny_sentiment_dir, tmp_path):
     variant = data["variants"][0]
     assert variant["name"].endswith("model.onnx") and variant["precision"] == "int8"
     assert variant["accuracy"]["accuracy"] >= 0.5 and variant["latency"]["p50"] > 0
+
+
+def test_same_data_spelt_differently_is_the_same_run(tiny_run, tiny_bert_dir, tiny_sentiment_dir, monkeypatch):
+    import os
+
+    result, recipe, _ = tiny_run
+    monkeypatch.chdir(tiny_sentiment_dir.parent)
+    again = compress(str(tiny_bert_dir), "cpu", data=os.path.relpath(tiny_sentiment_dir), out=result.out,
+                     recipe=recipe, progress=False)
+    assert again.ran == [] and len(again.skipped) == len(TINY_RECIPE)
