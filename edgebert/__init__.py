@@ -15,7 +15,8 @@ from typing import Any
 
 __version__ = "0.1.0"
 
-__all__ = ["FinetuneConfig", "evaluate", "finetune", "load_dataset", "load_model", "__version__"]
+__all__ = ["FinetuneConfig", "compress", "evaluate", "finetune", "load_dataset", "load_model", "load_target",
+           "__version__"]
 
 
 def finetune(model: str, data: Any, *, out: str, config: Any = None, **kwargs: Any):
@@ -23,6 +24,20 @@ def finetune(model: str, data: Any, *, out: str, config: Any = None, **kwargs: A
     from edgebert.train.finetune import finetune as _finetune
 
     return _finetune(model, data, out=out, config=config, **kwargs)
+
+
+def compress(model: str = "minilm", target: str = "cpu", **kwargs: Any):
+    """Run a target's compression recipe and write an artifact folder; see :func:`edgebert.pipeline.compress`."""
+    from edgebert.pipeline import compress as _compress
+
+    return _compress(model, target, **kwargs)
+
+
+def load_target(name_or_path: str):
+    """A target profile by name or file; see :func:`edgebert.targets.load_target`."""
+    from edgebert.targets import load_target as _load
+
+    return _load(name_or_path)
 
 
 def evaluate(model: str, data: Any, **kwargs: Any) -> dict:

@@ -224,3 +224,10 @@ def test_same_data_spelt_differently_is_the_same_run(tiny_run, tiny_bert_dir, ti
                      recipe=recipe, progress=False)
     # an earlier test may have changed the last stage; everything before it is reused
     assert again.skipped[:4] == ["01-finetune", "02-prune", "03-distill", "04-export-onnx"]
+
+
+def test_public_api_exposes_compress_and_targets():
+    import edgebert
+
+    assert edgebert.load_target("jetson").runtime == "tensorrt"
+    assert edgebert.compress.__doc__ and "compress" in edgebert.__all__
