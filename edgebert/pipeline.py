@@ -242,7 +242,7 @@ def compress(model: str = DEFAULT_MODEL, target: str = DEFAULT_TARGET, *, data: 
         "created": (previous or {}).get("created", now_iso()), "updated": now_iso(),
         "run": run, "target": the_plan.target.model_dump(mode="json"),
         "recipe": [s.model_dump(mode="json") for s in the_plan.stages],
-        "versions": library_versions(), "host": host_info(), "stages": [],
+        "versions": library_versions(), "host": _host(host_info()), "stages": [],
     }
     art = Artifact(root=root, model=location)
     # The chain starts from what the stages read (model, data, seed); the recipe's name does not matter.
@@ -302,6 +302,13 @@ def compress(model: str = DEFAULT_MODEL, target: str = DEFAULT_TARGET, *, data: 
     write_json(root / "manifest.json", manifest)
     (root / "report.md").write_text(report_markdown(manifest), encoding="utf-8")
     return result
+
+
+def _host(info: dict[str, Any]) -> dict[str, Any]:
+    """host_info plus the CPU features that decide which int8 / fp16 kernels onnxruntime picks."""
+    from edgebert.bench.protocol import flags_of_interest
+
+    return {**info, "kernel_flags": [f for f, present in flags_of_interest().items() if present]}
 
 
 def _headline(record: dict[str, Any]) -> str:

@@ -60,6 +60,7 @@ def test_artifact_folder_has_every_part(tiny_run):
             assert key in rec, (rec["kind"], key)
         assert rec["config"]["kind"] == rec["kind"]
     assert manifest["run"]["target"] == "cpu"
+    assert isinstance(manifest["host"]["kernel_flags"], list)  # e.g. avx2 / avx512_vnni: which int8 kernels run
 
 
 def test_each_stage_is_validated_against_its_input(tiny_run):

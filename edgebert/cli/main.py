@@ -23,7 +23,8 @@ class EdgebertGroup(click.Group):
             click.secho(f"Error: {exc}", fg="red", err=True)
             ctx.exit(exc.exit_code)
         except KeyboardInterrupt:
-            click.echo("Interrupted; nothing was written in place of finished outputs.", err=True)
+            click.echo("Interrupted; nothing was written in place of finished outputs "
+                       "(edgebert compress resumes from the last finished stage when run again).", err=True)
             ctx.exit(130)
 
 
