@@ -249,3 +249,34 @@ def test_quantize_fp16_for_gpu_targets(tmp_path, tiny_classifier_dir, tiny_senti
     assert rec["validation"]["label_agreement"] >= 0.9 and rec["validation"]["max_abs_logit_diff"] < 0.05
     graph = onnx.load(str(result.out / "model" / "model.onnx")).graph
     assert any(init.data_type == onnx.TensorProto.FLOAT16 for init in graph.initializer)
+
+
+def test_quantize_tries_per_channel_before_keeping_layers_in_float(tmp_path, tiny_classifier_dir, tiny_sentiment_dir,
+                                                                   monkeypatch):
+    import shutil as _shutil
+
+    import edgebert.compress.quantize as q
+
+    real = q.quantize_with_budget
+    calls = []
+
+    def fake(src, out, cfg, eval_fn, calibration_feeds=None):
+        report = real(src, out, cfg.model_copy(update={"max_accuracy_drop": None}), eval_fn,
+                      calibration_feeds=calibration_feeds)
+        calls.append(cfg.per_channel)
+        # per-tensor "needs" a layer in float; per-channel fits the budget
+        return dict(report, within_budget=True, kept_fp32=[] if cfg.per_channel else ["layer.0"])
+
+    monkeypatch.setattr(q, "quantize_with_budget", fake)
+    stages = [{"kind": "export-onnx", "fuse": True}, {"kind": "quantize", "mode": "int8-dynamic"}]
+    result = run_recipe(tmp_path, tiny_classifier_dir, tiny_sentiment_dir, stages)
+    rec = result.manifest["stages"][-1]
+    assert calls == [False, True]
+    assert rec["metrics"]["weight_granularity_search"]["chosen"] == "per-channel"
+    assert rec["metrics"]["kept_fp32"] == [] and (result.out / "model" / "model.onnx").is_file()
+    assert not (result.out / "stages" / "02-quantize" / "per_channel.onnx").exists()
+    _shutil.rmtree(tmp_path / "art")
+    calls.clear()
+    monkeypatch.setattr(q, "quantize_with_budget", lambda *a, **k: dict(fake(*a, **k), kept_fp32=[]))
+    result = run_recipe(tmp_path, tiny_classifier_dir, tiny_sentiment_dir, stages)
+    assert calls == [False] and result.manifest["stages"][-1]["metrics"]["weight_granularity_search"] is None

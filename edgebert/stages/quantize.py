@@ -12,6 +12,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from pydantic import Field
+
 from edgebert.compress.quantize import QuantizeConfig
 from edgebert.stages.registry import Artifact, RunContext, StageResult, register_stage
 from edgebert.stages.train import _ref
@@ -19,6 +21,10 @@ from edgebert.stages.train import _ref
 
 class QuantizeStageConfig(QuantizeConfig):
     """Quantization as a pipeline stage; ``max_accuracy_drop`` None takes the target's budget."""
+
+    try_per_channel: bool = Field(
+        True, description="When int8 with per-tensor weights exceeds the budget, try per-channel weights before "
+                          "keeping layers in float (int8 modes; kept when fewer layers stay float)")
 
 
 def _resolve(cfg: QuantizeStageConfig, target) -> QuantizeStageConfig:
@@ -51,8 +57,27 @@ def quantize(art: Artifact, cfg: QuantizeStageConfig, ctx: RunContext) -> StageR
         feeds = calibration_feeds(tokenizer, data.split("train").texts, names, samples=cfg.calibration_samples,
                                   seed=ctx.seed)
     eval_fn = onnx_accuracy_fn(tokenizer, dev.texts, dev.labels)
-    lib_cfg = QuantizeConfig(**cfg.model_dump())
+    lib_cfg = QuantizeConfig(**cfg.model_dump(exclude={"try_per_channel"}))
     report = quantize_with_budget(src, out, lib_cfg, eval_fn, calibration_feeds=feeds)
+    search = None
+    if cfg.try_per_channel and not cfg.per_channel and cfg.mode != "fp16" and (
+            report["kept_fp32"] or not report["within_budget"]):
+        # Per-channel weight scales often recover what per-tensor int8 loses, at int8 speed; keeping
+        # layers in float costs speed and size. Keep whichever leaves fewer layers in float.
+        alt_path = ctx.work / "per_channel.onnx"
+        alt = quantize_with_budget(src, alt_path, lib_cfg.model_copy(update={"per_channel": True}), eval_fn,
+                                   calibration_feeds=feeds)
+
+        def rank(r):
+            return (not r["within_budget"], len(r["kept_fp32"]), -r["accuracy"])
+
+        chosen = "per-channel" if rank(alt) < rank(report) else "per-tensor"
+        search = {"per-tensor": _brief(report), "per-channel": _brief(alt), "chosen": chosen}
+        if chosen == "per-channel":
+            alt_path.replace(out)
+            report = dict(alt, quantize=dict(alt["quantize"], path=str(out)))
+        else:
+            alt_path.unlink()
     validation = compare_onnx(src, out, tokenizer, ctx.texts_for_validation())
     metrics: dict[str, Any] = {
         "dev_accuracy": report["accuracy"], "fp32_dev_accuracy": report["fp32_accuracy"],
@@ -61,6 +86,7 @@ def quantize(art: Artifact, cfg: QuantizeStageConfig, ctx: RunContext) -> StageR
         "bytes_in": report["quantize"]["bytes_in"], "bytes": report["quantize"]["bytes_out"],
         "nodes_quantized": len(report["quantize"]["nodes_quantized"]),
         "nodes_float": report["quantize"]["nodes_float"], "op_counts": report["quantize"]["op_counts"],
+        "weight_granularity_search": search,
     }
     if not report["within_budget"]:
         ctx.log(f"quantize: accuracy drop {report['accuracy_drop']:.2f} points exceeds the budget "
@@ -68,6 +94,10 @@ def quantize(art: Artifact, cfg: QuantizeStageConfig, ctx: RunContext) -> StageR
     deploy = {**art.deploy, "model.onnx": art.rel(out)}
     return StageResult(art.replace(onnx=art.rel(out), onnx_quantized=cfg.mode, deploy=deploy),
                        metrics=metrics, validation=validation)
+
+
+def _brief(report: dict[str, Any]) -> dict[str, Any]:
+    return {k: report[k] for k in ("accuracy", "accuracy_drop", "within_budget", "kept_fp32")}
 
 
 def _torch_dynamic(art: Artifact, cfg: QuantizeStageConfig, ctx: RunContext) -> StageResult:
