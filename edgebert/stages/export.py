@@ -222,7 +222,6 @@ def _resolve_tensorrt(cfg: BuildTensorRTConfig, target) -> BuildTensorRTConfig:
 @register_stage(BuildTensorRTConfig, reads="onnx", changes="export", resolve=_resolve_tensorrt,
                 summary="TensorRT engine (fp16 / int8 Q/DQ, LayerNorm in fp32) + build_engine.sh for the device")
 def build_tensorrt(art: Artifact, cfg: BuildTensorRTConfig, ctx: RunContext) -> StageResult:
-    from edgebert.export.onnx import onnx_input_names  # noqa: F401  (documents the input contract)
     from edgebert.export.tensorrt import build_engine, tensorrt_available, write_build_script
 
     src = art.path(art.onnx)
