@@ -216,9 +216,10 @@ def compress(model: str = DEFAULT_MODEL, target: str = DEFAULT_TARGET, *, data: 
     say = log or (lambda msg: None)
     the_plan = plan(target, recipe)
     out = Path(out) if out is not None else default_out(model, the_plan.target.name)
-    get_spec(models.load_config(model))  # UnsupportedArchitectureError before any work
+    config = models.load_config(model)
+    get_spec(config)  # UnsupportedArchitectureError before any work
     dataset = data if isinstance(data, Dataset) else load_dataset(data, **data_options)
-    trained = models.model_labels(models.load_config(model))
+    trained = models.model_labels(config)
     has_head = trained is not None and set(trained) == set(dataset.label_names)
     if not has_head and not any(s.kind == "finetune" for s in the_plan.stages):
         raise ConfigError(

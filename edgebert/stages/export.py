@@ -10,6 +10,7 @@ rather than shipping a model that answers differently.
 from __future__ import annotations
 
 import shutil
+from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import Field
@@ -177,8 +178,8 @@ def export_mobile(art: Artifact, cfg: ExportMobileConfig, ctx: RunContext) -> St
     report = run_export(onnx, ctx.work, style=cfg.style, target_platform=cfg.target_platform, tokenizer=tokenizer,
                         texts=ctx.texts_for_validation(), check_usability=cfg.check_usability)
     onnx.unlink()
-    ort = ctx.work / report["ort_path"].rsplit("/", 1)[-1]
-    config = ctx.work / report["config_path"].rsplit("/", 1)[-1]
+    ort = ctx.work / Path(report["ort_path"]).name
+    config = ctx.work / Path(report["config_path"]).name
     validation = {k: report[k] for k in ("max_abs_logit_diff", "label_agreement")}
     metrics = {"bytes": report["ort_bytes"], "onnx_bytes": report["onnx_bytes"],
                "required_operators": report["required_operators"], "usability": report.get("usability")}
@@ -284,7 +285,7 @@ def export_pytorch(art: Artifact, cfg: ExportPyTorchConfig, ctx: RunContext) -> 
 
     loaded = models.load(_ref(art, art.model))
     dev = _dev(ctx, loaded.label_names)
-    sample = dev.select(range(0, len(dev), max(1, len(dev) // ctx.validation_texts)))
+    sample = ctx.validation_rows(dev)
     ref = predict_logits(loaded.model, loaded.tokenizer, sample)
     dtype = getattr(torch, cfg.dtype)
     model = loaded.model.to(dtype)

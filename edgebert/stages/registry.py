@@ -95,11 +95,16 @@ class RunContext:
     log: Callable[[str], None] = lambda msg: None
     validation_texts: int = 64        # dev texts each validation compares on
 
+    def validation_rows(self, split=None):
+        """Rows of the dev split (or ``split``, e.g. the dev split in the model's label order) of
+        varied lengths: every k-th, so short and long ones are both in, at most ``validation_texts``."""
+        split = split if split is not None else self.dataset.split("dev")
+        step = max(1, len(split) // max(1, self.validation_texts))
+        return split.select(range(0, len(split), step)[: self.validation_texts])
+
     def texts_for_validation(self) -> list[str]:
-        """Real dev sentences of varied lengths (every k-th, so short and long ones are both in)."""
-        texts = self.dataset.split("dev").texts
-        step = max(1, len(texts) // max(1, self.validation_texts))
-        return list(texts[::step][: self.validation_texts])
+        """The texts of :meth:`validation_rows`."""
+        return list(self.validation_rows().texts)
 
 
 @dataclass

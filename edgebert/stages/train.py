@@ -70,10 +70,6 @@ def _save(loaded, ctx: RunContext) -> str:
     return str(out)
 
 
-def _parameters(model) -> int:
-    return int(sum(p.numel() for p in model.parameters()))
-
-
 @register_stage(FinetuneStageConfig, reads="torch", changes="torch",
                 summary="Fine-tune a classification head (and the encoder) on the dataset")
 def finetune(art: Artifact, cfg: FinetuneStageConfig, ctx: RunContext) -> StageResult:
@@ -105,14 +101,13 @@ def prune(art: Artifact, cfg: PruneStageConfig, ctx: RunContext) -> StageResult:
 
     loaded, data = _load(_ref(art, art.model), ctx)
     before = _dev_logits(loaded, data, cfg.max_length)
-    params_before = _parameters(loaded.model)
     report = run_prune(loaded.model, loaded.tokenizer, loaded.spec, data.split("train"),
                        LibConfig(**cfg.model_dump()))
     after = _dev_logits(loaded, data, cfg.max_length)
     out = _save(loaded, ctx)
     check = _agreement(before, after, data.split("dev").labels)
-    metrics = {"dev_accuracy": check["accuracy_after"], "parameters_before": params_before,
-               "parameters_after": _parameters(loaded.model), "report": report}
+    metrics = {"dev_accuracy": check["accuracy_after"], "parameters_before": report["parameters_before"],
+               "parameters_after": report["parameters_after"], "report": report}
     return StageResult(art.replace(model=art.rel(out), teacher=art.teacher or art.model),
                        metrics=metrics, validation=check)
 
@@ -125,7 +120,6 @@ def distill(art: Artifact, cfg: DistillStageConfig, ctx: RunContext) -> StageRes
 
     teacher, data = _load(_ref(art, art.teacher), ctx)
     student, _ = _load(_ref(art, art.model), ctx)
-    before = _dev_logits(student, data, cfg.max_length)
     report = run_distill(teacher.model, student.model, student.tokenizer, data.split("train"), data.split("dev"),
                          student.label_names, LibConfig(**cfg.model_dump()), progress=ctx.progress)
     after = _dev_logits(student, data, cfg.max_length)
@@ -133,7 +127,7 @@ def distill(art: Artifact, cfg: DistillStageConfig, ctx: RunContext) -> StageRes
     del teacher
     out = _save(student, ctx)
     check = _agreement(teacher_logits, after, data.split("dev").labels)
-    check["student_accuracy_before"] = _agreement(before, after, data.split("dev").labels)["accuracy_before"]
+    check["student_accuracy_before"] = report["student_before"]["accuracy"]  # measured by distill itself
     metrics = {"dev_accuracy": check["accuracy_after"], "teacher_dev_accuracy": check["accuracy_before"],
                "report": report}
     return StageResult(art.replace(model=art.rel(out)), metrics=metrics, validation=check)
