@@ -164,3 +164,21 @@ def test_bad_setups_raise_clear_errors(tiny_classifier_dir, sentiment):
     with pytest.raises(CompressionError, match="dev"):
         distill(teacher.model, student, teacher.tokenizer, ds.split("train"), ds.split("dev").select([]),
                 ds.label_names, DistillConfig(**QUICK))
+
+
+def test_augmented_transfer_set(teacher_dir, sentiment):
+    from edgebert.compress.distill import _transfer_set
+
+    teacher, student, ds = _teacher_and_student(teacher_dir, sentiment, keep=[1])
+    train = ds.split("train")
+    cfg = DistillConfig(**{**QUICK, "epochs": 2}, augment=2)
+    t1, t2 = (_transfer_set(train, cfg, "[MASK]", e) for e in (1, 2))
+    assert len(t1) == 3 * len(train) and t1.labels[:len(train)] == train.labels
+    assert t1.labels[len(train):] == [-1] * (2 * len(train))  # copies: teacher outputs only
+    assert t1.texts[len(train):] != t2.texts[len(train):]  # fresh copies every epoch
+    assert _transfer_set(train, DistillConfig(), "[MASK]", 1) is train
+    res = distill(teacher.model, student, teacher.tokenizer, train, ds.split("dev"), ds.label_names, cfg)
+    assert res["transfer_rows_per_epoch"] == 3 * len(train)
+    assert res["optimizer_steps"] == 2 * -(-3 * len(train) // cfg.batch_size)
+    assert res["student"]["agreement"] > res["student_before"]["agreement"]
+    assert all(h["hard_loss"] >= 0 and h["soft_loss"] > 0 for h in res["history"])

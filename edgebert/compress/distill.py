@@ -60,6 +60,12 @@ class DistillConfig(StageConfig):
     max_grad_norm: float = Field(1.0, gt=0, description="Gradient clipping norm")
     seed: int = Field(0, description="Seed for shuffling and dropout")
     patience: int = Field(2, ge=0, description="Stop after this many epochs without dev improvement (0: never stop early)")
+    augment: int = Field(
+        0, ge=0, le=100,
+        description="Perturbed copies of each training text added every epoch (word masking, word swaps, n-gram "
+                    "sampling; Tang et al. 2019), trained on the teacher's outputs only (0: off). Each copy adds "
+                    "one training-split's worth of steps per epoch",
+    )
 
     @model_validator(mode="after")
     def _check(self):
@@ -230,7 +236,8 @@ def distill(teacher, student, tokenizer, train_split, dev_split, label_names: li
     before["kl_to_teacher"] = _soft_kl(before_logits, teacher_logits, T)
 
     optimizer = torch.optim.AdamW(_param_groups(student, s_spec, body_lr, head_lr, cfg.weight_decay))
-    steps_per_epoch = math.ceil(len(train_split) / cfg.batch_size)
+    rows_per_epoch = len(train_split) * (1 + cfg.augment)
+    steps_per_epoch = math.ceil(rows_per_epoch / cfg.batch_size)
     total_steps = steps_per_epoch * cfg.epochs
     scheduler = get_linear_schedule_with_warmup(optimizer, int(cfg.warmup_ratio * total_steps), total_steps)
     need_hidden, need_attention = cfg.hidden_weight > 0, cfg.attention_weight > 0
@@ -243,7 +250,8 @@ def distill(teacher, student, tokenizer, train_split, dev_split, label_names: li
         student.train()
         sums = {"loss": 0.0, "soft": 0.0, "hard": 0.0, "hidden": 0.0, "attention": 0.0}
         seen = 0
-        batches = collate_batches(train_split, tokenizer, batch_size=cfg.batch_size, max_length=cfg.max_length,
+        transfer = _transfer_set(train_split, cfg, getattr(tokenizer, "mask_token", None), epoch)
+        batches = collate_batches(transfer, tokenizer, batch_size=cfg.batch_size, max_length=cfg.max_length,
                                   shuffle=True, seed=cfg.seed + epoch, sort_by_length=True)
         bar = tqdm(batches, total=steps_per_epoch, desc=f"distil {epoch}/{cfg.epochs}", unit="batch",
                    disable=not progress, leave=False)
@@ -263,7 +271,9 @@ def distill(teacher, student, tokenizer, train_split, dev_split, label_names: li
             labels = labels.to(s_device)
             soft = F.kl_div(F.log_softmax(s_logits / T, -1), F.log_softmax(t_logits / T, -1),
                             log_target=True, reduction="batchmean") * T * T
-            hard = F.cross_entropy(s_logits, labels)
+            labelled = labels >= 0  # augmented copies carry no label (-1): soft loss only
+            hard = (F.cross_entropy(s_logits[labelled], labels[labelled]) if bool(labelled.any())
+                    else torch.zeros((), device=s_device))
             loss = cfg.alpha * soft + (1 - cfg.alpha) * hard
             m = mask.to(s_device).float()  # (batch, seq): 1 on real tokens
             hidden = torch.zeros((), device=s_device)
@@ -335,9 +345,30 @@ def distill(teacher, student, tokenizer, train_split, dev_split, label_names: li
         "learning_rate": body_lr,
         "head_learning_rate": head_lr,
         "optimizer_steps": step,
+        "transfer_rows_per_epoch": rows_per_epoch,
         "seconds": round(time.perf_counter() - t0, 2),
         "config": cfg.model_dump(mode="json"),
     }
+
+
+def _transfer_set(train_split, cfg: DistillConfig, mask_token: str | None, epoch: int):
+    """The training split plus ``cfg.augment`` fresh perturbed copies of it (label -1: no hard loss)."""
+    if not cfg.augment:
+        return train_split
+    from edgebert.compress.augment import augment_texts
+    from edgebert.data import Split
+
+    seed = cfg.seed * 1000 + epoch
+    pairs = train_split.text_pairs
+    # sentence pairs: perturb both sides word by word but never cut them to an n-gram
+    copies = augment_texts(train_split.texts, cfg.augment, mask_token=mask_token, seed=seed,
+                           p_ngram=0.0 if pairs is not None else 0.25)
+    texts = list(train_split.texts) + [t for _, t in copies]
+    labels = list(train_split.labels) + [-1] * len(copies)
+    if pairs is not None:
+        other = augment_texts(pairs, cfg.augment, mask_token=mask_token, seed=seed + 500, p_ngram=0.0)
+        pairs = list(pairs) + [t for _, t in other]
+    return Split(texts=texts, labels=labels, text_pairs=pairs)
 
 
 @contextmanager
