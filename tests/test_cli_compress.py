@@ -60,8 +60,8 @@ def test_bad_recipe_is_a_clean_error_before_work(tmp_path):
     assert not (tmp_path / "o").exists()
     recipe.write_text(yaml.safe_dump({"name": "r", "stages": [{"kind": "prune", "ffn": 1.2}, {"kind": "export-onnx"}]}))
     assert_clean_error(run("compress", "--recipe", str(recipe)), "ffn", "less than 1")
-    recipe.write_text(yaml.safe_dump({"name": "r", "stages": [{"kind": "sparsify"}]}))
-    assert_clean_error(run("compress", "--recipe", str(recipe)), "Unknown stage 'sparsify'", "prune")
+    recipe.write_text(yaml.safe_dump({"name": "r", "stages": [{"kind": "lowrank"}]}))
+    assert_clean_error(run("compress", "--recipe", str(recipe)), "Unknown stage 'lowrank'", "prune", "sparsify")
 
 
 def test_output_of_another_kind_is_refused(tmp_path):

@@ -26,6 +26,7 @@ RECIPES = {
     "prune": [{"kind": "prune", "heads": 0.5, "ffn": 0.5, "samples": 16}, {"kind": "export-onnx"}],
     "distill": [{"kind": "prune", "layers": 1, "samples": 16}, {"kind": "distill", "epochs": 1, **TINY},
                 {"kind": "export-onnx"}],
+    "sparsify": [{"kind": "sparsify", "sparsity": 0.5}, {"kind": "export-onnx", "fuse": False}],
     "export-onnx": [{"kind": "export-onnx", "fuse": False}],
     "quantize": [{"kind": "export-onnx", "fuse": False},
                  {"kind": "quantize", "mode": "int8-static", "symmetric": True, "calibration_samples": 16,
@@ -76,6 +77,22 @@ def _prune(rec, files, out):
 
 def _distill(rec, files, out):
     assert rec["metrics"]["report"]["history"] and "teacher_dev_accuracy" in rec["metrics"]
+
+
+def _sparsify(rec, files, out):
+    import numpy as np
+    import onnx
+    from onnx import numpy_helper
+
+    m = rec["metrics"]
+    assert m["encoder_sparsity"] == pytest.approx(0.5, abs=0.01)
+    assert m["deflated_bytes"] < m["deflated_bytes_before"]
+    assert 0 <= rec["validation"]["label_agreement"] <= 1
+    # the zeros reach the exported file (dense: same tensors, half of the encoder's weights zero)
+    inits = onnx.load(str(out / "model" / "model.onnx")).graph.initializer
+    zeros = sum(int((numpy_helper.to_array(t) == 0).sum()) for t in inits if t.data_type == onnx.TensorProto.FLOAT)
+    assert zeros >= m["report"]["zeros"]
+    assert np.isfinite(m["dev_accuracy"])
 
 
 def _export_onnx(rec, files, out):
@@ -129,7 +146,8 @@ def _pytorch(rec, files, out):
     assert config.get("torch_dtype", config.get("dtype")) == "float16"  # transformers 4 / 5 spelling
 
 
-CHECKS = {"finetune": _finetune, "prune": _prune, "distill": _distill, "export-onnx": _export_onnx,
+CHECKS = {"finetune": _finetune, "prune": _prune, "distill": _distill, "sparsify": _sparsify,
+          "export-onnx": _export_onnx,
           "quantize": _quantize, "export-torchscript": _torchscript, "export-mobile": _mobile,
           "build-tensorrt": _tensorrt, "export-pytorch": _pytorch}
 

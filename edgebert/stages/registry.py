@@ -193,6 +193,7 @@ def check_order(stages: Sequence[StageConfig], source: str = "recipe") -> None:
     engine_at: int | None = None
     quantized_at: int | None = None
     torch_quant_at: int | None = None
+    sparsified_at: int | None = None
     for i, cfg in enumerate(stages, start=1):
         stage = get_stage(cfg.kind)
         here = f"{source}: stage {i} '{cfg.kind}'"
@@ -203,6 +204,13 @@ def check_order(stages: Sequence[StageConfig], source: str = "recipe") -> None:
                 "as it is then, so this change would not reach the exported files. Put finetune, prune and "
                 "distill before every export."
             )
+        if sparsified_at is not None and cfg.kind in ("finetune", "prune", "distill"):
+            raise ConfigError(
+                f"{here} comes after 'sparsify' (stage {sparsified_at}): training would refill the zeroed weights "
+                "and pruning would re-rank them. Put sparsify after finetune, prune and distill."
+            )
+        if cfg.kind == "sparsify":
+            sparsified_at = i
         if cfg.kind == "distill" and pruned_at is None:
             raise ConfigError(
                 f"{here} has no smaller student: distillation trains a pruned model to imitate the fine-tuned "

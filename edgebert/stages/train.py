@@ -1,4 +1,4 @@
-"""Stages that change the PyTorch model: ``finetune``, ``prune``, ``distill``.
+"""Stages that change the PyTorch model: ``finetune``, ``prune``, ``distill``, ``sparsify``.
 
 Each loads the current model folder, calls the library function (:mod:`edgebert.train`,
 :mod:`edgebert.compress`), saves the result as a Hugging Face folder in the stage's work folder and
@@ -14,6 +14,7 @@ from pydantic import Field
 
 from edgebert.compress.distill import DistillConfig
 from edgebert.compress.prune import PruneConfig
+from edgebert.compress.sparsify import SparsifyConfig
 from edgebert.stages.registry import Artifact, RunContext, StageResult, register_stage
 from edgebert.train.finetune import FinetuneConfig
 
@@ -131,6 +132,29 @@ def distill(art: Artifact, cfg: DistillStageConfig, ctx: RunContext) -> StageRes
     metrics = {"dev_accuracy": check["accuracy_after"], "teacher_dev_accuracy": check["accuracy_before"],
                "report": report}
     return StageResult(art.replace(model=art.rel(out)), metrics=metrics, validation=check)
+
+
+class SparsifyStageConfig(SparsifyConfig):
+    """Unstructured magnitude sparsity (optional; saves nothing on dense kernels: see the report's note)."""
+
+
+@register_stage(SparsifyStageConfig, reads="torch", changes="torch",
+                summary="Zero the smallest encoder weights (unstructured; no speed-up or smaller file on dense runtimes)")
+def sparsify(art: Artifact, cfg: SparsifyStageConfig, ctx: RunContext) -> StageResult:
+    from edgebert.compress.sparsify import SparsifyConfig as LibConfig
+    from edgebert.compress.sparsify import sparsify_
+
+    loaded, data = _load(_ref(art, art.model), ctx)
+    before = _dev_logits(loaded, data)
+    report = sparsify_(loaded.model, loaded.spec, LibConfig(**cfg.model_dump()))
+    after = _dev_logits(loaded, data)
+    out = _save(loaded, ctx)
+    check = _agreement(before, after, data.split("dev").labels)
+    metrics = {"dev_accuracy": check["accuracy_after"], "encoder_sparsity": report["encoder_sparsity"],
+               "deflated_bytes_before": report["deflated_bytes_before"], "deflated_bytes": report["deflated_bytes"],
+               "report": report}
+    return StageResult(art.replace(model=art.rel(out), teacher=art.teacher or art.model),
+                       metrics=metrics, validation=check)
 
 
 def _is_external(ref: str) -> bool:
