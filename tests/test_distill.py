@@ -103,6 +103,7 @@ def test_distilled_student_learns_from_the_teacher(teacher_dir, sentiment):
     assert res["student"]["kl_to_teacher"] < res["student_before"]["kl_to_teacher"]
     assert res["teacher"]["accuracy"] == 1.0 and res["student"]["accuracy"] >= 0.9
     assert hist[0]["hidden_loss"] is None and hist[0]["attention_loss"] is None
+    assert res["teacher_logits_cached"]  # logit-only losses: the teacher ran once, before training
     # the teacher is untouched and the student comes back in eval mode with its best state
     assert all(torch.equal(v, teacher.model.state_dict()[k]) for k, v in teacher_state.items())
     assert not student.training
@@ -118,6 +119,7 @@ def test_hidden_and_attention_losses_run(arch, request, sentiment):
                   DistillConfig(**{**QUICK, "epochs": 1}, hidden_weight=1.0, attention_weight=1.0))
     first = res["history"][0]
     assert first["hidden_loss"] > 0 and first["attention_loss"] > 0
+    assert not res["teacher_logits_cached"]  # hidden states / attention need the teacher every step
     assert torch.isfinite(torch.tensor(first["train_loss"]))
     # ALBERT keeps no per-layer record (every use is the same weights): uniform map, last -> last
     assert res["layer_map"] == [1]
@@ -172,13 +174,14 @@ def test_augmented_transfer_set(teacher_dir, sentiment):
     teacher, student, ds = _teacher_and_student(teacher_dir, sentiment, keep=[1])
     train = ds.split("train")
     cfg = DistillConfig(**{**QUICK, "epochs": 2}, augment=2)
-    t1, t2 = (_transfer_set(train, cfg, "[MASK]", e) for e in (1, 2))
+    t1 = _transfer_set(train, cfg, "[MASK]")
     assert len(t1) == 3 * len(train) and t1.labels[:len(train)] == train.labels
     assert t1.labels[len(train):] == [-1] * (2 * len(train))  # copies: teacher outputs only
-    assert t1.texts[len(train):] != t2.texts[len(train):]  # fresh copies every epoch
-    assert _transfer_set(train, DistillConfig(), "[MASK]", 1) is train
+    assert t1.texts == _transfer_set(train, cfg, "[MASK]").texts  # seeded
+    assert t1.texts != _transfer_set(train, cfg.model_copy(update={"seed": 1}), "[MASK]").texts
+    assert _transfer_set(train, DistillConfig(), "[MASK]") is train
     res = distill(teacher.model, student, teacher.tokenizer, train, ds.split("dev"), ds.label_names, cfg)
-    assert res["transfer_rows_per_epoch"] == 3 * len(train)
+    assert res["transfer_rows_per_epoch"] == 3 * len(train) and res["teacher_logits_cached"]
     assert res["optimizer_steps"] == 2 * -(-3 * len(train) // cfg.batch_size)
     assert res["student"]["agreement"] > res["student_before"]["agreement"]
     assert all(h["hard_loss"] >= 0 and h["soft_loss"] > 0 for h in res["history"])

@@ -62,9 +62,9 @@ class DistillConfig(StageConfig):
     patience: int = Field(2, ge=0, description="Stop after this many epochs without dev improvement (0: never stop early)")
     augment: int = Field(
         0, ge=0, le=100,
-        description="Perturbed copies of each training text added every epoch (word masking, word swaps, n-gram "
-                    "sampling; Tang et al. 2019), trained on the teacher's outputs only (0: off). Each copy adds "
-                    "one training-split's worth of steps per epoch",
+        description="Perturbed copies of each training text added to the transfer set (word masking, word swaps, "
+                    "n-gram sampling; Tang et al. 2019), made once per run and trained on the teacher's outputs "
+                    "only (0: off). Each copy adds one training-split's worth of steps per epoch",
     )
 
     @model_validator(mode="after")
@@ -236,11 +236,18 @@ def distill(teacher, student, tokenizer, train_split, dev_split, label_names: li
     before["kl_to_teacher"] = _soft_kl(before_logits, teacher_logits, T)
 
     optimizer = torch.optim.AdamW(_param_groups(student, s_spec, body_lr, head_lr, cfg.weight_decay))
-    rows_per_epoch = len(train_split) * (1 + cfg.augment)
+    transfer = _transfer_set(train_split, cfg, getattr(tokenizer, "mask_token", None))
+    rows_per_epoch = len(transfer)
     steps_per_epoch = math.ceil(rows_per_epoch / cfg.batch_size)
     total_steps = steps_per_epoch * cfg.epochs
     scheduler = get_linear_schedule_with_warmup(optimizer, int(cfg.warmup_ratio * total_steps), total_steps)
     need_hidden, need_attention = cfg.hidden_weight > 0, cfg.attention_weight > 0
+    # The teacher is frozen and in eval mode, so its logits on the transfer set are the same every
+    # epoch: with logit-only losses compute them once (batched inference) instead of every step.
+    cached = None
+    if not (need_hidden or need_attention):
+        cached = torch.from_numpy(predict_logits(teacher, tokenizer, transfer, batch_size=max(cfg.batch_size, 64),
+                                                 max_length=cfg.max_length, progress=progress))
 
     history: list[dict[str, Any]] = []
     best: tuple[tuple[float, float, float], int, dict] | None = None
@@ -250,24 +257,27 @@ def distill(teacher, student, tokenizer, train_split, dev_split, label_names: li
         student.train()
         sums = {"loss": 0.0, "soft": 0.0, "hard": 0.0, "hidden": 0.0, "attention": 0.0}
         seen = 0
-        transfer = _transfer_set(train_split, cfg, getattr(tokenizer, "mask_token", None), epoch)
         batches = collate_batches(transfer, tokenizer, batch_size=cfg.batch_size, max_length=cfg.max_length,
                                   shuffle=True, seed=cfg.seed + epoch, sort_by_length=True)
         bar = tqdm(batches, total=steps_per_epoch, desc=f"distil {epoch}/{cfg.epochs}", unit="batch",
                    disable=not progress, leave=False)
-        for inputs, labels, _rows in bar:
+        for inputs, labels, rows in bar:
             mask = inputs.get("attention_mask")
             if mask is None:
                 mask = torch.ones(inputs["input_ids"].shape, dtype=torch.long)
-            with _probe(teacher, t_spec, need_attention) as (_, t_probs), torch.no_grad():
-                t_out = teacher(**{k: v.to(t_device) for k, v in inputs.items()}, output_hidden_states=need_hidden)
-                t_log_att = ([t_probs(t, mask.to(t_device)).to(s_device) for t in layer_map]
-                             if need_attention else None)
+            if cached is None:
+                with _probe(teacher, t_spec, need_attention) as (_, t_probs), torch.no_grad():
+                    t_out = teacher(**{k: v.to(t_device) for k, v in inputs.items()},
+                                    output_hidden_states=need_hidden)
+                    t_log_att = ([t_probs(t, mask.to(t_device)).to(s_device) for t in layer_map]
+                                 if need_attention else None)
+                t_logits = t_out.logits.float().to(s_device)
+            else:
+                t_logits = cached[rows].to(s_device)
             with _probe(student, s_spec, need_attention) as (_, s_probs):
                 s_out = student(**{k: v.to(s_device) for k, v in inputs.items()}, output_hidden_states=need_hidden)
                 s_log_att = [s_probs(i, mask.to(s_device)) for i in range(len(layer_map))] if need_attention else None
             s_logits = s_out.logits.float()
-            t_logits = t_out.logits.float().to(s_device)
             labels = labels.to(s_device)
             soft = F.kl_div(F.log_softmax(s_logits / T, -1), F.log_softmax(t_logits / T, -1),
                             log_target=True, reduction="batchmean") * T * T
@@ -346,19 +356,20 @@ def distill(teacher, student, tokenizer, train_split, dev_split, label_names: li
         "head_learning_rate": head_lr,
         "optimizer_steps": step,
         "transfer_rows_per_epoch": rows_per_epoch,
+        "teacher_logits_cached": cached is not None,
         "seconds": round(time.perf_counter() - t0, 2),
         "config": cfg.model_dump(mode="json"),
     }
 
 
-def _transfer_set(train_split, cfg: DistillConfig, mask_token: str | None, epoch: int):
-    """The training split plus ``cfg.augment`` fresh perturbed copies of it (label -1: no hard loss)."""
+def _transfer_set(train_split, cfg: DistillConfig, mask_token: str | None):
+    """The training split plus ``cfg.augment`` perturbed copies of it (label -1: no hard loss)."""
     if not cfg.augment:
         return train_split
     from edgebert.compress.augment import augment_texts
     from edgebert.data import Split
 
-    seed = cfg.seed * 1000 + epoch
+    seed = cfg.seed
     pairs = train_split.text_pairs
     # sentence pairs: perturb both sides word by word but never cut them to an n-gram
     copies = augment_texts(train_split.texts, cfg.augment, mask_token=mask_token, seed=seed,
