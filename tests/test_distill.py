@@ -174,12 +174,13 @@ def test_augmented_transfer_set(teacher_dir, sentiment):
     teacher, student, ds = _teacher_and_student(teacher_dir, sentiment, keep=[1])
     train = ds.split("train")
     cfg = DistillConfig(**{**QUICK, "epochs": 2}, augment=2)
-    t1 = _transfer_set(train, cfg, "[MASK]")
+    t1 = _transfer_set(train, cfg, "[MASK]", 1)
     assert len(t1) == 3 * len(train) and t1.labels[:len(train)] == train.labels
     assert t1.labels[len(train):] == [-1] * (2 * len(train))  # copies: teacher outputs only
-    assert t1.texts == _transfer_set(train, cfg, "[MASK]").texts  # seeded
-    assert t1.texts != _transfer_set(train, cfg.model_copy(update={"seed": 1}), "[MASK]").texts
-    assert _transfer_set(train, DistillConfig(), "[MASK]") is train
+    assert t1.texts == _transfer_set(train, cfg, "[MASK]", 1).texts  # seeded
+    assert t1.texts != _transfer_set(train, cfg, "[MASK]", 2).texts  # fresh copies every epoch
+    assert t1.texts != _transfer_set(train, cfg.model_copy(update={"seed": 1}), "[MASK]", 1).texts
+    assert _transfer_set(train, DistillConfig(), "[MASK]", 1) is train
     res = distill(teacher.model, student, teacher.tokenizer, train, ds.split("dev"), ds.label_names, cfg)
     assert res["transfer_rows_per_epoch"] == 3 * len(train) and res["teacher_logits_cached"]
     assert res["optimizer_steps"] == 2 * -(-3 * len(train) // cfg.batch_size)

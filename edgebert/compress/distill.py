@@ -63,8 +63,8 @@ class DistillConfig(StageConfig):
     augment: int = Field(
         0, ge=0, le=100,
         description="Perturbed copies of each training text added to the transfer set (word masking, word swaps, "
-                    "n-gram sampling; Tang et al. 2019), made once per run and trained on the teacher's outputs "
-                    "only (0: off). Each copy adds one training-split's worth of steps per epoch",
+                    "n-gram sampling; Tang et al. 2019), made afresh every epoch and trained on the teacher's "
+                    "outputs only (0: off). Each copy adds one training-split's worth of steps per epoch",
     )
 
     @model_validator(mode="after")
@@ -236,18 +236,17 @@ def distill(teacher, student, tokenizer, train_split, dev_split, label_names: li
     before["kl_to_teacher"] = _soft_kl(before_logits, teacher_logits, T)
 
     optimizer = torch.optim.AdamW(_param_groups(student, s_spec, body_lr, head_lr, cfg.weight_decay))
-    transfer = _transfer_set(train_split, cfg, getattr(tokenizer, "mask_token", None))
-    rows_per_epoch = len(transfer)
+    mask_token = getattr(tokenizer, "mask_token", None)
+    rows_per_epoch = len(train_split) * (1 + cfg.augment)
     steps_per_epoch = math.ceil(rows_per_epoch / cfg.batch_size)
     total_steps = steps_per_epoch * cfg.epochs
     scheduler = get_linear_schedule_with_warmup(optimizer, int(cfg.warmup_ratio * total_steps), total_steps)
     need_hidden, need_attention = cfg.hidden_weight > 0, cfg.attention_weight > 0
-    # The teacher is frozen and in eval mode, so its logits on the transfer set are the same every
-    # epoch: with logit-only losses compute them once (batched inference) instead of every step.
-    cached = None
-    if not (need_hidden or need_attention):
-        cached = torch.from_numpy(predict_logits(teacher, tokenizer, transfer, batch_size=max(cfg.batch_size, 64),
-                                                 max_length=cfg.max_length, progress=progress))
+    # The teacher is frozen and in eval mode: with logit-only losses its logits on each epoch's
+    # transfer set are computed up front by batched inference (and reused across epochs when there
+    # is no augmentation) instead of by a forward pass inside every training step.
+    cache_logits = not (need_hidden or need_attention)
+    cached = transfer = None
 
     history: list[dict[str, Any]] = []
     best: tuple[tuple[float, float, float], int, dict] | None = None
@@ -257,6 +256,12 @@ def distill(teacher, student, tokenizer, train_split, dev_split, label_names: li
         student.train()
         sums = {"loss": 0.0, "soft": 0.0, "hard": 0.0, "hidden": 0.0, "attention": 0.0}
         seen = 0
+        if transfer is None or cfg.augment:
+            transfer = _transfer_set(train_split, cfg, mask_token, epoch)
+            if cache_logits:
+                cached = torch.from_numpy(predict_logits(teacher, tokenizer, transfer,
+                                                         batch_size=max(cfg.batch_size, 64),
+                                                         max_length=cfg.max_length, progress=progress))
         batches = collate_batches(transfer, tokenizer, batch_size=cfg.batch_size, max_length=cfg.max_length,
                                   shuffle=True, seed=cfg.seed + epoch, sort_by_length=True)
         bar = tqdm(batches, total=steps_per_epoch, desc=f"distil {epoch}/{cfg.epochs}", unit="batch",
@@ -356,20 +361,21 @@ def distill(teacher, student, tokenizer, train_split, dev_split, label_names: li
         "head_learning_rate": head_lr,
         "optimizer_steps": step,
         "transfer_rows_per_epoch": rows_per_epoch,
-        "teacher_logits_cached": cached is not None,
+        "teacher_logits_cached": cache_logits,
         "seconds": round(time.perf_counter() - t0, 2),
         "config": cfg.model_dump(mode="json"),
     }
 
 
-def _transfer_set(train_split, cfg: DistillConfig, mask_token: str | None):
-    """The training split plus ``cfg.augment`` perturbed copies of it (label -1: no hard loss)."""
+def _transfer_set(train_split, cfg: DistillConfig, mask_token: str | None, epoch: int):
+    """The training split plus ``cfg.augment`` perturbed copies of it, seeded by ``cfg.seed`` and the
+    epoch (label -1: no hard loss)."""
     if not cfg.augment:
         return train_split
     from edgebert.compress.augment import augment_texts
     from edgebert.data import Split
 
-    seed = cfg.seed
+    seed = cfg.seed * 1000 + epoch
     pairs = train_split.text_pairs
     # sentence pairs: perturb both sides word by word but never cut them to an n-gram
     copies = augment_texts(train_split.texts, cfg.augment, mask_token=mask_token, seed=seed,
