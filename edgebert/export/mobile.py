@@ -164,11 +164,13 @@ def _synthetic_feeds(onnx_path: Path) -> list[dict[str, np.ndarray]]:
     return out
 
 
-def _session(path: Path):
+def _session(path: Path, config: dict[str, str] | None = None):
     import onnxruntime as ort
 
     options = ort.SessionOptions()
     options.log_severity_level = 3
+    for key, value in (config or {}).items():
+        options.add_session_config_entry(key, value)
     return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
 
 
@@ -220,7 +222,11 @@ def export_mobile(onnx_path: str | os.PathLike, out_dir: str | os.PathLike, *, s
         ort_session = _session(ort_path)
     except Exception as exc:
         raise ExportValidationError(f"onnxruntime cannot load the converted file '{ort_path}': {exc}") from exc
-    onnx_session = _session(onnx_path)
+    # The reference session optimizes the .onnx graph the way the converter did for the target
+    # platform: "arm" lets int8 Q/DQ pairs fuse into signed-int8 kernels (session.qdqisint8allowed),
+    # which round differently from the x86 default; without the same setting the comparison would
+    # measure two different int8 kernels, not the conversion.
+    onnx_session = _session(onnx_path, {"session.qdqisint8allowed": "1" if target_platform == "arm" else "0"})
     names = [i.name for i in onnx_session.get_inputs()]
     if tokenizer is not None and texts:
         from edgebert.export.onnx import onnx_feeds
