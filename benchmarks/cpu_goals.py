@@ -77,6 +77,18 @@ def evaluate(bench: dict, artifact_prefix: str) -> dict:
     return row
 
 
+def recipe_line(manifest: dict) -> str:
+    """The settings that shape the artifact (what was removed, how it was distilled), from its manifest."""
+    keys = {"prune": ("layers", "heads", "ffn"), "distill": ("epochs", "alpha", "temperature", "augment"),
+            "quantize": ("mode",)}
+    parts = []
+    for stage in manifest["stages"]:
+        cfg = stage.get("config") or {}
+        if stage["kind"] in keys:
+            parts.append(stage["kind"] + " " + ", ".join(f"{k}={cfg[k]}" for k in keys[stage["kind"]] if k in cfg))
+    return "; ".join(parts)
+
+
 def markdown(record: dict) -> str:
     lines = ["# cpu target goals (MiniLM, this machine's CPU)", "",
              f"Command: `{record['command']}`  ", f"Date: {record['date']}; host: {record['host']}; "
@@ -95,7 +107,8 @@ def markdown(record: dict) -> str:
                          f"{'yes' if g['met'] else '**no**'} |")
         lines += ["", f"Also: {row['speedup_vs_ort_fp32']:.2f}x faster than onnxruntime fp32 of the unpruned model. "
                       f"Anchor preset: {row['anchor_preset']}. Artifact: {row['artifact']}; stages: "
-                      f"{row['stages']}.", ""]
+                      f"{row['stages']}. Recipe settings: {row.get('recipe', 'not recorded')}. "
+                      f"Measured {row.get('date', record['date'])}.", ""]
     return "\n".join(lines)
 
 
@@ -128,8 +141,10 @@ def main() -> None:
         row = evaluate(bench, f"{art.name}/")
         manifest = json.loads((art / "manifest.json").read_text())
         row.update(n=bench["variants"][0]["accuracy"]["n"], artifact=str(art.relative_to(ROOT)),
+                   recipe=recipe_line(manifest),
                    stages=" -> ".join(s["kind"] + (" (skipped)" if s.get("skipped") else "") for s in manifest["stages"]),
                    compress_summary=manifest["summary"])
+        row["date"] = record["date"]
         record["results"][ds] = row
         dest = RESULTS / f"cpu-goals-{ds}"
         dest.mkdir(parents=True, exist_ok=True)
