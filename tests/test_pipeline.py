@@ -172,8 +172,8 @@ def test_bad_recipes_fail_before_any_work(tmp_path, stages, message):
 
 
 def test_unknown_stage_and_target_list_the_known_ones(tmp_path):
-    recipe = write_recipe(tmp_path / "bad.yaml", [{"kind": "sparsify"}])
-    with pytest.raises(UnknownStageError, match=r"Known: finetune, prune, distill"):
+    recipe = write_recipe(tmp_path / "bad.yaml", [{"kind": "lowrank"}])
+    with pytest.raises(UnknownStageError, match=r"Known: finetune, prune, distill, sparsify"):
         plan("cpu", recipe)
     with pytest.raises(UnknownTargetError, match=r"Known: .*cpu.*jetson.*mobile"):
         plan("jetson-nano")
