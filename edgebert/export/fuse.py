@@ -29,7 +29,9 @@ exporter writes one per reuse of an ALBERT weight; the quantizer does not see th
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import io
 import os
 from pathlib import Path
 from typing import Any
@@ -283,9 +285,13 @@ def fuse_onnx(in_path: str | os.PathLike, out_path: str | os.PathLike, *, model_
     try:
         # A ModelProto input keeps the caller's file untouched; opt_level > 0 round-trips it
         # through an onnxruntime session in a temporary folder.
-        optimizer = optimize_model(source, model_type="bert", num_heads=int(num_heads),
-                                   hidden_size=int(hidden_size), optimization_options=options,
-                                   opt_level=int(opt_level), use_gpu=False)
+        # Its attention fusion print()s "Input hidden size (192) is not same as weight matrix
+        # dimension of q,k,v (384)" for layers with pruned heads before fusing them with the
+        # detected sizes; the counts below say what was fused, so the prints are dropped.
+        with contextlib.redirect_stdout(io.StringIO()):
+            optimizer = optimize_model(source, model_type="bert", num_heads=int(num_heads),
+                                       hidden_size=int(hidden_size), optimization_options=options,
+                                       opt_level=int(opt_level), use_gpu=False)
     except Exception as exc:  # onnxruntime raises plain exceptions from its fusion passes
         raise ExportError(f"onnxruntime could not fuse '{in_path}': {exc}") from exc
     stats = {op: int(n) for op, n in optimizer.get_fused_operator_statistics().items() if n}
