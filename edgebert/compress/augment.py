@@ -23,12 +23,12 @@ from edgebert.errors import CompressionError
 
 
 def augment_texts(texts: Sequence[str], copies: int, *, mask_token: str | None, seed: int = 0,
-                  p_mask: float = 0.1, p_swap: float = 0.1, p_ngram: float = 0.25, max_ngram: int = 5,
-                  vocabulary: Sequence[str] | None = None) -> list[tuple[int, str]]:
+                  p_mask: float = 0.1, p_swap: float = 0.1, p_ngram: float = 0.25,
+                  max_ngram: int = 5) -> list[tuple[int, str]]:
     """``copies`` perturbed versions of every text, as ``(source index, text)`` pairs.
 
-    Deterministic for a given ``seed``. ``vocabulary`` (default: the words of ``texts``, with
-    repeats, so frequent words are drawn more often) feeds the word swaps. A copy that came out
+    Deterministic for a given ``seed``. Word swaps draw from the words of ``texts``, with repeats,
+    so frequent words are drawn more often. A copy that came out
     identical to its source is perturbed again (at most a few tries), so most copies differ.
     """
     if copies < 0:
@@ -42,7 +42,7 @@ def augment_texts(texts: Sequence[str], copies: int, *, mask_token: str | None, 
         p_swap, p_mask = p_swap + p_mask, 0.0  # a tokenizer without a mask token: swap instead
     rng = random.Random(seed)
     words_of = [t.split() for t in texts]
-    pool = list(vocabulary) if vocabulary is not None else [w for ws in words_of for w in ws]
+    pool = [w for ws in words_of for w in ws]
     out: list[tuple[int, str]] = []
     for _ in range(copies):
         for i, words in enumerate(words_of):

@@ -100,15 +100,24 @@ def prune(art: Artifact, cfg: PruneStageConfig, ctx: RunContext) -> StageResult:
     from edgebert.compress.prune import PruneConfig as LibConfig
     from edgebert.compress.prune import prune as run_prune
 
+    return _change_in_place(
+        art, ctx, lambda loaded, data: run_prune(loaded.model, loaded.tokenizer, loaded.spec, data.split("train"),
+                                                 LibConfig(**cfg.model_dump())),
+        ("parameters_before", "parameters_after"), cfg.max_length)
+
+
+def _change_in_place(art: Artifact, ctx: RunContext, change, keys: tuple[str, ...],
+                     max_length: int = 128) -> StageResult:
+    """Load the current model, apply ``change(loaded, data) -> report`` to it in place, save it and
+    check it against itself before the change on the dev split; ``keys`` of the report become
+    top-level metrics. The model before the change stays the teacher (if none was set yet)."""
     loaded, data = _load(_ref(art, art.model), ctx)
-    before = _dev_logits(loaded, data, cfg.max_length)
-    report = run_prune(loaded.model, loaded.tokenizer, loaded.spec, data.split("train"),
-                       LibConfig(**cfg.model_dump()))
-    after = _dev_logits(loaded, data, cfg.max_length)
+    before = _dev_logits(loaded, data, max_length)
+    report = change(loaded, data)
+    after = _dev_logits(loaded, data, max_length)
     out = _save(loaded, ctx)
     check = _agreement(before, after, data.split("dev").labels)
-    metrics = {"dev_accuracy": check["accuracy_after"], "parameters_before": report["parameters_before"],
-               "parameters_after": report["parameters_after"], "report": report}
+    metrics = {"dev_accuracy": check["accuracy_after"], **{k: report[k] for k in keys}, "report": report}
     return StageResult(art.replace(model=art.rel(out), teacher=art.teacher or art.model),
                        metrics=metrics, validation=check)
 
@@ -144,17 +153,9 @@ def sparsify(art: Artifact, cfg: SparsifyStageConfig, ctx: RunContext) -> StageR
     from edgebert.compress.sparsify import SparsifyConfig as LibConfig
     from edgebert.compress.sparsify import sparsify_
 
-    loaded, data = _load(_ref(art, art.model), ctx)
-    before = _dev_logits(loaded, data)
-    report = sparsify_(loaded.model, loaded.spec, LibConfig(**cfg.model_dump()))
-    after = _dev_logits(loaded, data)
-    out = _save(loaded, ctx)
-    check = _agreement(before, after, data.split("dev").labels)
-    metrics = {"dev_accuracy": check["accuracy_after"], "encoder_sparsity": report["encoder_sparsity"],
-               "deflated_bytes_before": report["deflated_bytes_before"], "deflated_bytes": report["deflated_bytes"],
-               "report": report}
-    return StageResult(art.replace(model=art.rel(out), teacher=art.teacher or art.model),
-                       metrics=metrics, validation=check)
+    return _change_in_place(
+        art, ctx, lambda loaded, _data: sparsify_(loaded.model, loaded.spec, LibConfig(**cfg.model_dump())),
+        ("encoder_sparsity", "deflated_bytes_before", "deflated_bytes"))
 
 
 def _is_external(ref: str) -> bool:
