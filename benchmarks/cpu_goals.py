@@ -91,10 +91,11 @@ def recipe_line(manifest: dict) -> str:
 
 def markdown(record: dict) -> str:
     lines = ["# cpu target goals (MiniLM, this machine's CPU)", "",
-             f"Command: `{record['command']}`  ", f"Date: {record['date']}; host: {record['host']}; "
+             f"Latest command: `{record['command']}`  ", f"Date: {record['date']}; host: {record['host']}; "
              f"load average at bench start: {record['loadavg']}", ""]
     for ds, row in record["results"].items():
         lines += [f"## {ds} (test split, n={row['n']})", "",
+                  f"Command: `{row.get('command', record['command'])}`; measured {row.get('date', record['date'])}.", "",
                   "| variant | accuracy | p50 ms | p25-p75 ms | p99 ms | size MB | peak RSS MB |",
                   "|---|---|---|---|---|---|---|"]
         for name, v in row["variants"].items():
@@ -145,6 +146,7 @@ def main() -> None:
                    stages=" -> ".join(s["kind"] + (" (skipped)" if s.get("skipped") else "") for s in manifest["stages"]),
                    compress_summary=manifest["summary"])
         row["date"] = record["date"]
+        row["command"] = record["command"]
         record["results"][ds] = row
         dest = RESULTS / f"cpu-goals-{ds}"
         dest.mkdir(parents=True, exist_ok=True)
