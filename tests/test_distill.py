@@ -111,6 +111,25 @@ def test_distilled_student_learns_from_the_teacher(teacher_dir, sentiment):
     assert res["student"]["accuracy"] == best["dev_accuracy"]
 
 
+@pytest.mark.parametrize("select", ["accuracy", "agreement"])
+def test_checkpoint_selection_follows_the_select_setting(teacher_dir, sentiment, select):
+    teacher, student, ds = _teacher_and_student(teacher_dir, sentiment, keep=[1])
+    res = distill(teacher.model, student, teacher.tokenizer, ds.split("train"), ds.split("dev"),
+                  ds.label_names, DistillConfig(**{**QUICK, "epochs": 3}, select=select))
+    hist = res["history"]
+
+    def key(h):
+        first, second = ("dev_accuracy", "dev_agreement") if select == "accuracy" else ("dev_agreement", "dev_accuracy")
+        return (h[first], h[second], -h["dev_kl"])
+
+    best = max(hist, key=key)  # the first of equals, like the stage
+    assert res["best_epoch"] == best["epoch"]
+    assert res["student"]["agreement"] == pytest.approx(best["dev_agreement"])
+    assert res["config"]["select"] == select
+    with pytest.raises(ConfigError, match="select"):
+        build_config(DistillConfig, {"select": "loss"})
+
+
 @pytest.mark.parametrize("arch", ["bert", "albert"])
 def test_hidden_and_attention_losses_run(arch, request, sentiment):
     folder = request.getfixturevalue({"bert": "tiny_classifier_dir", "albert": "tiny_albert_classifier_dir"}[arch])

@@ -182,3 +182,31 @@ def test_minilm_on_banking77_subset(shared_data, minilm_dir, tmp_path):
     majority = max(c["support"] for c in test["per_class"].values()) / test["n"]
     assert test["n"] == 3080
     assert test["accuracy"] > max(0.5, 5 * majority)
+
+
+def test_adamw_uses_the_fused_kernel_on_cpu_and_matches_the_default():
+    """Training steps use torch's fused AdamW where the device has it; one step must equal the
+    default implementation's (same algorithm, one kernel instead of a loop over tensors)."""
+    import torch
+
+    from edgebert.train.finetune import _adamw
+
+    torch.manual_seed(0)
+    weights = [torch.randn(50, 8), torch.randn(8)]
+    grads = [torch.randn_like(w) for w in weights]
+    results = []
+    for fused in (True, False):
+        params = [torch.nn.Parameter(w.clone()) for w in weights]
+        groups = [{"params": params[:1], "lr": 1e-2, "weight_decay": 0.01},
+                  {"params": params[1:], "lr": 1e-1, "weight_decay": 0.0}]
+        opt = _adamw(groups) if fused else torch.optim.AdamW(groups, foreach=False)
+        for _ in range(3):
+            for p, g in zip(params, grads):
+                p.grad = g.clone()
+            opt.step()
+        results.append([p.detach() for p in params])
+        if fused:
+            assert opt.defaults["fused"] is True
+    assert not torch.equal(results[0][0], weights[0])  # the step moved the weights
+    for a, b in zip(*results):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)

@@ -60,6 +60,12 @@ class DistillConfig(StageConfig):
     max_grad_norm: float = Field(1.0, gt=0, description="Gradient clipping norm")
     seed: int = Field(0, description="Seed for shuffling and dropout")
     patience: int = Field(2, ge=0, description="Stop after this many epochs without dev improvement (0: never stop early)")
+    select: Literal["accuracy", "agreement"] = Field(
+        "accuracy",
+        description="Which epoch's student to keep: best dev accuracy (ties broken by agreement with the teacher), "
+                    "or best dev agreement with the teacher (ties broken by accuracy). On a small dev set, "
+                    "agreement varies less than accuracy and is what distillation optimises",
+    )
     augment: int = Field(
         0, ge=0, le=100,
         description="Perturbed copies of each training text added to the transfer set (word masking, word swaps, "
@@ -203,7 +209,7 @@ def distill(teacher, student, tokenizer, train_split, dev_split, label_names: li
     from edgebert.evaluation import predict_logits
     from edgebert.metrics import classification_metrics
     from edgebert.train import default_learning_rates
-    from edgebert.train.finetune import _param_groups
+    from edgebert.train.finetune import _adamw, _param_groups
 
     cfg = cfg or DistillConfig()
     label_names = [str(n) for n in label_names]
@@ -235,7 +241,7 @@ def distill(teacher, student, tokenizer, train_split, dev_split, label_names: li
     before["agreement"] = _agreement(before_logits, teacher_logits)
     before["kl_to_teacher"] = _soft_kl(before_logits, teacher_logits, T)
 
-    optimizer = torch.optim.AdamW(_param_groups(student, s_spec, body_lr, head_lr, cfg.weight_decay))
+    optimizer = _adamw(_param_groups(student, s_spec, body_lr, head_lr, cfg.weight_decay))
     mask_token = getattr(tokenizer, "mask_token", None)
     rows_per_epoch = len(train_split) * (1 + cfg.augment)
     steps_per_epoch = math.ceil(rows_per_epoch / cfg.batch_size)
@@ -309,7 +315,7 @@ def distill(teacher, student, tokenizer, train_split, dev_split, label_names: li
                 raise TrainingError(f"Distillation loss became {loss.item()} at step {step} (epoch {epoch}). "
                                     f"Lower the learning rate (now {body_lr:g} / head {head_lr:g}).")
             loss.backward()
-            torch.nn.utils.clip_grad_norm_(trainable, cfg.max_grad_norm)
+            torch.nn.utils.clip_grad_norm_(trainable, cfg.max_grad_norm, foreach=True)
             optimizer.step()
             scheduler.step()
             optimizer.zero_grad()
@@ -334,7 +340,8 @@ def distill(teacher, student, tokenizer, train_split, dev_split, label_names: li
         if progress:
             tqdm.write(f"epoch {epoch}: loss {history[-1]['train_loss']:.4f}, dev accuracy "
                        f"{metrics['accuracy']:.4f}, agreement with teacher {agreement:.4f}")
-        key = (metrics["accuracy"], agreement, -dev_kl)  # tiny dev sets tie on the first two
+        key = ((metrics["accuracy"], agreement, -dev_kl) if cfg.select == "accuracy"  # tiny dev sets tie on two
+               else (agreement, metrics["accuracy"], -dev_kl))
         if best is None or key > best[0]:
             state = {k: v.detach().to("cpu", copy=True) for k, v in student.state_dict().items()}
             best, since_best = (key, epoch, state), 0

@@ -109,6 +109,23 @@ def _param_groups(model, spec, body_lr: float, head_lr: float, weight_decay: flo
     ]
 
 
+def _adamw(groups: list[dict]):
+    """AdamW over the parameter groups, with torch's fused kernel where it has one for the parameters'
+    device (CPU included since torch 2.4), else the default implementation.
+
+    The update touches every parameter each step, mostly the 30522 x 384 word embedding; on 2 CPU
+    cores the fused kernel does it 6.4x faster than the default per-tensor loop for MiniLM
+    (``python benchmarks/train_step.py``, benchmarks/results/train_step.md), a larger share of the
+    step for a pruned student, whose encoder is small next to its embedding.
+    """
+    import torch
+
+    try:
+        return torch.optim.AdamW(groups, fused=True)
+    except (RuntimeError, ValueError):  # a device or dtype without a fused kernel
+        return torch.optim.AdamW(groups)
+
+
 def _freeze_(model, spec, cfg: FinetuneConfig) -> None:
     from edgebert.models.specs import get_path
 
@@ -228,7 +245,7 @@ def finetune(model: str | os.PathLike, data: Any, *, out: str | os.PathLike,
     total_steps = steps_per_epoch * cfg.epochs
     if cfg.max_steps:
         total_steps = min(total_steps, cfg.max_steps)
-    optimizer = torch.optim.AdamW(_param_groups(net, spec, body_lr, head_lr, cfg.weight_decay))
+    optimizer = _adamw(_param_groups(net, spec, body_lr, head_lr, cfg.weight_decay))
     scheduler = get_linear_schedule_with_warmup(optimizer, int(cfg.warmup_ratio * total_steps), total_steps)
     net, optimizer, loader, scheduler = accelerator.prepare(net, optimizer, loader, scheduler)
 
