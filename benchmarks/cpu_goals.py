@@ -79,7 +79,7 @@ def evaluate(bench: dict, artifact_prefix: str) -> dict:
 
 def recipe_line(manifest: dict) -> str:
     """The settings that shape the artifact (what was removed, how it was distilled), from its manifest."""
-    keys = {"prune": ("layers", "heads", "ffn"), "distill": ("epochs", "alpha", "temperature", "augment"),
+    keys = {"prune": ("layers", "heads", "ffn"), "distill": ("epochs", "select", "alpha", "temperature", "augment"),
             "quantize": ("mode",)}
     parts = []
     for stage in manifest["stages"]:
