@@ -70,6 +70,48 @@ def test_fuse_onnx(exported, tmp_path):
     assert check["max_abs_logit_diff"] < 1e-4 and check["label_agreement"] == 1.0, check
 
 
+def test_fuse_head_pruned_layers(tiny_classifier_dir, tmp_path):
+    """Layers with pruned heads (fewer heads than the config says) are still fused into Attention
+    nodes, and the fused graph matches the model."""
+    from edgebert import models
+    from edgebert.compress.prune import prune_heads_
+    from edgebert.export import export_onnx, fuse_onnx, fusion_params, validate_onnx
+    from edgebert.export.fuse import eager_attention
+
+    loaded = models.load(str(tiny_classifier_dir))
+    prune_heads_(loaded.model, loaded.spec, {0: [0, 1], 1: [1, 3]})
+    with eager_attention(loaded.model):
+        path = export_onnx(loaded.model, loaded.tokenizer, tmp_path / "model.onnx")
+    report = fuse_onnx(path, tmp_path / "fused.onnx", **fusion_params(loaded.model))
+    assert report["fused_ops"].get("Attention") == 2
+    check = validate_onnx(loaded.model, loaded.tokenizer, tmp_path / "fused.onnx", TEXTS)
+    assert check["max_abs_logit_diff"] < 1e-4 and check["label_agreement"] == 1.0, check
+
+
+def test_fusion_chatter_is_dropped_and_logging_restored(capfd, caplog):
+    """onnxruntime's fusion passes log warnings (e.g. 'Input hidden size (192) is not same as weight
+    matrix dimension of q,k,v (384)' on MiniLM with pruned heads) and print; none of it reaches the
+    terminal, and logging works again afterwards."""
+    import logging
+    import sys
+
+    from edgebert.export.fuse import _quiet_fusion
+
+    logger = logging.getLogger("fusion_attention")  # the name onnxruntime's fusion modules log under
+    capfd.readouterr()
+    caplog.clear()
+    with _quiet_fusion():
+        logger.warning("Input hidden size (192) is not same as weight matrix dimension of q,k,v (384)")
+        print("fused 4 attention nodes")
+        print("stderr chatter", file=sys.stderr)
+    out, err = capfd.readouterr()
+    assert out == "" and err == "", (out, err)
+    assert not caplog.records  # not even created while fusing
+    assert logging.root.manager.disable == logging.NOTSET
+    logger.warning("visible again")
+    assert [r.getMessage() for r in caplog.records] == ["visible again"]
+
+
 def test_fused_graph_handles_left_padding(exported, tmp_path):
     """The raw attention mask is kept, so a mask with zeros anywhere (not only at the end) works."""
     import onnxruntime as ort

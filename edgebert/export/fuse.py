@@ -32,6 +32,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import io
+import logging
 import os
 from pathlib import Path
 from typing import Any
@@ -245,6 +246,18 @@ def _check_args(in_path: Path, model_type: str, num_heads: int, hidden_size: int
         raise ConfigError(f"opt_level must be 0, 1, 2 or 99 (onnxruntime graph optimization level); got {opt_level}.")
 
 
+@contextlib.contextmanager
+def _quiet_fusion():
+    """Drop onnxruntime's fusion chatter (log warnings and prints) for the duration of the block."""
+    previous = logging.root.manager.disable
+    logging.disable(logging.WARNING)
+    try:
+        with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+            yield
+    finally:
+        logging.disable(previous)
+
+
 def fuse_onnx(in_path: str | os.PathLike, out_path: str | os.PathLike, *, model_type: str,
               num_heads: int, hidden_size: int, opt_level: int = 1) -> dict[str, Any]:
     """Fuse a BERT / ALBERT ONNX graph into onnxruntime's transformer operators; write ``out_path``.
@@ -285,10 +298,10 @@ def fuse_onnx(in_path: str | os.PathLike, out_path: str | os.PathLike, *, model_
     try:
         # A ModelProto input keeps the caller's file untouched; opt_level > 0 round-trips it
         # through an onnxruntime session in a temporary folder.
-        # Its attention fusion print()s "Input hidden size (192) is not same as weight matrix
-        # dimension of q,k,v (384)" for layers with pruned heads before fusing them with the
-        # detected sizes; the counts below say what was fused, so the prints are dropped.
-        with contextlib.redirect_stdout(io.StringIO()):
+        # Its attention fusion logs the warning "Input hidden size (192) is not same as weight
+        # matrix dimension of q,k,v (384)" for layers with pruned heads before fusing them with
+        # the detected sizes; the counts below say what was fused, so the messages are dropped.
+        with _quiet_fusion():
             optimizer = optimize_model(source, model_type="bert", num_heads=int(num_heads),
                                        hidden_size=int(hidden_size), optimization_options=options,
                                        opt_level=int(opt_level), use_gpu=False)
