@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from edgebert import models
-from edgebert.compress.distill import DistillConfig, _attention_probe, default_layer_map, distill
+from edgebert.compress.distill import DistillConfig, _attention_probe, default_layer_map, distill, selection_key
 from edgebert.compress.prune import drop_layers_, prune_heads_
 from edgebert.config import build_config
 from edgebert.data import load_dataset
@@ -109,6 +109,16 @@ def test_distilled_student_learns_from_the_teacher(teacher_dir, sentiment):
     assert not student.training
     best = hist[res["best_epoch"] - 1]
     assert res["student"]["accuracy"] == best["dev_accuracy"]
+
+
+def test_selection_key_orders_epochs_by_the_chosen_measure():
+    # the SST-2 run's shape: one epoch is a sentence more accurate, another agrees more with the teacher
+    epochs = {2: (0.8509, 0.922, 0.102), 3: (0.8498, 0.942, 0.069), 4: (0.8498, 0.942, 0.060)}
+    best = {sel: max(epochs, key=lambda e: selection_key(sel, *epochs[e])) for sel in ("accuracy", "agreement")}
+    assert best == {"accuracy": 2, "agreement": 4}  # agreement ties between 3 and 4: lower KL wins
+    assert selection_key("accuracy", 0.8, 0.9, 0.1) > selection_key("accuracy", 0.8, 0.8, 0.0)
+    with pytest.raises(ConfigError, match="select"):
+        selection_key("loss", 0.8, 0.9, 0.1)
 
 
 @pytest.mark.parametrize("select", ["accuracy", "agreement"])

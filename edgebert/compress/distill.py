@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from pydantic import Field, model_validator
 
 from edgebert.config import StageConfig
-from edgebert.errors import CompressionError, TrainingError
+from edgebert.errors import CompressionError, ConfigError, TrainingError
 from edgebert.models.specs import ArchSpec, get_path, get_spec
 
 if TYPE_CHECKING:
@@ -241,7 +241,7 @@ def distill(teacher, student, tokenizer, train_split, dev_split, label_names: li
     before["agreement"] = _agreement(before_logits, teacher_logits)
     before["kl_to_teacher"] = _soft_kl(before_logits, teacher_logits, T)
 
-    optimizer = _adamw(_param_groups(student, s_spec, body_lr, head_lr, cfg.weight_decay))
+    optimizer = _adamw(_param_groups(student, s_spec, body_lr, head_lr, cfg.weight_decay), s_device.type)
     mask_token = getattr(tokenizer, "mask_token", None)
     rows_per_epoch = len(train_split) * (1 + cfg.augment)
     steps_per_epoch = math.ceil(rows_per_epoch / cfg.batch_size)
@@ -315,7 +315,7 @@ def distill(teacher, student, tokenizer, train_split, dev_split, label_names: li
                 raise TrainingError(f"Distillation loss became {loss.item()} at step {step} (epoch {epoch}). "
                                     f"Lower the learning rate (now {body_lr:g} / head {head_lr:g}).")
             loss.backward()
-            torch.nn.utils.clip_grad_norm_(trainable, cfg.max_grad_norm, foreach=True)
+            torch.nn.utils.clip_grad_norm_(trainable, cfg.max_grad_norm)
             optimizer.step()
             scheduler.step()
             optimizer.zero_grad()
@@ -340,8 +340,7 @@ def distill(teacher, student, tokenizer, train_split, dev_split, label_names: li
         if progress:
             tqdm.write(f"epoch {epoch}: loss {history[-1]['train_loss']:.4f}, dev accuracy "
                        f"{metrics['accuracy']:.4f}, agreement with teacher {agreement:.4f}")
-        key = ((metrics["accuracy"], agreement, -dev_kl) if cfg.select == "accuracy"  # tiny dev sets tie on two
-               else (agreement, metrics["accuracy"], -dev_kl))
+        key = selection_key(cfg.select, metrics["accuracy"], agreement, dev_kl)
         if best is None or key > best[0]:
             state = {k: v.detach().to("cpu", copy=True) for k, v in student.state_dict().items()}
             best, since_best = (key, epoch, state), 0
@@ -372,6 +371,16 @@ def distill(teacher, student, tokenizer, train_split, dev_split, label_names: li
         "seconds": round(time.perf_counter() - t0, 2),
         "config": cfg.model_dump(mode="json"),
     }
+
+
+def selection_key(select: str, accuracy: float, agreement: float, kl: float) -> tuple[float, float, float]:
+    """What ``DistillConfig.select`` compares between epochs (larger is better): the chosen measure
+    first, then the other one, then the lower KL to the teacher (small dev sets tie on the first two)."""
+    if select == "accuracy":
+        return accuracy, agreement, -kl
+    if select == "agreement":
+        return agreement, accuracy, -kl
+    raise ConfigError(f"distill select must be 'accuracy' or 'agreement', got '{select}'")
 
 
 def _transfer_set(train_split, cfg: DistillConfig, mask_token: str | None, epoch: int):

@@ -34,6 +34,7 @@ import hashlib
 import io
 import logging
 import os
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -246,16 +247,23 @@ def _check_args(in_path: Path, model_type: str, num_heads: int, hidden_size: int
         raise ConfigError(f"opt_level must be 0, 1, 2 or 99 (onnxruntime graph optimization level); got {opt_level}.")
 
 
+_FUSION_LOGGER = "onnxruntime.transformers"  # parent of the optimizer's and every fusion pass's logger
+_QUIET_LOCK = threading.Lock()
+
+
 @contextlib.contextmanager
 def _quiet_fusion():
-    """Drop onnxruntime's fusion chatter (log warnings and prints) for the duration of the block."""
-    previous = logging.root.manager.disable
-    logging.disable(logging.WARNING)
-    try:
-        with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
-            yield
-    finally:
-        logging.disable(previous)
+    """Drop onnxruntime's fusion chatter for the duration of the block: warnings logged under
+    ``onnxruntime.transformers.*`` (the level of that logger is raised, then restored) and prints."""
+    logger = logging.getLogger(_FUSION_LOGGER)
+    with _QUIET_LOCK:
+        previous = logger.level
+        logger.setLevel(logging.ERROR)
+        try:
+            with contextlib.redirect_stdout(io.StringIO()):
+                yield
+        finally:
+            logger.setLevel(previous)
 
 
 def fuse_onnx(in_path: str | os.PathLike, out_path: str | os.PathLike, *, model_type: str,

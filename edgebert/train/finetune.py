@@ -109,9 +109,10 @@ def _param_groups(model, spec, body_lr: float, head_lr: float, weight_decay: flo
     ]
 
 
-def _adamw(groups: list[dict]):
-    """AdamW over the parameter groups, with torch's fused kernel where it has one for the parameters'
-    device (CPU included since torch 2.4), else the default implementation.
+def _adamw(groups: list[dict], device_type: str | None = None):
+    """AdamW over the parameter groups, with torch's fused kernel where torch has one for the device
+    the parameters train on (``device_type``; default: where they are now) and their dtypes, else
+    the default implementation. torch lists CPU among the fused devices from 2.4 on.
 
     The update touches every parameter each step, mostly the 30522 x 384 word embedding; on 2 CPU
     cores the fused kernel does it 6.4x faster than the default per-tensor loop for MiniLM
@@ -120,10 +121,16 @@ def _adamw(groups: list[dict]):
     """
     import torch
 
+    params = [p for g in groups for p in g["params"]]
     try:
-        return torch.optim.AdamW(groups, fused=True)
-    except (RuntimeError, ValueError):  # a device or dtype without a fused kernel
-        return torch.optim.AdamW(groups)
+        from torch.utils._foreach_utils import _get_fused_kernels_supported_devices
+
+        supported = set(_get_fused_kernels_supported_devices())
+    except ImportError:  # a torch without the list: no fused kernel assumed
+        supported = set()
+    devices = {device_type} if device_type else {p.device.type for p in params}
+    fused = bool(params) and devices <= supported and all(p.is_floating_point() for p in params)
+    return torch.optim.AdamW(groups, fused=True) if fused else torch.optim.AdamW(groups)
 
 
 def _freeze_(model, spec, cfg: FinetuneConfig) -> None:
@@ -245,7 +252,7 @@ def finetune(model: str | os.PathLike, data: Any, *, out: str | os.PathLike,
     total_steps = steps_per_epoch * cfg.epochs
     if cfg.max_steps:
         total_steps = min(total_steps, cfg.max_steps)
-    optimizer = _adamw(_param_groups(net, spec, body_lr, head_lr, cfg.weight_decay))
+    optimizer = _adamw(_param_groups(net, spec, body_lr, head_lr, cfg.weight_decay), accelerator.device.type)
     scheduler = get_linear_schedule_with_warmup(optimizer, int(cfg.warmup_ratio * total_steps), total_steps)
     net, optimizer, loader, scheduler = accelerator.prepare(net, optimizer, loader, scheduler)
 
