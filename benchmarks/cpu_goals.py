@@ -154,6 +154,7 @@ def main() -> None:
             if (bench_out / name).is_file():
                 shutil.copy(bench_out / name, dest / name)
         shutil.copy(art / "report.md", dest / "compress-report.md")
+        shutil.copy(art / "manifest.json", dest / "manifest.json")  # every stage's config, metrics, history
         write_json(out_json, record)
         (RESULTS / "cpu-goals.md").write_text(markdown(record), encoding="utf-8")
     print((RESULTS / "cpu-goals.md").read_text())
