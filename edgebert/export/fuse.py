@@ -247,23 +247,36 @@ def _check_args(in_path: Path, model_type: str, num_heads: int, hidden_size: int
         raise ConfigError(f"opt_level must be 0, 1, 2 or 99 (onnxruntime graph optimization level); got {opt_level}.")
 
 
-_FUSION_LOGGER = "onnxruntime.transformers"  # parent of the optimizer's and every fusion pass's logger
 _QUIET_LOCK = threading.Lock()
+
+
+def _fusion_logger_names() -> list[str]:
+    """Names onnxruntime's transformer optimizer logs under: its package, and each of its modules
+    by bare name too, since it puts its own folder on sys.path and imports them as top-level
+    modules (``fusion_attention``, ``onnx_model``, ...)."""
+    import pkgutil
+
+    import onnxruntime.transformers as ort_transformers
+
+    bare = [m.name for m in pkgutil.iter_modules(ort_transformers.__path__)]
+    return ["onnxruntime.transformers", *bare, *(f"onnxruntime.transformers.{n}" for n in bare)]
 
 
 @contextlib.contextmanager
 def _quiet_fusion():
-    """Drop onnxruntime's fusion chatter for the duration of the block: warnings logged under
-    ``onnxruntime.transformers.*`` (the level of that logger is raised, then restored) and prints."""
-    logger = logging.getLogger(_FUSION_LOGGER)
+    """Drop onnxruntime's fusion chatter for the duration of the block: warnings logged by the
+    transformer optimizer's modules (their loggers' levels are raised, then restored) and prints."""
+    loggers = [logging.getLogger(name) for name in _fusion_logger_names()]
     with _QUIET_LOCK:
-        previous = logger.level
-        logger.setLevel(logging.ERROR)
+        previous = [lg.level for lg in loggers]
+        for lg in loggers:
+            lg.setLevel(logging.ERROR)
         try:
             with contextlib.redirect_stdout(io.StringIO()):
                 yield
         finally:
-            logger.setLevel(previous)
+            for lg, level in zip(loggers, previous):
+                lg.setLevel(level)
 
 
 def fuse_onnx(in_path: str | os.PathLike, out_path: str | os.PathLike, *, model_type: str,
