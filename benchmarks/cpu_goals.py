@@ -108,8 +108,7 @@ def markdown(record: dict) -> str:
                          f"{'yes' if g['met'] else '**no**'} |")
         lines += ["", f"Also: {row['speedup_vs_ort_fp32']:.2f}x faster than onnxruntime fp32 of the unpruned model. "
                       f"Anchor preset: {row['anchor_preset']}. Artifact: {row['artifact']}; stages: "
-                      f"{row['stages']}. Recipe settings: {row.get('recipe', 'not recorded')}. "
-                      f"Measured {row.get('date', record['date'])}.", ""]
+                      f"{row['stages']}. Recipe settings: {row.get('recipe', 'not recorded')}.", ""]
     return "\n".join(lines)
 
 

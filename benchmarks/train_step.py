@@ -40,6 +40,7 @@ def main() -> None:
     from edgebert.train.finetune import _adamw, _param_groups
 
     torch.set_num_threads(args.threads)
+    loadavg_start = os.getloadavg()[0]
     if not DATA.is_dir():
         raise SystemExit(f"missing {DATA}: this benchmark reads real SST-2 sentences")
     ds = load_dataset(str(DATA))
@@ -49,12 +50,15 @@ def main() -> None:
     n_steps = args.blocks * args.steps
     batches = batches[:n_steps]
 
+    def optimizer(model, name):
+        groups = _param_groups(model, loaded.spec, 5e-5, 5e-4, 0.01)
+        return torch.optim.AdamW(groups, foreach=False) if name == "default" else _adamw(groups)
+
     runs = {}
     for name in ("default", "fused"):
         model = copy.deepcopy(loaded.model)
         model.train()
-        groups = _param_groups(model, loaded.spec, 5e-5, 5e-4, 0.01)
-        opt = torch.optim.AdamW(groups, foreach=False) if name == "default" else _adamw(groups)
+        opt = optimizer(model, name)
         runs[name] = {"model": model, "opt": opt, "step": [], "optimizer": [], "i": 0,
                       "fused": bool(opt.defaults.get("fused"))}
     torch.manual_seed(0)
@@ -84,8 +88,7 @@ def main() -> None:
     a, b = (copy.deepcopy(runs[n]["model"]).eval() for n in ("default", "fused"))
     b.load_state_dict(a.state_dict())
     for model, opt_name in ((a, "default"), (b, "fused")):
-        groups = _param_groups(model, loaded.spec, 5e-5, 5e-4, 0.01)
-        opt = torch.optim.AdamW(groups, foreach=False) if opt_name == "default" else _adamw(groups)
+        opt = optimizer(model, opt_name)
         inputs, labels, _ = batches[0]
         model(**inputs, labels=labels).loss.backward()
         opt.step()
@@ -101,7 +104,7 @@ def main() -> None:
         "command": "python benchmarks/train_step.py" + (f" --blocks {args.blocks}" if args.blocks != 6 else "")
         + (f" --steps {args.steps}" if args.steps != 5 else ""),
         "date": now_iso(), "host": host_info()["processor"], "threads": args.threads,
-        "loadavg_start": os.getloadavg()[0], "torch": torch.__version__,
+        "loadavg_start": loadavg_start, "torch": torch.__version__,
         "model": "minilm (6 layers, 22.7M parameters), SST-2 train batches of 32",
         "results": rows,
         "step_speedup": rows["default"]["step_s"] / rows["fused"]["step_s"],

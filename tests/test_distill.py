@@ -128,11 +128,8 @@ def test_checkpoint_selection_follows_the_select_setting(teacher_dir, sentiment,
                   ds.label_names, DistillConfig(**{**QUICK, "epochs": 3}, select=select))
     hist = res["history"]
 
-    def key(h):
-        first, second = ("dev_accuracy", "dev_agreement") if select == "accuracy" else ("dev_agreement", "dev_accuracy")
-        return (h[first], h[second], -h["dev_kl"])
-
-    best = max(hist, key=key)  # the first of equals, like the stage
+    best = max(hist, key=lambda h: selection_key(select, h["dev_accuracy"], h["dev_agreement"], h["dev_kl"]))
+    # (max keeps the first of equals, like the stage)
     assert res["best_epoch"] == best["epoch"]
     assert res["student"]["agreement"] == pytest.approx(best["dev_agreement"])
     assert res["config"]["select"] == select

@@ -115,7 +115,7 @@ def _adamw(groups: list[dict], device_type: str | None = None):
     the default implementation. torch lists CPU among the fused devices from 2.4 on.
 
     The update touches every parameter each step, mostly the 30522 x 384 word embedding; on 2 CPU
-    cores the fused kernel does it 6.4x faster than the default per-tensor loop for MiniLM
+    cores the fused kernel does it 6.6x faster than the default per-tensor loop for MiniLM
     (``python benchmarks/train_step.py``, benchmarks/results/train_step.md), a larger share of the
     step for a pruned student, whose encoder is small next to its embedding.
     """
