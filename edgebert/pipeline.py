@@ -80,6 +80,15 @@ def default_out(model: str, target: str) -> Path:
     return Path("runs") / "compress" / f"{slug}-{Path(str(target)).stem}"
 
 
+def _with_run_seed(cfg, seed: int):
+    """``cfg`` with the run seed added to its own ``seed`` (prune's importance sample, distillation's
+    shuffling and augmentation, fine-tuning), so ``--seed 1`` redraws every random choice of the recipe
+    and seed 0 keeps the recipe's seeds as written. The manifest records the seed each stage used."""
+    if not seed or "seed" not in type(cfg).model_fields:
+        return cfg
+    return cfg.model_copy(update={"seed": cfg.seed + seed})
+
+
 def _key(prev: str, cfg) -> str:
     body = json.dumps(cfg.model_dump(mode="json"), sort_keys=True)
     return hashlib.sha256(f"{prev}\n{cfg.kind}\n{body}".encode()).hexdigest()
@@ -254,6 +263,7 @@ def compress(model: str = DEFAULT_MODEL, target: str = DEFAULT_TARGET, *, data: 
     total = len(the_plan.stages)
     for index, cfg in enumerate(the_plan.stages, start=1):
         stage = get_stage(cfg.kind)
+        cfg = _with_run_seed(cfg, seed)
         key = _key(key, cfg)
         name = f"{index:02d}-{cfg.kind}"
         folder = root / "stages" / name

@@ -140,6 +140,28 @@ def test_interrupted_run_resumes_from_last_finished_stage(tiny_classifier_dir, t
     assert result.skipped == ["01-export-onnx"] and result.ran == ["02-quantize"]
 
 
+def test_run_seed_shifts_every_stage_seed(tiny_classifier_dir, tiny_sentiment_dir, tmp_path):
+    """--seed redraws the recipe's random choices: each stage's own seed moves by the run seed (so the
+    published runs, seed 0, keep the recipe's seeds) and the distilled student changes with it."""
+    from safetensors.numpy import load_file
+
+    stages = [{"kind": "prune", "ffn": 0.25, "samples": 16, "seed": 5},
+              {"kind": "distill", "epochs": 1, "batch_size": 4, "learning_rate": 3e-3, "head_learning_rate": 3e-3,
+               "patience": 0},
+              {"kind": "export-pytorch"}]
+    recipe = write_recipe(tmp_path / "r.yaml", stages)
+    weights = {}
+    for seed in (0, 3):
+        out = tmp_path / f"s{seed}"
+        compress(str(tiny_classifier_dir), "cpu", data=str(tiny_sentiment_dir), out=out, recipe=recipe,
+                 seed=seed, progress=False)
+        manifest = json.loads((out / "manifest.json").read_text())
+        assert manifest["run"]["seed"] == seed
+        assert [s["config"].get("seed") for s in manifest["stages"]] == [5 + seed, 0 + seed, None]
+        weights[seed] = load_file(str(next((out / "model").rglob("model.safetensors"))))
+    assert any(not np.array_equal(weights[0][k], weights[3][k]) for k in weights[0])
+
+
 def test_output_folder_of_another_run_is_refused(tiny_run, tiny_classifier_dir, tiny_sentiment_dir, tmp_path):
     result, recipe, _ = tiny_run
     with pytest.raises(OutputExistsError, match="another run"):

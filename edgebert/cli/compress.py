@@ -22,7 +22,8 @@ from edgebert.cli.options import data_options, pop_data_options
               help="Recipe to run instead of the target's: a name in recipes/ or a path to a recipe .yaml file.")
 @click.option("--print-recipe", is_flag=True, help="Print the resolved recipe that would run, and exit.")
 @click.option("--list-stages", is_flag=True, help="List the stage kinds a recipe can use, and exit.")
-@click.option("--seed", type=int, default=0, show_default=True, help="Run seed (each stage gets seed + its index).")
+@click.option("--seed", type=int, default=0, show_default=True, help="Run seed, added to each stage's own seed (importance sample, shuffling, augmentation); "
+              "0 keeps the recipe's seeds, another value repeats the run with other random draws.")
 @click.option("--overwrite", is_flag=True, help="Replace an output folder that holds another run.")
 @click.option("--quiet", is_flag=True, help="No progress bars.")
 def command(model, target, data, out, recipe, print_recipe, list_stages, seed, overwrite, quiet, **kwargs):
