@@ -240,6 +240,7 @@ def bench(paths: Sequence[str | os.PathLike], data: Any, *, split: str = "test",
                 extra.append(VariantSpec(**{**s.to_json(), "name": f"{s.name} fp16", "precision": "fp16",
                                             "notes": list(s.notes)}))
         specs += extra
+    _apply_compile_decisions(specs)
 
     source = None
     if baselines:
@@ -378,6 +379,29 @@ def bench(paths: Sequence[str | os.PathLike], data: Any, *, split: str = "test",
     write_json(out / "bench.json", results)
     write_bench_outputs(results, out)
     return BenchResult(out=out, results=results)
+
+
+def _apply_compile_decisions(specs: list[VariantSpec]) -> None:
+    """Compile the PyTorch variants whose folder's torch_compile.json enables it for their device type
+    and precision (the export-pytorch stage measured it there); note the decision either way."""
+    from edgebert.export.torch_compile import read_settings
+
+    dtypes = {"fp32": "float32", "fp16": "float16"}
+    for s in specs:
+        if s.runtime != "pytorch" or s.skip_reason:
+            continue
+        entry = (read_settings(s.path) or {}).get(s.device)
+        if not isinstance(entry, dict):
+            continue
+        measured = entry.get("measured") or {}
+        if entry.get("enabled") and measured.get("dtype") in (None, dtypes.get(s.precision)):
+            s.torch_compile = entry.get("mode", "default")
+            s.notes.append(f"torch.compile (mode {s.torch_compile}, dynamic shapes): {entry.get('reason')}")
+        elif entry.get("enabled"):
+            s.notes.append(f"eager: torch.compile was measured for {measured.get('dtype')}, this variant runs "
+                           f"{s.precision}")
+        else:
+            s.notes.append(f"eager: {entry.get('reason')}")
 
 
 def _pick_reference(ok: list[_Variant], reference: str | None) -> _Variant | None:

@@ -76,6 +76,7 @@ class VariantSpec:
     error: str | None = None  # set when building the variant failed (e.g. a baseline export)
     notes: list[str] = field(default_factory=list)
     validation: dict[str, Any] | None = None  # export check of an exported baseline
+    torch_compile: str | None = None  # torch.compile mode where the folder's torch_compile.json enables it
 
     def to_json(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -328,7 +329,8 @@ class Runner:
 
 
 class PytorchRunner(Runner):
-    """Eager transformers model (fp32, or fp16 on CUDA)."""
+    """Eager transformers model (fp32, or fp16 on CUDA), compiled where its torch_compile.json says
+    compilation helped on this device type and precision (``spec.torch_compile``)."""
 
     def __init__(self, spec: VariantSpec):
         import torch
@@ -349,6 +351,10 @@ class PytorchRunner(Runner):
                 hf_logging.enable_progress_bar()
         model = model.to(self.device)
         self.model = (model.half() if spec.precision == "fp16" else model.float()).eval()
+        if spec.torch_compile:  # compiles on the first (warm-up) calls
+            from edgebert.export.torch_compile import compile_model
+
+            self.model = compile_model(self.model, spec.torch_compile)
         self.cuda = self.device.type == "cuda"
 
     def prepare(self, enc):

@@ -81,6 +81,16 @@ class ExportPyTorchConfig(StageConfig):
     dtype: Literal["float32", "float16", "bfloat16"] = Field(
         "float32", description="Weight dtype of the saved checkpoint (float16 for GPUs without TensorRT)")
     max_logit_diff: float = Field(0.05, gt=0, description="Largest allowed |fp32 - saved| logit difference")
+    compile: Literal["auto", "on", "off"] = Field(
+        "auto", description="torch.compile for the deployed checkpoint: auto measures eager vs compiled on the GPU "
+                            "compress runs on and enables it where it is compile_min_speedup faster (no GPU: not "
+                            "tried); on measures and enables it on any device; off never. The decision, with the "
+                            "measurement, goes to torch_compile.json beside the checkpoint")
+    compile_mode: Literal["default", "reduce-overhead", "max-autotune"] = Field(
+        "default", description="torch.compile mode (reduce-overhead: CUDA graphs, for small batches on GPUs)")
+    compile_min_speedup: float = Field(
+        1.1, ge=1.0, description="auto enables torch.compile only when its batch-1 median is this many times faster")
+    compile_samples: int = Field(32, ge=1, le=1024, description="Dev sentences timed (each at its own length)")
 
 
 def _check(report: dict[str, Any], max_diff: float, min_agree: float, what: str) -> None:
@@ -298,7 +308,44 @@ def export_pytorch(art: Artifact, cfg: ExportPyTorchConfig, ctx: RunContext) -> 
     validation = {"n": len(sample), "max_abs_logit_diff": float(np.abs(ref - got).max()),
                   "label_agreement": float((ref.argmax(-1) == got.argmax(-1)).mean())}
     _check(validation, cfg.max_logit_diff, 0.99, f"{cfg.dtype} checkpoint")
-    files = {p.name: art.rel(p) for p in out.iterdir() if p.is_file()}
     metrics = {"dtype": cfg.dtype, "bytes": sum(p.stat().st_size for p in out.iterdir() if p.is_file())}
+    decision = _compile_decision(model, loaded.tokenizer, list(sample.texts)[: cfg.compile_samples], cfg, ctx)
+    if decision is not None:
+        from edgebert.artifact import write_json
+        from edgebert.export.torch_compile import COMPILE_FILE
+
+        write_json(out / COMPILE_FILE, decision)
+        metrics["torch_compile"] = decision
+    files = {p.name: art.rel(p) for p in out.iterdir() if p.is_file()}
     return StageResult(art.replace(deploy={**art.deploy, **files}, primary=art.primary or "model.safetensors"),
                        metrics=metrics, validation=validation)
+
+
+def _compile_decision(model, tokenizer, texts: list[str], cfg: ExportPyTorchConfig, ctx: RunContext):
+    """``torch_compile.json``'s content ({device type: decision}), or None when compile is off.
+
+    Measured on CUDA when a GPU is here (auto and on), on the CPU only when ``compile: on``: auto
+    does not spend minutes compiling on a CPU host for a GPU deployment it cannot speak for.
+    """
+    import torch
+
+    from edgebert.export.torch_compile import decide, measure
+
+    if cfg.compile == "off":
+        return None
+    device = torch.device("cuda") if torch.cuda.is_available() else torch.device("cpu")
+    common = dict(policy=cfg.compile, min_speedup=cfg.compile_min_speedup, max_logit_diff=cfg.max_logit_diff,
+                  mode=cfg.compile_mode)
+    if device.type == "cpu" and cfg.compile == "auto":
+        entry = decide(None, **common)
+        entry["reason"] = ("not measured: no CUDA device where compress ran (auto measures on GPUs only; "
+                           "compile: on measures on this CPU)")
+        return {"cpu": entry}
+    ctx.log(f"    timing eager vs torch.compile ({cfg.compile_mode}) on {device.type}, {len(texts)} sentences")
+    try:
+        measured, error = measure(model, tokenizer, texts, device=device, mode=cfg.compile_mode), None
+    except Exception as exc:  # noqa: BLE001 - inductor / triton / compiler failures of every kind
+        measured, error = None, f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
+    finally:
+        model.to("cpu")
+    return {device.type: decide(measured, error=error, **common)}

@@ -1,0 +1,128 @@
+"""Is the `cpu` recipe's accuracy one lucky run? The same compression repeated with other seeds.
+
+    python benchmarks/cpu_seeds.py --dataset sst2 --seeds 0 1 2
+
+For each seed: `edgebert compress --model runs/models/minilm-<ds> --target cpu --data <ds> --seed S`
+(seed 0 is the published goals run, runs/goals/<ds>, which resumes without work; the others write
+runs/seeds/<ds>-s<S>; the run seed shifts every stage's own seed: prune's importance sample,
+distillation's shuffling and text perturbations), then `edgebert bench` of the fine-tuned model and
+the artifact on the test split for accuracy and agreement (one short timing round; latency is the
+goals benchmark's job, cpu_goals.py, and the pruned shapes are the same for every seed).
+
+Writes benchmarks/results/cpu-seeds-<ds>.{json,md}: per seed the test accuracy, the drop from the
+fine-tuned fp32 model in points (goal: at most 1.0), agreement with it, the distilled epoch kept and
+its dev figures; then mean, sample standard deviation, min and max over the seeds.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shlex
+import statistics
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+DATA = ROOT.parent / "shared" / "data"
+RESULTS = ROOT / "benchmarks" / "results"
+GOAL_DROP = 1.0
+
+
+def sh(cmd: list[str]) -> None:
+    print("+", shlex.join(cmd), flush=True)
+    subprocess.run(cmd, cwd=ROOT, check=True)
+
+
+def seed_row(seed: int, art: Path, bench: dict) -> dict:
+    teacher = next(v for v in bench["variants"] if v["kind"] != "artifact" and v["runtime"] == "pytorch")
+    student = next(v for v in bench["variants"] if v is not teacher)
+    manifest = json.loads((art / "manifest.json").read_text())
+    distill = next(s for s in manifest["stages"] if s["kind"] == "distill")
+    report = distill["metrics"]["report"]
+    best = next(h for h in report["history"] if h["epoch"] == report["best_epoch"])
+    return {
+        "seed": seed, "artifact": str(art.relative_to(ROOT)),
+        "stage_seeds": {s["kind"]: s["config"].get("seed") for s in manifest["stages"] if "seed" in s["config"]},
+        "teacher_test_accuracy": teacher["accuracy"]["accuracy"],
+        "test_accuracy": student["accuracy"]["accuracy"],
+        "drop_points": 100.0 * (teacher["accuracy"]["accuracy"] - student["accuracy"]["accuracy"]),
+        "test_agreement": student["accuracy"].get("agreement"),
+        "n": student["accuracy"]["n"],
+        "best_epoch": report["best_epoch"], "dev_accuracy": best["dev_accuracy"], "dev_agreement": best["dev_agreement"],
+        "distill_seconds": distill["seconds"],
+        "layer_map": report.get("layer_map"),
+    }
+
+
+def summary(rows: list[dict]) -> dict:
+    def stats(key):
+        vals = [r[key] for r in rows]
+        return {"mean": statistics.fmean(vals), "sd": statistics.stdev(vals) if len(vals) > 1 else None,
+                "min": min(vals), "max": max(vals)}
+
+    return {"seeds": [r["seed"] for r in rows], "test_accuracy": stats("test_accuracy"),
+            "drop_points": stats("drop_points"), "test_agreement": stats("test_agreement"),
+            "goal_met": sum(r["drop_points"] <= GOAL_DROP for r in rows)}
+
+
+def markdown(record: dict) -> str:
+    s = record["summary"]
+    lines = [f"# cpu recipe over seeds: MiniLM on {record['dataset']} (test split, n={record['rows'][0]['n']})", "",
+             f"Command: `{record['command']}`  ", f"Date: {record['date']}; host: {record['host']}", "",
+             f"Fine-tuned fp32 model (the teacher): test accuracy {record['rows'][0]['teacher_test_accuracy']:.4f}. "
+             f"Recipe: {record['recipe']}.", "",
+             "| run seed | stage seeds | layers kept | epoch kept | dev acc | dev agreement | test acc | drop (points) "
+             "| test agreement | distill s |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
+    for r in record["rows"]:
+        seeds = ", ".join(f"{k} {v}" for k, v in r["stage_seeds"].items())
+        lines.append(f"| {r['seed']} | {seeds} | {r['layer_map']} | {r['best_epoch']} | {r['dev_accuracy']:.4f} | "
+                     f"{r['dev_agreement']:.4f} | {r['test_accuracy']:.4f} | {r['drop_points']:+.2f} | "
+                     f"{r['test_agreement']:.4f} | {r['distill_seconds']:.0f} |")
+    a, d = s["test_accuracy"], s["drop_points"]
+    sd = lambda x: f"{x:.2f}" if x is not None else "n/a"  # noqa: E731
+    lines += ["", f"Over {len(s['seeds'])} seeds: test accuracy mean {a['mean']:.4f} (min {a['min']:.4f}, max "
+                  f"{a['max']:.4f}); drop mean {d['mean']:+.2f} points, sd {sd(d['sd'])}, worst {d['max']:+.2f}. "
+                  f"Accuracy goal (drop <= {GOAL_DROP} point): met by {s['goal_met']} of {len(s['seeds'])} seeds.", ""]
+    return "\n".join(lines)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--dataset", choices=("sst2", "banking77"), default="sst2")
+    ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    args = ap.parse_args()
+    from edgebert.artifact import host_info, now_iso, write_json
+    from cpu_goals import recipe_line  # the settings that shape the artifact, as the goals table writes them
+
+    ds = args.dataset
+    model = ROOT / f"runs/models/minilm-{ds}"
+    if not model.is_dir():
+        sys.exit(f"missing {model}: run python benchmarks/finetune_minilm.py --keep runs/models first")
+    edgebert = [sys.executable, "-m", "edgebert"]
+    out_json = RESULTS / f"cpu-seeds-{ds}.json"
+    rows = {r["seed"]: r for r in (json.loads(out_json.read_text())["rows"] if out_json.is_file() else [])}
+    record = {"dataset": ds, "command": f"python benchmarks/cpu_seeds.py --dataset {ds} --seeds "
+                                        + " ".join(str(s) for s in sorted(set(args.seeds) | set(rows))),
+              "date": now_iso(), "host": host_info()["processor"]}
+    for seed in args.seeds:
+        art = ROOT / (f"runs/goals/{ds}" if seed == 0 else f"runs/seeds/{ds}-s{seed}")
+        bench_out = ROOT / f"runs/seeds/{ds}-s{seed}-bench"
+        sh([*edgebert, "compress", "--model", str(model), "--target", "cpu", "--data", str(DATA / ds),
+            "--out", str(art), "--seed", str(seed), "--quiet"])
+        sh([*edgebert, "bench", str(model), str(art), "--data", str(DATA / ds), "--split", "test",
+            "--rounds", "1", "--warmup", "2", "--latency-samples", "20", "--no-memory",
+            "--out", str(bench_out), "--overwrite", "--quiet"])
+        rows[seed] = seed_row(seed, art, json.loads((bench_out / "bench.json").read_text()))
+        record["recipe"] = recipe_line(json.loads((art / "manifest.json").read_text()))
+        record["rows"] = [rows[k] for k in sorted(rows)]
+        record["summary"] = summary(record["rows"])
+        write_json(out_json, record)
+        (RESULTS / f"cpu-seeds-{ds}.md").write_text(markdown(record), encoding="utf-8")
+    print((RESULTS / f"cpu-seeds-{ds}.md").read_text())
+
+
+if __name__ == "__main__":
+    main()

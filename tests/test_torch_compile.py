@@ -1,0 +1,81 @@
+"""torch.compile for the PyTorch fallback: measured, decided, recorded in torch_compile.json, applied by bench."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import yaml
+
+from edgebert.export.torch_compile import COMPILE_FILE, decide, enabled_for, read_settings
+from edgebert.pipeline import compress
+
+MEASURED = {"device": "GPU X", "device_type": "cuda", "dtype": "float16", "eager_p50_ms": 6.0,
+            "compiled_p50_ms": 4.0, "speedup": 1.5, "max_abs_logit_diff": 1e-3, "label_agreement": 1.0}
+
+
+def _recipe(tmp_path, **export):
+    path = tmp_path / "r.yaml"
+    path.write_text(yaml.safe_dump({"name": "r", "stages": [{"kind": "export-pytorch", **export}]}), encoding="utf-8")
+    return path
+
+
+@pytest.mark.parametrize(("measured", "policy", "error", "enabled", "reason"), [
+    (MEASURED, "auto", None, True, "1.50x faster"),
+    ({**MEASURED, "speedup": 1.05}, "auto", None, False, "eager is kept"),
+    ({**MEASURED, "speedup": 0.7}, "on", None, True, "compile: on"),
+    ({**MEASURED, "max_abs_logit_diff": 0.5}, "auto", None, False, "differ from eager"),
+    ({**MEASURED, "label_agreement": 0.9}, "on", None, False, "label agreement 0.900"),
+    (None, "auto", "BackendCompilerFailed: no compiler", False, "stays eager: BackendCompilerFailed"),
+    (None, "off", None, False, "off in the recipe"),
+])
+def test_decision_follows_the_measurement(measured, policy, error, enabled, reason):
+    entry = decide(measured, policy=policy, min_speedup=1.1, max_logit_diff=0.05, error=error)
+    assert entry["enabled"] is enabled and reason in entry["reason"]
+    assert entry["measured"] == measured and entry["dynamic"] is True
+    assert (enabled_for({"cuda": entry}, "cuda") is not None) is enabled
+    assert enabled_for({"cuda": entry}, "cpu") is None  # a GPU measurement says nothing about a CPU
+
+
+def test_auto_on_a_cpu_host_records_that_nothing_was_measured(tiny_classifier_dir, tiny_sentiment_dir, tmp_path):
+    out = tmp_path / "art"
+    compress(str(tiny_classifier_dir), "server-gpu", data=str(tiny_sentiment_dir), out=out,
+             recipe=_recipe(tmp_path, dtype="float16"), progress=False)
+    settings = read_settings(out / "model")
+    assert set(settings) == {"cpu"} and settings["cpu"]["enabled"] is False
+    assert "no CUDA device" in settings["cpu"]["reason"] and settings["cpu"]["measured"] is None
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["stages"][0]["metrics"]["torch_compile"] == settings
+    assert f"model/{COMPILE_FILE}" in manifest["deploy"]["files"]
+
+
+def test_off_writes_no_decision(tiny_classifier_dir, tiny_sentiment_dir, tmp_path):
+    out = tmp_path / "art"
+    compress(str(tiny_classifier_dir), "server-gpu", data=str(tiny_sentiment_dir), out=out,
+             recipe=_recipe(tmp_path, compile="off"), progress=False)
+    assert read_settings(out / "model") is None
+
+
+def test_compile_on_measures_and_bench_runs_it_compiled(tiny_classifier_dir, tiny_sentiment_dir, tmp_path):
+    """Real torch.compile (inductor, CPU): the stage times eager vs compiled, checks the logits, and
+    bench loads the checkpoint compiled, with the same answers as the eager checkpoint."""
+    from edgebert.bench import bench
+
+    out = tmp_path / "art"
+    compress(str(tiny_classifier_dir), "cpu", data=str(tiny_sentiment_dir), out=out,
+             recipe=_recipe(tmp_path, compile="on", compile_min_speedup=1.0, compile_samples=4), progress=False)
+    entry = read_settings(out / "model")["cpu"]
+    measured = entry["measured"]
+    assert entry["enabled"] is True, entry["reason"]
+    assert measured["dtype"] == "float32" and measured["texts"] == 4 and measured["label_agreement"] == 1.0
+    assert measured["max_abs_logit_diff"] < 1e-3 and measured["eager_p50_ms"] > 0 and measured["compiled_p50_ms"] > 0
+    assert measured["speedup"] == pytest.approx(measured["eager_p50_ms"] / measured["compiled_p50_ms"], rel=1e-3)
+
+    bench([str(tiny_classifier_dir), str(out)], str(tiny_sentiment_dir), split="dev", out=tmp_path / "b", rounds=1,
+          warmup=1, latency_samples=3, memory=False, progress=False, device="cpu")
+    variants = {v["name"]: v for v in json.loads((tmp_path / "b" / "bench.json").read_text())["variants"]}
+    compiled = next(v for n, v in variants.items() if n.startswith("art/"))
+    eager = next(v for n, v in variants.items() if not n.startswith("art/"))
+    assert compiled["status"] == "ok" and any(n.startswith("torch.compile") for n in compiled["notes"])
+    assert not any("torch.compile" in n for n in eager["notes"])
+    assert compiled["accuracy"]["agreement"] == 1.0
