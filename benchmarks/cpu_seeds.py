@@ -12,6 +12,11 @@ goals benchmark's job, cpu_goals.py, and the pruned shapes are the same for ever
 Writes benchmarks/results/cpu-seeds-<ds>.{json,md}: per seed the test accuracy, the drop from the
 fine-tuned fp32 model in points (goal: at most 1.0), agreement with it, the distilled epoch kept and
 its dev figures; then mean, sample standard deviation, min and max over the seeds.
+
+How independent the seeds are: run seed S adds S to each stage's seed, so prune's importance sample
+and distillation's text perturbations (seeded by stage seed * 1000 + epoch) differ from run to run,
+but distillation shuffles with stage seed + epoch: run S's epoch e takes the row order of run 0's
+epoch e + S (over other perturbed copies). The runs are different, not fully independent draws.
 """
 
 from __future__ import annotations
@@ -38,16 +43,17 @@ def sh(cmd: list[str]) -> None:
     subprocess.run(cmd, cwd=ROOT, check=True)
 
 
-def seed_row(seed: int, art: Path, bench: dict) -> dict:
-    teacher = next(v for v in bench["variants"] if v["kind"] != "artifact" and v["runtime"] == "pytorch")
-    student = next(v for v in bench["variants"] if v is not teacher)
+def seed_row(seed: int, model: Path, art: Path, bench: dict) -> dict:
+    teacher = next(v for v in bench["variants"] if v["source"] == str(model))
+    student = next(v for v in bench["variants"] if v["source"] == str(art))
     manifest = json.loads((art / "manifest.json").read_text())
     distill = next(s for s in manifest["stages"] if s["kind"] == "distill")
     report = distill["metrics"]["report"]
     best = next(h for h in report["history"] if h["epoch"] == report["best_epoch"])
     return {
         "seed": seed, "artifact": str(art.relative_to(ROOT)),
-        "stage_seeds": {s["kind"]: s["config"].get("seed") for s in manifest["stages"] if "seed" in s["config"]},
+        "stage_seeds": {s["kind"]: s["config"]["seed"] for s in manifest["stages"]
+                        if "seed" in s["config"] and not s.get("skipped")},
         "teacher_test_accuracy": teacher["accuracy"]["accuracy"],
         "test_accuracy": student["accuracy"]["accuracy"],
         "drop_points": 100.0 * (teacher["accuracy"]["accuracy"] - student["accuracy"]["accuracy"]),
@@ -88,7 +94,11 @@ def markdown(record: dict) -> str:
     sd = lambda x: f"{x:.2f}" if x is not None else "n/a"  # noqa: E731
     lines += ["", f"Over {len(s['seeds'])} seeds: test accuracy mean {a['mean']:.4f} (min {a['min']:.4f}, max "
                   f"{a['max']:.4f}); drop mean {d['mean']:+.2f} points, sd {sd(d['sd'])}, worst {d['max']:+.2f}. "
-                  f"Accuracy goal (drop <= {GOAL_DROP} point): met by {s['goal_met']} of {len(s['seeds'])} seeds.", ""]
+                  f"Accuracy goal (drop <= {GOAL_DROP} point): met by {s['goal_met']} of {len(s['seeds'])} seeds.", "",
+              "The run seed shifts every stage's seed: prune's importance sample and the text perturbations differ "
+              "between runs; distillation's row order is seeded by stage seed + epoch, so a run's epoch e reuses "
+              "the order of run 0's epoch e + seed (over other perturbed copies): different runs, not fully "
+              "independent draws.", ""]
     return "\n".join(lines)
 
 
@@ -118,7 +128,7 @@ def main() -> None:
         sh([*edgebert, "bench", str(model), str(art), "--data", str(DATA / ds), "--split", "test",
             "--rounds", "1", "--warmup", "2", "--latency-samples", "20", "--no-memory",
             "--out", str(bench_out), "--overwrite", "--quiet"])
-        rows[seed] = seed_row(seed, art, json.loads((bench_out / "bench.json").read_text()))
+        rows[seed] = seed_row(seed, model, art, json.loads((bench_out / "bench.json").read_text()))
         record["recipe"] = recipe_line(json.loads((art / "manifest.json").read_text()))
         record["rows"] = [rows[k] for k in sorted(rows)]
         record["summary"] = summary(record["rows"])

@@ -24,7 +24,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 CARRY = ROOT / ".device-carry"
-WHEELS = ("pydantic", "pydantic-core", "annotated-types", "typing-inspection")
+# pydantic and what it needs; typing-extensions too, since pydantic-core wants a recent one.
+WHEELS = ("pydantic", "pydantic-core", "annotated-types", "typing-inspection", "typing-extensions")
 PLATFORMS = ("manylinux_2_28_x86_64", "manylinux_2_27_x86_64", "manylinux_2_17_x86_64", "manylinux2014_x86_64",
              "manylinux1_x86_64")
 

@@ -396,7 +396,8 @@ def _apply_compile_decisions(specs: list[VariantSpec]) -> None:
         measured = entry.get("measured") or {}
         if entry.get("enabled") and measured.get("dtype") in (None, dtypes.get(s.precision)):
             s.torch_compile = entry.get("mode", "default")
-            s.notes.append(f"torch.compile (mode {s.torch_compile}, dynamic shapes): {entry.get('reason')}")
+            s.notes.append(f"torch.compile (mode {s.torch_compile}, dynamic shapes): {entry.get('reason')}; its "
+                           "peak memory includes compiling in that process, memory.first_call_s the compile time")
         elif entry.get("enabled"):
             s.notes.append(f"eager: torch.compile was measured for {measured.get('dtype')}, this variant runs "
                            f"{s.precision}")

@@ -93,7 +93,10 @@ def measure(job: dict[str, Any]) -> dict[str, Any]:
     tokenize = _tokenizer(spec, int(job.get("max_length") or 128))
     texts = list(job.get("texts") or ["a short sentence"])
     for i in range(int(job.get("runs") or 1)):
+        t0 = time.perf_counter()
         runner.logits(runner(runner.prepare(tokenize(texts[i % len(texts)]))))
+        if i == 0:  # includes torch.compile's compilation for compiled variants (it is lazy)
+            result["first_call_s"] = time.perf_counter() - t0
     result["rss_end_mb"] = rss_mb()
     result["peak_rss_mb"], result["peak_source"] = peak_rss_mb()
     result["ru_maxrss_mb"] = ru_maxrss_mb()  # includes the parent's RSS on Linux: not the peak

@@ -12,7 +12,7 @@ checkpoint::
                            "speedup": ..., "compile_s": ..., "max_abs_logit_diff": ..., ...}}}
 
 keyed by device type: a decision measured on a GPU says nothing about a CPU, so a runner on another
-device type finds no entry and stays eager. ``edgebert bench`` (and :func:`load_compiled`) apply it.
+device type finds no entry and stays eager. ``edgebert bench`` applies it.
 
 Compilation needs a working inductor backend (a C++ compiler on CPU, Triton on CUDA); when it fails,
 the failure is the recorded reason and the checkpoint stays eager.
@@ -65,20 +65,29 @@ def _timed(model, inputs, sync) -> tuple[float, Any]:
 
 
 def measure(model, tokenizer, texts: Sequence[str], *, device, mode: str = "default", rounds: int = 3,
-            warmup: int = 3, max_length: int = 128) -> dict[str, Any]:
+            warmup: int = 3, max_length: int = 128, pairs: Sequence[str] | None = None) -> dict[str, Any]:
     """Eager vs compiled batch-1 latency of ``model`` on ``texts`` (each at its own length) on ``device``.
 
     Eager and compiled calls alternate on the same input, ``rounds`` passes over ``texts``, after
     ``warmup`` passes that compile (the first compiled call's seconds are ``compile_s``). Returns the
     medians, their ratio ``speedup`` (eager / compiled; > 1 means compiled is faster), the largest
-    logit difference and the label agreement between the two. Raises what torch.compile raises.
+    logit difference and the label agreement between the two. ``pairs``: second segments of
+    sentence-pair tasks. Raises what torch.compile raises.
     """
+    import os
+
     import torch
 
     model = model.to(device).eval()
     sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
-    encoded = [{k: v.to(device) for k, v in tokenizer([t], truncation=True, max_length=max_length,
-                                                       return_tensors="pt").items()} for t in texts]
+
+    def encode(i: int, text: str):
+        args = ([text], [pairs[i]]) if pairs is not None else ([text],)
+        return {k: v.to(device) for k, v in tokenizer(*args, truncation=True, max_length=max_length,
+                                                      return_tensors="pt").items()}
+
+    encoded = [encode(i, t) for i, t in enumerate(texts)]
+    loadavg = os.getloadavg()[0] if hasattr(os, "getloadavg") else None
     compiled = compile_model(model, mode)
     t0 = time.perf_counter()
     _timed(compiled, encoded[0], sync)
@@ -103,7 +112,7 @@ def measure(model, tokenizer, texts: Sequence[str], *, device, mode: str = "defa
             "eager_p50_ms": round(eager_p50, 4), "compiled_p50_ms": round(compiled_p50, 4),
             "speedup": round(eager_p50 / compiled_p50, 4), "compile_s": round(compile_s, 2),
             "max_abs_logit_diff": float(np.max(diffs)), "label_agreement": float(np.mean(agree)),
-            "torch": torch.__version__}
+            "torch": torch.__version__, "torch_threads": torch.get_num_threads(), "loadavg_start": loadavg}
 
 
 def _length_range(encoded) -> list[int]:
@@ -127,7 +136,7 @@ def decide(measured: dict[str, Any] | None, *, policy: str, min_speedup: float,
         entry["reason"] = f"torch.compile failed here, the checkpoint stays eager: {error}"
     elif measured is None:
         entry["reason"] = "not measured"
-    elif measured["max_abs_logit_diff"] > max_logit_diff or measured["label_agreement"] < MIN_AGREEMENT:
+    elif not measured["max_abs_logit_diff"] <= max_logit_diff or measured["label_agreement"] < MIN_AGREEMENT:
         entry["reason"] = (f"compiled logits differ from eager by {measured['max_abs_logit_diff']:.2e} (allowed "
                            f"{max_logit_diff:.0e}), label agreement {measured['label_agreement']:.3f}")
     elif policy == "on":
@@ -160,16 +169,3 @@ def enabled_for(settings: dict[str, Any] | None, device_type: str) -> dict[str, 
     entry = (settings or {}).get(device_type)
     return entry if isinstance(entry, dict) and entry.get("enabled") else None
 
-
-def load_compiled(folder: str | Path, device: str = "cpu"):
-    """Load the checkpoint in ``folder`` on ``device``, compiled where its ``torch_compile.json``
-    says compilation helped on this device type; returns ``(model, compiled: bool)``."""
-    import torch
-    from transformers import AutoModelForSequenceClassification
-
-    dev = torch.device(device)
-    model = AutoModelForSequenceClassification.from_pretrained(str(folder)).to(dev).eval()
-    entry = enabled_for(read_settings(folder), dev.type)
-    if entry is None:
-        return model, False
-    return compile_model(model, entry.get("mode", "default")), True

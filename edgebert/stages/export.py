@@ -309,7 +309,7 @@ def export_pytorch(art: Artifact, cfg: ExportPyTorchConfig, ctx: RunContext) -> 
                   "label_agreement": float((ref.argmax(-1) == got.argmax(-1)).mean())}
     _check(validation, cfg.max_logit_diff, 0.99, f"{cfg.dtype} checkpoint")
     metrics = {"dtype": cfg.dtype, "bytes": sum(p.stat().st_size for p in out.iterdir() if p.is_file())}
-    decision = _compile_decision(model, loaded.tokenizer, list(sample.texts)[: cfg.compile_samples], cfg, ctx)
+    decision = _compile_decision(model, loaded.tokenizer, sample, cfg, ctx)
     if decision is not None:
         from edgebert.artifact import write_json
         from edgebert.export.torch_compile import COMPILE_FILE
@@ -321,7 +321,7 @@ def export_pytorch(art: Artifact, cfg: ExportPyTorchConfig, ctx: RunContext) -> 
                        metrics=metrics, validation=validation)
 
 
-def _compile_decision(model, tokenizer, texts: list[str], cfg: ExportPyTorchConfig, ctx: RunContext):
+def _compile_decision(model, tokenizer, sample, cfg: ExportPyTorchConfig, ctx: RunContext):
     """``torch_compile.json``'s content ({device type: decision}), or None when compile is off.
 
     Measured on CUDA when a GPU is here (auto and on), on the CPU only when ``compile: on``: auto
@@ -341,11 +341,17 @@ def _compile_decision(model, tokenizer, texts: list[str], cfg: ExportPyTorchConf
         entry["reason"] = ("not measured: no CUDA device where compress ran (auto measures on GPUs only; "
                            "compile: on measures on this CPU)")
         return {"cpu": entry}
+    texts = list(sample.texts)[: cfg.compile_samples]
+    pairs = list(sample.text_pairs)[: cfg.compile_samples] if getattr(sample, "text_pairs", None) else None
     ctx.log(f"    timing eager vs torch.compile ({cfg.compile_mode}) on {device.type}, {len(texts)} sentences")
     try:
-        measured, error = measure(model, tokenizer, texts, device=device, mode=cfg.compile_mode), None
+        measured, error = measure(model, tokenizer, texts, pairs=pairs, device=device, mode=cfg.compile_mode), None
     except Exception as exc:  # noqa: BLE001 - inductor / triton / compiler failures of every kind
         measured, error = None, f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
     finally:
-        model.to("cpu")
+        torch._dynamo.reset()  # drop the compiled graphs (and CUDA-graph pools) held for this process
+        try:
+            model.to("cpu")
+        except Exception:  # noqa: BLE001 - a broken CUDA context: the checkpoint is already saved
+            pass
     return {device.type: decide(measured, error=error, **common)}
