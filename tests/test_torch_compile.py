@@ -59,6 +59,26 @@ def test_auto_on_a_cpu_host_records_that_nothing_was_measured(tiny_classifier_di
     assert f"model/{COMPILE_FILE}" in manifest["deploy"]["files"]
 
 
+def test_resuming_on_a_gpu_host_redoes_the_decision(tiny_classifier_dir, tiny_sentiment_dir, tmp_path, no_cuda,
+                                                    monkeypatch):
+    """The decision depends on the machine: a CPU host's "not measured" is not reused on a GPU host."""
+    out, recipe = tmp_path / "art", _recipe(tmp_path)
+    compress(str(tiny_classifier_dir), "server-gpu", data=str(tiny_sentiment_dir), out=out, recipe=recipe,
+             progress=False)
+    again = compress(str(tiny_classifier_dir), "server-gpu", data=str(tiny_sentiment_dir), out=out, recipe=recipe,
+                     progress=False)
+    assert again.ran == []
+    from edgebert.stages import export
+
+    # As on a GPU host; there is no real GPU, so measuring there fails, and the failure is the recorded reason.
+    monkeypatch.setattr(export, "_compile_device", lambda cfg: "cuda")
+    gpu = compress(str(tiny_classifier_dir), "server-gpu", data=str(tiny_sentiment_dir), out=out, recipe=recipe,
+                   progress=False)
+    assert gpu.ran == ["01-export-pytorch"]
+    entry = read_settings(out / "model")["cuda"]
+    assert entry["enabled"] is False and "failed" in entry["reason"]
+
+
 def test_off_writes_no_decision(tiny_classifier_dir, tiny_sentiment_dir, tmp_path):
     out = tmp_path / "art"
     compress(str(tiny_classifier_dir), "server-gpu", data=str(tiny_sentiment_dir), out=out,

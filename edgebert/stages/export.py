@@ -285,8 +285,18 @@ def _validate_engine(onnx_path, plan_path, ctx: RunContext, art: Artifact) -> di
     return comparison_report(ref1, got1, [np.stack(ref1)], [np.stack(got1)], lengths)
 
 
+def _compile_device(cfg: ExportPyTorchConfig) -> str | None:
+    """The device type the torch.compile decision is made for (part of the stage's key), None when off."""
+    if cfg.compile == "off":
+        return None
+    import torch
+
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
 @register_stage(ExportPyTorchConfig, reads="torch", changes="export",
-                summary="Save the PyTorch checkpoint as a deployable (fp16 for GPUs without TensorRT)")
+                summary="Save the PyTorch checkpoint as a deployable (fp16 for GPUs without TensorRT)",
+                host=lambda cfg: _compile_device(cfg))
 def export_pytorch(art: Artifact, cfg: ExportPyTorchConfig, ctx: RunContext) -> StageResult:
     import torch
 
@@ -333,7 +343,7 @@ def _compile_decision(model, tokenizer, sample, cfg: ExportPyTorchConfig, ctx: R
 
     if cfg.compile == "off":
         return None
-    device = torch.device("cuda") if torch.cuda.is_available() else torch.device("cpu")
+    device = torch.device(_compile_device(cfg))
     common = dict(policy=cfg.compile, min_speedup=cfg.compile_min_speedup, max_logit_diff=cfg.max_logit_diff,
                   mode=cfg.compile_mode)
     if device.type == "cpu" and cfg.compile == "auto":

@@ -127,14 +127,18 @@ class StageDef:
     changes: str
     summary: str
     resolve: Callable[[Any, Any], Any] | None = None  # (cfg, target) -> cfg with target defaults
+    host: Callable[[Any], str | None] | None = None  # (cfg) -> what of this host the output depends on (in its key)
 
 
 STAGES: dict[str, StageDef] = {}
 
 
 def register_stage(config: type[StageConfig], *, reads: str, changes: str, summary: str,
-                   resolve: Callable[[Any, Any], Any] | None = None):
-    """Register ``fn`` as the stage of ``config``'s ``kind`` (decorator)."""
+                   resolve: Callable[[Any, Any], Any] | None = None,
+                   host: Callable[[Any], str | None] | None = None):
+    """Register ``fn`` as the stage of ``config``'s ``kind`` (decorator). ``host(cfg)`` names what of
+    the machine the stage's output depends on (e.g. the device it measured on), so that a resumed
+    run on another kind of machine does not reuse it."""
     if reads not in READS or changes not in CHANGES:
         raise ValueError(f"reads must be one of {READS} and changes one of {CHANGES}")
     kind = config.model_fields["kind"].default
@@ -142,7 +146,7 @@ def register_stage(config: type[StageConfig], *, reads: str, changes: str, summa
     def deco(fn):
         if kind in STAGES and STAGES[kind].fn is not fn:
             raise ValueError(f"stage kind '{kind}' is registered twice")
-        STAGES[kind] = StageDef(kind, config, fn, reads, changes, summary, resolve)
+        STAGES[kind] = StageDef(kind, config, fn, reads, changes, summary, resolve, host)
         return fn
 
     return deco
