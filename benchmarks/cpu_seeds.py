@@ -23,24 +23,16 @@ from __future__ import annotations
 
 import argparse
 import json
-import shlex
 import statistics
-import subprocess
 import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-DATA = ROOT.parent / "shared" / "data"
-RESULTS = ROOT / "benchmarks" / "results"
+from cpu_goals import DATA, RESULTS, ROOT, recipe_line, sh  # run as a script: benchmarks/ is on sys.path
+
 GOAL_DROP = 1.0
 # The published goals run of each dataset (seed 0), which resumes without work. BANKING77's current-recipe
 # run is banking77-5ep: runs/goals/banking77 holds the 3-epoch artifact that the runtime figures use.
 SEED0 = {"sst2": "runs/goals/sst2", "banking77": "runs/goals/banking77-5ep"}
-
-
-def sh(cmd: list[str]) -> None:
-    print("+", shlex.join(cmd), flush=True)
-    subprocess.run(cmd, cwd=ROOT, check=True)
 
 
 def seed_row(seed: int, model: Path, art: Path, bench: dict) -> dict:
@@ -108,7 +100,6 @@ def main() -> None:
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     args = ap.parse_args()
     from edgebert.artifact import host_info, now_iso, write_json
-    from cpu_goals import recipe_line  # the settings that shape the artifact, as the goals table writes them
 
     ds = args.dataset
     model = ROOT / f"runs/models/minilm-{ds}"

@@ -7,7 +7,7 @@ import json
 import pytest
 import yaml
 
-from edgebert.export.torch_compile import COMPILE_FILE, decide, enabled_for, read_settings
+from edgebert.export.torch_compile import COMPILE_FILE, compile_choice, decide, read_settings
 from edgebert.pipeline import compress
 
 MEASURED = {"device": "GPU X", "device_type": "cuda", "dtype": "float16", "eager_p50_ms": 6.0,
@@ -34,8 +34,8 @@ def test_decision_follows_the_measurement(measured, policy, error, enabled, reas
     entry = decide(measured, policy=policy, min_speedup=1.1, max_logit_diff=0.05, error=error)
     assert entry["enabled"] is enabled and reason in entry["reason"]
     assert entry["measured"] == measured and entry["dynamic"] is True
-    assert (enabled_for({"cuda": entry}, "cuda") is not None) is enabled
-    assert enabled_for({"cuda": entry}, "cpu") is None  # a GPU measurement says nothing about a CPU
+    assert (compile_choice({"cuda": entry}, "cuda", "float16")[0] is not None) is enabled
+    assert compile_choice({"cuda": entry}, "cpu", "float16") == (None, None)  # a GPU measurement says nothing about a CPU
 
 
 @pytest.fixture

@@ -384,25 +384,15 @@ def bench(paths: Sequence[str | os.PathLike], data: Any, *, split: str = "test",
 def _apply_compile_decisions(specs: list[VariantSpec]) -> None:
     """Compile the PyTorch variants whose folder's torch_compile.json enables it for their device type
     and precision (the export-pytorch stage measured it there); note the decision either way."""
-    from edgebert.export.torch_compile import read_settings
+    from edgebert.export.torch_compile import compile_choice, read_settings
 
     dtypes = {"fp32": "float32", "fp16": "float16"}
     for s in specs:
         if s.runtime != "pytorch" or s.skip_reason:
             continue
-        entry = (read_settings(s.path) or {}).get(s.device)
-        if not isinstance(entry, dict):
-            continue
-        measured = entry.get("measured") or {}
-        if entry.get("enabled") and measured.get("dtype") in (None, dtypes.get(s.precision)):
-            s.torch_compile = entry.get("mode", "default")
-            s.notes.append(f"torch.compile (mode {s.torch_compile}, dynamic shapes): {entry.get('reason')}; its "
-                           "peak memory includes compiling in that process, memory.first_call_s the compile time")
-        elif entry.get("enabled"):
-            s.notes.append(f"eager: torch.compile was measured for {measured.get('dtype')}, this variant runs "
-                           f"{s.precision}")
-        else:
-            s.notes.append(f"eager: {entry.get('reason')}")
+        s.torch_compile, note = compile_choice(read_settings(s.path), s.device, dtypes.get(s.precision, s.precision))
+        if note:
+            s.notes.append(note)
 
 
 def _pick_reference(ok: list[_Variant], reference: str | None) -> _Variant | None:

@@ -30,6 +30,7 @@ exporter writes one per reuse of an ALBERT weight; the quantizer does not see th
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import io
 import logging
@@ -250,7 +251,8 @@ def _check_args(in_path: Path, model_type: str, num_heads: int, hidden_size: int
 _QUIET_LOCK = threading.Lock()
 
 
-def _fusion_logger_names() -> list[str]:
+@functools.lru_cache(maxsize=1)
+def _fusion_logger_names() -> tuple[str, ...]:
     """Names onnxruntime's transformer optimizer logs under: its package, and each of its modules
     by bare name too, since it puts its own folder on sys.path and imports them as top-level
     modules (``fusion_attention``, ``onnx_model``, ...)."""
@@ -259,7 +261,7 @@ def _fusion_logger_names() -> list[str]:
     import onnxruntime.transformers as ort_transformers
 
     bare = [m.name for m in pkgutil.iter_modules(ort_transformers.__path__)]
-    return ["onnxruntime.transformers", *bare, *(f"onnxruntime.transformers.{n}" for n in bare)]
+    return ("onnxruntime.transformers", *bare, *(f"onnxruntime.transformers.{n}" for n in bare))
 
 
 @contextlib.contextmanager

@@ -164,8 +164,20 @@ def read_settings(folder: str | Path) -> dict[str, Any] | None:
     return data if isinstance(data, dict) else None
 
 
-def enabled_for(settings: dict[str, Any] | None, device_type: str) -> dict[str, Any] | None:
-    """The entry of ``settings`` for ``device_type`` when it enables compilation, else None."""
+def compile_choice(settings: dict[str, Any] | None, device_type: str,
+                   dtype: str) -> tuple[str | None, str | None]:
+    """``(mode, note)`` for a checkpoint run on ``device_type`` in ``dtype`` (float32 / float16), from its
+    ``torch_compile.json`` decisions: ``mode`` where the decision for that device type enables compilation
+    and was measured in that dtype (else None: eager), ``note`` what a report should say (None: no
+    decision for that device type, e.g. one measured on a GPU when running on a CPU)."""
     entry = (settings or {}).get(device_type)
-    return entry if isinstance(entry, dict) and entry.get("enabled") else None
-
+    if not isinstance(entry, dict):
+        return None, None
+    measured = entry.get("measured") or {}
+    if not entry.get("enabled"):
+        return None, f"eager: {entry.get('reason')}"
+    if measured.get("dtype") not in (None, dtype):
+        return None, f"eager: torch.compile was measured for {measured.get('dtype')}, this variant runs {dtype}"
+    mode = entry.get("mode", "default")
+    return mode, (f"torch.compile (mode {mode}, dynamic shapes): {entry.get('reason')}; its peak memory includes "
+                  "compiling in that process, memory.first_call_s the compile time")
