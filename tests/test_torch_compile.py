@@ -112,3 +112,11 @@ def test_compile_on_measures_and_bench_runs_it_compiled(tiny_classifier_dir, tin
     assert compiled["status"] == "ok" and any(n.startswith("torch.compile") for n in compiled["notes"])
     assert not any("torch.compile" in n for n in eager["notes"])
     assert compiled["accuracy"]["agreement"] == 1.0
+
+
+def test_unreadable_decision_file_is_a_clear_error(tmp_path):
+    from edgebert.errors import ModelLoadError
+
+    (tmp_path / COMPILE_FILE).write_text("{not json", encoding="utf-8")
+    with pytest.raises(ModelLoadError, match="Delete it to run the checkpoint eager"):
+        read_settings(tmp_path)
