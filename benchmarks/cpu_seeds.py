@@ -1,6 +1,7 @@
 """Is the `cpu` recipe's accuracy one lucky run? The same compression repeated with other seeds.
 
     python benchmarks/cpu_seeds.py --dataset sst2 --seeds 0 1 2
+    python benchmarks/cpu_seeds.py --dataset sst2 --seeds 0 1 2 --recipe benchmarks/recipes/cpu-hidden.yaml
 
 For each seed: `edgebert compress --model runs/models/minilm-<ds> --target cpu --data <ds> --seed S`
 (seed 0 is the published goals run, see SEED0, which resumes without work; the others write
@@ -30,6 +31,15 @@ from pathlib import Path
 from cpu_goals import DATA, RESULTS, ROOT, recipe_line, sh  # run as a script: benchmarks/ is on sys.path
 
 GOAL_DROP = 1.0
+SHUFFLE_NOTE = {
+    "seed + epoch": "The run seed shifts every stage's seed: prune's importance sample and the text perturbations "
+                    "differ between runs; these runs were made when distillation's row order was seeded by stage "
+                    "seed + epoch, so a run's epoch e reused the order of run 0's epoch e + seed (over other "
+                    "perturbed copies): different runs, not fully independent draws.",
+    "seed * 1000 + epoch": "The run seed shifts every stage's seed: prune's importance sample, distillation's row "
+                           "order and its text perturbations (seeded by stage seed * 1000 + epoch) are drawn "
+                           "afresh for every run.",
+}
 # The published goals run of each dataset (seed 0), which resumes without work. BANKING77's current-recipe
 # run is banking77-5ep: runs/goals/banking77 holds the 3-epoch artifact that the runtime figures use.
 SEED0 = {"sst2": "runs/goals/sst2", "banking77": "runs/goals/banking77-5ep"}
@@ -87,10 +97,7 @@ def markdown(record: dict) -> str:
     lines += ["", f"Over {len(s['seeds'])} seeds: test accuracy mean {a['mean']:.4f} (min {a['min']:.4f}, max "
                   f"{a['max']:.4f}); drop mean {d['mean']:+.2f} points, sd {sd(d['sd'])}, worst {d['max']:+.2f}. "
                   f"Accuracy goal (drop <= {GOAL_DROP} point): met by {s['goal_met']} of {len(s['seeds'])} seeds.", "",
-              "The run seed shifts every stage's seed: prune's importance sample and the text perturbations differ "
-              "between runs; distillation's row order is seeded by stage seed + epoch, so a run's epoch e reuses "
-              "the order of run 0's epoch e + seed (over other perturbed copies): different runs, not fully "
-              "independent draws.", ""]
+              SHUFFLE_NOTE[record.get("shuffle", "seed + epoch")], ""]
     return "\n".join(lines)
 
 
@@ -98,6 +105,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--dataset", choices=("sst2", "banking77"), default="sst2")
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    ap.add_argument("--recipe", type=Path, help="candidate recipe file instead of the cpu target's recipe")
     args = ap.parse_args()
     from edgebert.artifact import host_info, now_iso, write_json
 
@@ -106,16 +114,31 @@ def main() -> None:
     if not model.is_dir():
         sys.exit(f"missing {model}: run python benchmarks/finetune_minilm.py --keep runs/models first")
     edgebert = [sys.executable, "-m", "edgebert"]
-    out_json = RESULTS / f"cpu-seeds-{ds}.json"
-    rows = {r["seed"]: r for r in (json.loads(out_json.read_text())["rows"] if out_json.is_file() else [])}
-    record = {"dataset": ds, "command": f"python benchmarks/cpu_seeds.py --dataset {ds} --seeds "
-                                        + " ".join(str(s) for s in sorted(set(args.seeds) | set(rows))),
-              "date": now_iso(), "host": host_info()["processor"]}
+    recipe = args.recipe.resolve() if args.recipe else None
+    if recipe is not None and not recipe.is_file():
+        sys.exit(f"no recipe file {args.recipe}")
+    tag = f"{recipe.stem}-{ds}" if recipe else ds
+    out_json = RESULTS / f"cpu-seeds-{tag}.json"
+    old = json.loads(out_json.read_text()) if out_json.is_file() else {}
+    if old and old.get("shuffle", "seed + epoch") != "seed * 1000 + epoch":
+        sys.exit(f"{out_json} holds runs made with the old distillation shuffle (seed + epoch); move it aside first")
+    rows = {r["seed"]: r for r in old.get("rows", [])}
+    command = f"python benchmarks/cpu_seeds.py --dataset {ds} --seeds " + " ".join(
+        str(s) for s in sorted(set(args.seeds) | set(rows)))
+    if recipe is not None:
+        command += f" --recipe {recipe.relative_to(ROOT) if recipe.is_relative_to(ROOT) else recipe}"
+    record = {"dataset": ds, "command": command, "recipe_file": str(recipe.relative_to(ROOT)) if recipe and
+              recipe.is_relative_to(ROOT) else (str(recipe) if recipe else None),
+              "shuffle": "seed * 1000 + epoch", "date": now_iso(), "host": host_info()["processor"]}
     for seed in args.seeds:
-        art = ROOT / (SEED0[ds] if seed == 0 else f"runs/seeds/{ds}-s{seed}")
-        bench_out = ROOT / f"runs/seeds/{ds}-s{seed}-bench"
+        if recipe is None:
+            art = ROOT / (SEED0[ds] if seed == 0 else f"runs/seeds/{ds}-s{seed}")
+        else:
+            art = ROOT / f"runs/seeds/{tag}-s{seed}"
+        bench_out = ROOT / f"runs/seeds/{tag}-s{seed}-bench"
+        extra = ["--recipe", str(recipe)] if recipe is not None else []
         sh([*edgebert, "compress", "--model", str(model), "--target", "cpu", "--data", str(DATA / ds),
-            "--out", str(art), "--seed", str(seed), "--quiet"])
+            "--out", str(art), "--seed", str(seed), *extra, "--quiet"])
         sh([*edgebert, "bench", str(model), str(art), "--data", str(DATA / ds), "--split", "test",
             "--rounds", "1", "--warmup", "2", "--latency-samples", "20", "--no-memory",
             "--out", str(bench_out), "--overwrite", "--quiet"])
@@ -124,8 +147,8 @@ def main() -> None:
         record["rows"] = [rows[k] for k in sorted(rows)]
         record["summary"] = summary(record["rows"])
         write_json(out_json, record)
-        (RESULTS / f"cpu-seeds-{ds}.md").write_text(markdown(record), encoding="utf-8")
-    print((RESULTS / f"cpu-seeds-{ds}.md").read_text())
+        (RESULTS / f"cpu-seeds-{tag}.md").write_text(markdown(record), encoding="utf-8")
+    print((RESULTS / f"cpu-seeds-{tag}.md").read_text())
 
 
 if __name__ == "__main__":

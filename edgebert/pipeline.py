@@ -89,9 +89,10 @@ def _with_run_seed(cfg, seed: int):
     return cfg.model_copy(update={"seed": cfg.seed + seed})
 
 
-def _key(prev: str, cfg, host: str | None = None) -> str:
+def _key(prev: str, cfg, host: str | None = None, revision: str | None = None) -> str:
     body = json.dumps(cfg.model_dump(mode="json"), sort_keys=True)
     text = f"{prev}\n{cfg.kind}\n{body}" + (f"\nhost: {host}" if host is not None else "")
+    text += f"\nrevision: {revision}" if revision is not None else ""
     return hashlib.sha256(text.encode()).hexdigest()
 
 
@@ -265,7 +266,8 @@ def compress(model: str = DEFAULT_MODEL, target: str = DEFAULT_TARGET, *, data: 
     for index, cfg in enumerate(the_plan.stages, start=1):
         stage = get_stage(cfg.kind)
         cfg = _with_run_seed(cfg, seed)
-        key = _key(key, cfg, stage.host(cfg) if stage.host else None)
+        key = _key(key, cfg, stage.host(cfg) if stage.host else None,
+                   stage.revision(cfg) if stage.revision else None)
         name = f"{index:02d}-{cfg.kind}"
         folder = root / "stages" / name
         old = old_stages.get(index)

@@ -28,7 +28,7 @@ from edgebert.models.specs import ArchSpec, get_path, get_spec
 if TYPE_CHECKING:
     import torch
 
-__all__ = ["DistillConfig", "default_layer_map", "distill"]
+__all__ = ["DistillConfig", "default_layer_map", "distill", "epoch_seed"]
 
 
 class DistillConfig(StageConfig):
@@ -78,6 +78,16 @@ class DistillConfig(StageConfig):
         if self.layer_map is not None and (not self.layer_map or min(self.layer_map) < 0):
             raise ValueError(f"layer_map needs one teacher layer index >= 0 per student layer, got {self.layer_map}")
         return self
+
+
+def epoch_seed(seed: int, epoch: int) -> int:
+    """The seed of one epoch's row order and text perturbations.
+
+    Distinct for every (seed, epoch) with 1 <= epoch <= 1000 (the most epochs allowed), so runs with
+    different seeds never share an epoch's draws (seed + epoch would: seed 1's epoch 1 would be seed
+    0's epoch 2). Seed 0 gives the epoch itself, as seed + epoch did.
+    """
+    return seed * 1000 + epoch
 
 
 def default_layer_map(student, teacher) -> list[int]:
@@ -269,7 +279,7 @@ def distill(teacher, student, tokenizer, train_split, dev_split, label_names: li
                                                          batch_size=max(cfg.batch_size, 64),
                                                          max_length=cfg.max_length, progress=progress))
         batches = collate_batches(transfer, tokenizer, batch_size=cfg.batch_size, max_length=cfg.max_length,
-                                  shuffle=True, seed=cfg.seed + epoch, sort_by_length=True)
+                                  shuffle=True, seed=epoch_seed(cfg.seed, epoch), sort_by_length=True)
         bar = tqdm(batches, total=steps_per_epoch, desc=f"distil {epoch}/{cfg.epochs}", unit="batch",
                    disable=not progress, leave=False)
         for inputs, labels, rows in bar:
@@ -391,7 +401,7 @@ def _transfer_set(train_split, cfg: DistillConfig, mask_token: str | None, epoch
     from edgebert.compress.augment import augment_texts
     from edgebert.data import Split
 
-    seed = cfg.seed * 1000 + epoch
+    seed = epoch_seed(cfg.seed, epoch)
     pairs = train_split.text_pairs
     # sentence pairs: perturb both sides word by word but never cut them to an n-gram
     copies = augment_texts(train_split.texts, cfg.augment, mask_token=mask_token, seed=seed,

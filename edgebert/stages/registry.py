@@ -128,6 +128,7 @@ class StageDef:
     summary: str
     resolve: Callable[[Any, Any], Any] | None = None  # (cfg, target) -> cfg with target defaults
     host: Callable[[Any], str | None] | None = None  # (cfg) -> what of this host the output depends on (in its key)
+    revision: Callable[[Any], str | None] | None = None  # (cfg) -> how the code's behaviour for cfg changed (in its key)
 
 
 STAGES: dict[str, StageDef] = {}
@@ -135,10 +136,14 @@ STAGES: dict[str, StageDef] = {}
 
 def register_stage(config: type[StageConfig], *, reads: str, changes: str, summary: str,
                    resolve: Callable[[Any, Any], Any] | None = None,
-                   host: Callable[[Any], str | None] | None = None):
+                   host: Callable[[Any], str | None] | None = None,
+                   revision: Callable[[Any], str | None] | None = None):
     """Register ``fn`` as the stage of ``config``'s ``kind`` (decorator). ``host(cfg)`` names what of
     the machine the stage's output depends on (e.g. the device it measured on), so that a resumed
-    run on another kind of machine does not reuse it."""
+    run on another kind of machine does not reuse it. ``revision(cfg)`` names a change of the stage's
+    code that changes its output for ``cfg`` (``None`` where the output is as before), so that a run
+    resumed after the change redoes the stage instead of reusing an output the code no longer makes,
+    while every other run keeps its key."""
     if reads not in READS or changes not in CHANGES:
         raise ValueError(f"reads must be one of {READS} and changes one of {CHANGES}")
     kind = config.model_fields["kind"].default
@@ -146,7 +151,7 @@ def register_stage(config: type[StageConfig], *, reads: str, changes: str, summa
     def deco(fn):
         if kind in STAGES and STAGES[kind].fn is not fn:
             raise ValueError(f"stage kind '{kind}' is registered twice")
-        STAGES[kind] = StageDef(kind, config, fn, reads, changes, summary, resolve, host)
+        STAGES[kind] = StageDef(kind, config, fn, reads, changes, summary, resolve, host, revision)
         return fn
 
     return deco
