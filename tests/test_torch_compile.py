@@ -114,6 +114,59 @@ def test_compile_on_measures_and_bench_runs_it_compiled(tiny_classifier_dir, tin
     assert compiled["accuracy"]["agreement"] == 1.0
 
 
+def test_bench_falls_back_to_eager_where_compiling_fails(tiny_classifier_dir, tiny_sentiment_dir, tmp_path,
+                                                        monkeypatch, no_cuda):
+    """A checkpoint whose decision enables torch.compile, benchmarked on a host where compiling fails
+    (no C++ compiler / Triton there): the variant runs eager, with eager's answers, and says why."""
+    import shutil
+
+    import torch
+
+    import edgebert.export.torch_compile as tc
+    from edgebert.bench import bench
+
+    class Broken(torch.nn.Module):  # what torch.compile's lazy compilation looks like when it fails
+        def __init__(self, model):
+            super().__init__()
+            self.model = model
+
+        def forward(self, **inputs):
+            raise RuntimeError("BackendCompilerFailed: backend='inductor' raised: no C++ compiler\nmore")
+
+    monkeypatch.setattr(tc, "compile_model", lambda model, mode="default": Broken(model))
+    folder = tmp_path / "compiled"
+    shutil.copytree(tiny_classifier_dir, folder)
+    (folder / COMPILE_FILE).write_text(json.dumps({"cpu": {
+        "enabled": True, "mode": "default", "reason": "1.25x faster",
+        "measured": {**MEASURED, "device_type": "cpu", "dtype": "float32"}}}), encoding="utf-8")
+    bench([str(tiny_classifier_dir), str(folder)], str(tiny_sentiment_dir), split="dev", out=tmp_path / "b",
+          rounds=1, warmup=1, latency_samples=3, memory=False, progress=False, device="cpu")
+    variants = {v["name"]: v for v in json.loads((tmp_path / "b" / "bench.json").read_text())["variants"]}
+    fell_back = next(v for n, v in variants.items() if n.startswith("compiled"))
+    assert fell_back["status"] == "ok"
+    assert any(n.startswith("torch.compile failed on this host at call 1 (RuntimeError: BackendCompilerFailed")
+               and "measured eager from that call on" in n for n in fell_back["notes"]), fell_back["notes"]
+    assert not any(n.startswith("torch.compile (mode") for n in fell_back["notes"])  # it did not run compiled
+    assert fell_back["accuracy"]["agreement"] == 1.0 and fell_back["latency"]["p50"] > 0
+
+
+def test_an_error_eager_also_raises_is_not_hidden(tiny_classifier_dir, monkeypatch):
+    import torch
+
+    import edgebert.export.torch_compile as tc
+    from edgebert.bench.variants import PytorchRunner, VariantSpec
+
+    monkeypatch.setattr(tc, "compile_model", lambda model, mode="default": model)  # "compiled" = eager here
+    spec = VariantSpec(name="m", path=str(tiny_classifier_dir), kind="hf", runtime="pytorch", tokenizer_dir=None,
+                       label_names=None, precision="fp32",
+                       device="cpu", torch_compile="default")
+    runner = PytorchRunner(spec)
+    bad = {"input_ids": torch.full((1, 4), 10**9, dtype=torch.long)}  # ids past the vocabulary
+    with pytest.raises(IndexError):
+        runner(bad)
+    assert runner.eager is None and spec.torch_compile is None  # it fell back, and eager raised the same
+
+
 def test_unreadable_decision_file_is_a_clear_error(tmp_path):
     from edgebert.errors import ModelLoadError
 

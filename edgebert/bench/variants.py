@@ -351,27 +351,58 @@ class PytorchRunner(Runner):
                 hf_logging.enable_progress_bar()
         model = model.to(self.device)
         self.model = (model.half() if spec.precision == "fp16" else model.float()).eval()
+        self.eager = None  # the eager model while a compiled one runs: the fallback if compiling fails here
+        self.calls = 0
         if spec.torch_compile:  # compiles on the first (warm-up) calls
             from edgebert.export.torch_compile import compile_model
 
-            self.model = compile_model(self.model, spec.torch_compile)
+            self.eager, self.model = self.model, compile_model(self.model, spec.torch_compile)
         self.cuda = self.device.type == "cuda"
 
     def prepare(self, enc):
         return {k: self.torch.from_numpy(np.ascontiguousarray(v)).to(self.device) for k, v in enc.items()}
 
-    def __call__(self, prepared):
+    def _run(self, prepared):
         with self.torch.inference_mode():
             out = self.model(**prepared).logits
         if self.cuda:
             self.torch.cuda.synchronize()
         return out
 
+    def __call__(self, prepared):
+        self.calls += 1
+        if self.eager is None:
+            return self._run(prepared)
+        try:
+            return self._run(prepared)
+        except Exception as exc:  # noqa: BLE001 - compiling (lazy, on a call) failed on this host: run eager
+            return self._fall_back(prepared, exc)
+
+    def _fall_back(self, prepared, exc: Exception):
+        """Run eager from this call on; the variant's notes say that and why. Compilation needs a working
+        inductor backend (a C++ compiler on CPUs, Triton on GPUs) that the host measured on had and this
+        one may lack. An error eager also raises is raised from the eager call."""
+        self.model, self.eager = self.eager, None
+        try:
+            self.torch._dynamo.reset()
+        except Exception:  # noqa: BLE001 - best effort: only frees the failed compilation's caches
+            pass
+        if self.cuda:
+            self.torch.cuda.synchronize()
+        text = (str(exc).strip().splitlines() or [""])[0][:200]
+        self.spec.torch_compile = None
+        self.spec.notes[:] = [n for n in self.spec.notes if not n.startswith("torch.compile (mode")]
+        self.spec.notes.append(
+            f"torch.compile failed on this host at call {self.calls} ({type(exc).__name__}"
+            f"{': ' + text if text else ''}); measured eager from that call on, although the checkpoint's "
+            "torch_compile.json enables compiling for this device type")
+        return self._run(prepared)
+
     def logits(self, output):
         return output.float().cpu().numpy()
 
     def close(self):
-        self.model = None
+        self.model = self.eager = None
 
 
 class TorchScriptRunner(Runner):
