@@ -85,7 +85,9 @@ def recipe_line(manifest: dict) -> str:
     for stage in manifest["stages"]:
         cfg = stage.get("config") or {}
         if stage["kind"] in keys:
-            parts.append(stage["kind"] + " " + ", ".join(f"{k}={cfg[k]}" for k in keys[stage["kind"]] if k in cfg))
+            shown = [k for k in keys[stage["kind"]] if k in cfg]
+            shown += [k for k in ("hidden_weight", "attention_weight") if stage["kind"] == "distill" and cfg.get(k)]
+            parts.append(stage["kind"] + " " + ", ".join(f"{k}={cfg[k]}" for k in shown))
     return "; ".join(parts)
 
 

@@ -1,29 +1,35 @@
-"""Is the `cpu` recipe's accuracy one lucky run? The same compression repeated with other seeds.
+"""Is a `cpu` recipe's accuracy one lucky run? The same compression repeated with other seeds.
 
     python benchmarks/cpu_seeds.py --dataset sst2 --seeds 0 1 2
     python benchmarks/cpu_seeds.py --dataset sst2 --seeds 0 1 2 --recipe benchmarks/recipes/cpu-hidden.yaml
 
-For each seed: `edgebert compress --model runs/models/minilm-<ds> --target cpu --data <ds> --seed S`
-(seed 0 is the published goals run, see SEED0, which resumes without work; the others write
-runs/seeds/<ds>-s<S>; the run seed shifts every stage's own seed: prune's importance sample,
-distillation's shuffling and text perturbations), then `edgebert bench` of the fine-tuned model and
-the artifact on the test split for accuracy and agreement (one short timing round; latency is the
-goals benchmark's job, cpu_goals.py, and the pruned shapes are the same for every seed).
+For each seed: `edgebert compress --model runs/models/minilm-<ds> --target cpu --data <ds> --seed S
+[--recipe FILE]`, then `edgebert bench` of the fine-tuned model and the artifact on the test split for
+accuracy and agreement (one short timing round; latency is the goals benchmark's job, cpu_goals.py,
+and the pruned shapes are the same for every seed). Without --recipe it runs the cpu target's recipe:
+seed 0 is the published goals run (see SEED0), which resumes without work, and seed S writes
+runs/seeds/<ds>-s<S>. With --recipe FILE (a candidate, e.g. benchmarks/recipes/*.yaml) every seed, 0
+included, writes runs/seeds/<recipe name>-<ds>-s<S>.
 
-Writes benchmarks/results/cpu-seeds-<ds>.{json,md}: per seed the test accuracy, the drop from the
-fine-tuned fp32 model in points (goal: at most 1.0), agreement with it, the distilled epoch kept and
-its dev figures; then mean, sample standard deviation, min and max over the seeds.
+Writes benchmarks/results/cpu-seeds-<ds>.{json,md} (with --recipe: cpu-seeds-<recipe name>-<ds>): per
+seed the test accuracy, the drop from the fine-tuned fp32 model in points (goal: at most 1.0),
+agreement with it, the distilled epoch kept and its dev figures; then mean, sample standard
+deviation, min and max over the seeds. Seeds already in the record are kept; a record of another
+recipe file or of the old distillation shuffle is refused (move it aside).
 
 How independent the seeds are: run seed S adds S to each stage's seed, so prune's importance sample
-and distillation's text perturbations (seeded by stage seed * 1000 + epoch) differ from run to run,
-but distillation shuffles with stage seed + epoch: run S's epoch e takes the row order of run 0's
-epoch e + S (over other perturbed copies). The runs are different, not fully independent draws.
+and distillation's row order and text perturbations (seeded by distill.epoch_seed(stage seed, epoch))
+are drawn afresh for every run. Records whose "shuffle" is "seed + epoch" were made before that:
+distillation shuffled with stage seed + epoch, so run S's epoch e took the row order of run 0's
+epoch e + S.
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
+import shlex
 import statistics
 import sys
 from pathlib import Path
@@ -36,10 +42,11 @@ SHUFFLE_NOTE = {
                     "differ between runs; these runs were made when distillation's row order was seeded by stage "
                     "seed + epoch, so a run's epoch e reused the order of run 0's epoch e + seed (over other "
                     "perturbed copies): different runs, not fully independent draws.",
-    "seed * 1000 + epoch": "The run seed shifts every stage's seed: prune's importance sample, distillation's row "
-                           "order and its text perturbations (seeded by stage seed * 1000 + epoch) are drawn "
-                           "afresh for every run.",
+    "epoch_seed": "The run seed shifts every stage's seed: prune's importance sample, distillation's row order "
+                  "and its text perturbations (seeded by distill.epoch_seed(stage seed, epoch)) are drawn afresh "
+                  "for every run.",
 }
+SHUFFLE_NOTE["seed * 1000 + epoch"] = SHUFFLE_NOTE["epoch_seed"]  # its first name (seed-0 runs only: the same)
 # The published goals run of each dataset (seed 0), which resumes without work. BANKING77's current-recipe
 # run is banking77-5ep: runs/goals/banking77 holds the 3-epoch artifact that the runtime figures use.
 SEED0 = {"sst2": "runs/goals/sst2", "banking77": "runs/goals/banking77-5ep"}
@@ -80,7 +87,8 @@ def summary(rows: list[dict]) -> dict:
 
 def markdown(record: dict) -> str:
     s = record["summary"]
-    lines = [f"# cpu recipe over seeds: MiniLM on {record['dataset']} (test split, n={record['rows'][0]['n']})", "",
+    name = Path(record["recipe_file"]).stem if record.get("recipe_file") else "cpu"
+    lines = [f"# {name} recipe over seeds: MiniLM on {record['dataset']} (test split, n={record['rows'][0]['n']})", "",
              f"Command: `{record['command']}`  ", f"Date: {record['date']}; host: {record['host']}", "",
              f"Fine-tuned fp32 model (the teacher): test accuracy {record['rows'][0]['teacher_test_accuracy']:.4f}. "
              f"Recipe: {record['recipe']}.", "",
@@ -105,7 +113,8 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--dataset", choices=("sst2", "banking77"), default="sst2")
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    ap.add_argument("--recipe", type=Path, help="candidate recipe file instead of the cpu target's recipe")
+    ap.add_argument("--recipe", type=Path, metavar="FILE",
+                    help="path to a candidate recipe .yaml, run instead of the cpu target's recipe")
     args = ap.parse_args()
     from edgebert.artifact import host_info, now_iso, write_json
 
@@ -120,16 +129,20 @@ def main() -> None:
     tag = f"{recipe.stem}-{ds}" if recipe else ds
     out_json = RESULTS / f"cpu-seeds-{tag}.json"
     old = json.loads(out_json.read_text()) if out_json.is_file() else {}
-    if old and old.get("shuffle", "seed + epoch") != "seed * 1000 + epoch":
+    if old and SHUFFLE_NOTE.get(old.get("shuffle", "seed + epoch")) != SHUFFLE_NOTE["epoch_seed"]:
         sys.exit(f"{out_json} holds runs made with the old distillation shuffle (seed + epoch); move it aside first")
+    recipe_file = (str(recipe.relative_to(ROOT)) if recipe.is_relative_to(ROOT) else str(recipe)) if recipe else None
+    recipe_sha = hashlib.sha256(recipe.read_bytes()).hexdigest() if recipe else None
+    if old and (old.get("recipe_file") != recipe_file or old.get("recipe_sha256", recipe_sha) != recipe_sha):
+        sys.exit(f"{out_json} holds runs of another recipe ({old.get('recipe_file') or 'the cpu target'}"
+                 f"{', sha256 ' + str(old.get('recipe_sha256'))[:12] if old.get('recipe_sha256') else ''}); "
+                 "move it aside first")
     rows = {r["seed"]: r for r in old.get("rows", [])}
-    command = f"python benchmarks/cpu_seeds.py --dataset {ds} --seeds " + " ".join(
-        str(s) for s in sorted(set(args.seeds) | set(rows)))
-    if recipe is not None:
-        command += f" --recipe {recipe.relative_to(ROOT) if recipe.is_relative_to(ROOT) else recipe}"
-    record = {"dataset": ds, "command": command, "recipe_file": str(recipe.relative_to(ROOT)) if recipe and
-              recipe.is_relative_to(ROOT) else (str(recipe) if recipe else None),
-              "shuffle": "seed * 1000 + epoch", "date": now_iso(), "host": host_info()["processor"]}
+    command = ["python", "benchmarks/cpu_seeds.py", "--dataset", ds, "--seeds",
+               *(str(s) for s in sorted(set(args.seeds) | set(rows)))]
+    command += ["--recipe", recipe_file] if recipe_file else []
+    record = {"dataset": ds, "command": shlex.join(command), "recipe_file": recipe_file, "recipe_sha256": recipe_sha,
+              "shuffle": "epoch_seed", "date": now_iso(), "host": host_info()["processor"]}
     for seed in args.seeds:
         if recipe is None:
             art = ROOT / (SEED0[ds] if seed == 0 else f"runs/seeds/{ds}-s{seed}")

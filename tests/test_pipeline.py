@@ -268,3 +268,25 @@ def test_a_stage_revision_changes_the_key_only_where_the_output_changed():
     assert _key("prev", seed0, None, stage.revision(seed0)) == _key("prev", seed0)
     assert stage.revision(seed1)
     assert _key("prev", seed1, None, stage.revision(seed1)) != _key("prev", seed1)
+
+
+def test_a_run_resumed_after_a_stage_revision_redoes_that_stage_only_where_it_changed(
+        tiny_classifier_dir, tiny_sentiment_dir, tmp_path, monkeypatch):
+    """Runs made before distill's row-order change: the seed-1 run redoes distill (and what follows)
+    when resumed, the seed-0 run reuses every stage."""
+    from edgebert.stages import registry
+
+    recipe = write_recipe(tmp_path / "r.yaml", [
+        {"kind": "prune", "ffn": 0.25, "samples": 16},
+        {"kind": "distill", "epochs": 1, "batch_size": 8, "patience": 0},
+        {"kind": "export-pytorch"}])
+    stage = registry.get_stage("distill")
+    monkeypatch.setitem(registry.STAGES, "distill", registry.StageDef(**{**stage.__dict__, "revision": None}))
+    for seed in (0, 1):  # made by the old code
+        compress(str(tiny_classifier_dir), "cpu", data=str(tiny_sentiment_dir), out=tmp_path / f"s{seed}",
+                 recipe=recipe, seed=seed, progress=False)
+    monkeypatch.setitem(registry.STAGES, "distill", stage)
+    again = {seed: compress(str(tiny_classifier_dir), "cpu", data=str(tiny_sentiment_dir), out=tmp_path / f"s{seed}",
+                            recipe=recipe, seed=seed, progress=False) for seed in (0, 1)}
+    assert again[0].ran == [] and len(again[0].skipped) == 3
+    assert again[1].skipped == ["01-prune"] and again[1].ran == ["02-distill", "03-export-pytorch"]

@@ -114,43 +114,102 @@ def test_compile_on_measures_and_bench_runs_it_compiled(tiny_classifier_dir, tin
     assert compiled["accuracy"]["agreement"] == 1.0
 
 
-def test_bench_falls_back_to_eager_where_compiling_fails(tiny_classifier_dir, tiny_sentiment_dir, tmp_path,
-                                                        monkeypatch, no_cuda):
-    """A checkpoint whose decision enables torch.compile, benchmarked on a host where compiling fails
-    (no C++ compiler / Triton there): the variant runs eager, with eager's answers, and says why."""
+class _Broken:
+    """What torch.compile's lazy compilation looks like when it fails on a host: the call raises."""
+
+    armed = True  # False: behaves as the model until armed
+
+    def __init__(self, model):
+        self.model = model
+
+    def __call__(self, **inputs):
+        if type(self).armed:
+            from torch._dynamo.exc import BackendCompilerFailed
+
+            def inductor():
+                pass
+
+            raise BackendCompilerFailed(inductor, OSError("no C++ compiler found"), None)
+        return self.model(**inputs)
+
+
+def _compiled_folder(tiny_classifier_dir, tmp_path):
+    """A copy of the tiny checkpoint whose torch_compile.json enables compiling on CPUs."""
     import shutil
 
-    import torch
-
-    import edgebert.export.torch_compile as tc
-    from edgebert.bench import bench
-
-    class Broken(torch.nn.Module):  # what torch.compile's lazy compilation looks like when it fails
-        def __init__(self, model):
-            super().__init__()
-            self.model = model
-
-        def forward(self, **inputs):
-            raise RuntimeError("BackendCompilerFailed: backend='inductor' raised: no C++ compiler\nmore")
-
-    monkeypatch.setattr(tc, "compile_model", lambda model, mode="default": Broken(model))
     folder = tmp_path / "compiled"
     shutil.copytree(tiny_classifier_dir, folder)
     (folder / COMPILE_FILE).write_text(json.dumps({"cpu": {
         "enabled": True, "mode": "default", "reason": "1.25x faster",
         "measured": {**MEASURED, "device_type": "cpu", "dtype": "float32"}}}), encoding="utf-8")
-    bench([str(tiny_classifier_dir), str(folder)], str(tiny_sentiment_dir), split="dev", out=tmp_path / "b",
-          rounds=1, warmup=1, latency_samples=3, memory=False, progress=False, device="cpu")
-    variants = {v["name"]: v for v in json.loads((tmp_path / "b" / "bench.json").read_text())["variants"]}
-    fell_back = next(v for n, v in variants.items() if n.startswith("compiled"))
+    return folder
+
+
+def _bench_variants(tiny_classifier_dir, folder, data, out, **options):
+    from edgebert.bench import bench
+
+    bench([str(tiny_classifier_dir), str(folder)], str(data), split="dev", out=out, warmup=1, latency_samples=3,
+          memory=False, progress=False, device="cpu", **options)
+    variants = json.loads((out / "bench.json").read_text())["variants"]
+    return (next(v for v in variants if v["name"].startswith("compiled")),
+            next(v for v in variants if not v["name"].startswith("compiled")))
+
+
+def test_bench_falls_back_to_eager_where_compiling_fails(tiny_classifier_dir, tiny_sentiment_dir, tmp_path,
+                                                        monkeypatch, no_cuda):
+    """A checkpoint whose decision enables torch.compile, benchmarked on a host where compiling fails
+    (no C++ compiler / Triton there): the variant runs eager, with eager's answers, and says why."""
+    import edgebert.export.torch_compile as tc
+
+    monkeypatch.setattr(_Broken, "armed", True)
+    monkeypatch.setattr(tc, "compile_model", lambda model, mode="default": _Broken(model))
+    fell_back, _ = _bench_variants(tiny_classifier_dir, _compiled_folder(tiny_classifier_dir, tmp_path),
+                                   tiny_sentiment_dir, tmp_path / "b", rounds=1)
     assert fell_back["status"] == "ok"
-    assert any(n.startswith("torch.compile failed on this host at call 1 (RuntimeError: BackendCompilerFailed")
+    assert any(n.startswith("torch.compile failed on this host at call 1 (OSError: no C++ compiler found)")
                and "measured eager from that call on" in n for n in fell_back["notes"]), fell_back["notes"]
     assert not any(n.startswith("torch.compile (mode") for n in fell_back["notes"])  # it did not run compiled
     assert fell_back["accuracy"]["agreement"] == 1.0 and fell_back["latency"]["p50"] > 0
 
 
-def test_an_error_eager_also_raises_is_not_hidden(tiny_classifier_dir, monkeypatch):
+def test_a_fallback_while_timing_restarts_the_timing_eager(tiny_classifier_dir, tiny_sentiment_dir, tmp_path,
+                                                          monkeypatch, no_cuda):
+    """Compiled through accuracy and warm-up, failing in the first timed call: the samples timed so far
+    are dropped and the variant is timed again, eager, so no latency mixes the two."""
+    import edgebert.bench.protocol as protocol
+    import edgebert.export.torch_compile as tc
+
+    monkeypatch.setattr(_Broken, "armed", False)
+    monkeypatch.setattr(tc, "compile_model", lambda model, mode="default": _Broken(model))
+    time_calls = protocol.time_calls
+
+    def arming(runner, inputs):
+        _Broken.armed = True  # the next compiled call fails
+        return time_calls(runner, inputs)
+
+    monkeypatch.setattr(protocol, "time_calls", arming)
+    fell_back, plain = _bench_variants(tiny_classifier_dir, _compiled_folder(tiny_classifier_dir, tmp_path),
+                                       tiny_sentiment_dir, tmp_path / "b", rounds=2)
+    assert fell_back["status"] == "ok"
+    assert any(n.startswith("timing restarted eager in round 1 of 2") for n in fell_back["notes"]), fell_back["notes"]
+    assert fell_back["latency"]["n"] == plain["latency"]["n"] == 2 * 3  # one eager round 1 and round 2 each
+
+
+def test_the_memory_process_reports_its_own_fallback(tiny_classifier_dir, tmp_path, monkeypatch, no_cuda):
+    import edgebert.export.torch_compile as tc
+    from edgebert.bench import worker
+    from edgebert.bench.variants import VariantSpec
+
+    monkeypatch.setattr(_Broken, "armed", True)
+    monkeypatch.setattr(tc, "compile_model", lambda model, mode="default": _Broken(model))
+    spec = VariantSpec(name="m", path=str(tiny_classifier_dir), kind="hf", runtime="pytorch",
+                       tokenizer_dir=str(tiny_classifier_dir), label_names=None, device="cpu", torch_compile="default")
+    result = worker.measure({"variant": spec.to_json(), "threads": 1, "texts": ["a short sentence"], "runs": 2})
+    assert result["torch_compile_fallback"].startswith("torch.compile failed on this host at call 1")
+    assert result["first_call_s"] > 0
+
+
+def test_an_error_eager_also_raises_is_eager_s_and_changes_nothing(tiny_classifier_dir, monkeypatch):
     import torch
 
     import edgebert.export.torch_compile as tc
@@ -158,13 +217,14 @@ def test_an_error_eager_also_raises_is_not_hidden(tiny_classifier_dir, monkeypat
 
     monkeypatch.setattr(tc, "compile_model", lambda model, mode="default": model)  # "compiled" = eager here
     spec = VariantSpec(name="m", path=str(tiny_classifier_dir), kind="hf", runtime="pytorch", tokenizer_dir=None,
-                       label_names=None, precision="fp32",
-                       device="cpu", torch_compile="default")
+                       label_names=None, precision="fp32", device="cpu", torch_compile="default",
+                       notes=["torch.compile (mode default, dynamic shapes): 1.25x faster"])
     runner = PytorchRunner(spec)
     bad = {"input_ids": torch.full((1, 4), 10**9, dtype=torch.long)}  # ids past the vocabulary
     with pytest.raises(IndexError):
         runner(bad)
-    assert runner.eager is None and spec.torch_compile is None  # it fell back, and eager raised the same
+    assert runner.eager is not None and runner.fell_back_at is None  # still compiled: not a compile failure
+    assert spec.torch_compile == "default" and spec.notes == ["torch.compile (mode default, dynamic shapes): 1.25x faster"]
 
 
 def test_unreadable_decision_file_is_a_clear_error(tmp_path):

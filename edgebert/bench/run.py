@@ -324,14 +324,14 @@ def bench(paths: Sequence[str | os.PathLike], data: Any, *, split: str = "test",
                     continue
                 phase(name, f"latency round {k + 1}/{rounds}")
                 try:
-                    protocol.warm_up(v.runner, v.latency_inputs, 1)  # re-prime after the previous variant
-                    v.latency_ns += protocol.time_calls(v.runner, v.latency_inputs)
-                    if v.fixed_inputs:
-                        protocol.warm_up(v.runner, v.fixed_inputs, 1)
-                        v.fixed_ns += protocol.time_calls(v.runner, v.fixed_inputs)
-                    protocol.warm_up(v.runner, v.throughput_inputs, 1)
-                    t = protocol.time_calls(v.runner, v.throughput_inputs)
-                    v.throughput.append(len(rows) / (sum(t) / 1e9))
+                    fell_back = getattr(v.runner, "fell_back_at", None)
+                    _time_round(v, len(rows))
+                    if getattr(v.runner, "fell_back_at", None) != fell_back:
+                        # torch.compile failed inside a timed block: keep eager samples only
+                        v.latency_ns, v.fixed_ns, v.throughput = [], [], []
+                        _time_round(v, len(rows))
+                        v.spec.notes.append(f"timing restarted eager in round {k + 1} of {rounds}: the samples "
+                                            "timed compiled before the failure were dropped")
                 except Exception as exc:
                     v.fail(f"latency round {k + 1}", exc)
                 bar.update(1)
@@ -381,6 +381,18 @@ def bench(paths: Sequence[str | os.PathLike], data: Any, *, split: str = "test",
     return BenchResult(out=out, results=results)
 
 
+def _time_round(v: _Variant, rows: int) -> None:
+    """One variant's turn in a timing round: batch-1 latency, the fixed shape, throughput."""
+    protocol.warm_up(v.runner, v.latency_inputs, 1)  # re-prime after the previous variant
+    v.latency_ns += protocol.time_calls(v.runner, v.latency_inputs)
+    if v.fixed_inputs:
+        protocol.warm_up(v.runner, v.fixed_inputs, 1)
+        v.fixed_ns += protocol.time_calls(v.runner, v.fixed_inputs)
+    protocol.warm_up(v.runner, v.throughput_inputs, 1)
+    t = protocol.time_calls(v.runner, v.throughput_inputs)
+    v.throughput.append(rows / (sum(t) / 1e9))
+
+
 def _apply_compile_decisions(specs: list[VariantSpec]) -> None:
     """Compile the PyTorch variants whose folder's torch_compile.json enables it for their device type
     and precision (the export-pytorch stage measured it there); note the decision either way."""
@@ -426,6 +438,9 @@ def _variant_json(v: _Variant, ref: _Variant | None, seq_len: int | None, batch:
     notes = list(s.notes)
     if memory and "error" in memory:
         notes.append(f"memory not measured: {memory['error']}")
+    if memory and memory.get("torch_compile_fallback"):
+        notes.append(f"memory process: {memory['torch_compile_fallback']} (its peak and first_call_s include "
+                     "the failed compilation)")
     size = s.size_bytes if s.files else None
     return {
         "name": s.name, "role": s.role, "baseline": s.baseline, "kind": s.kind, "runtime": s.runtime,

@@ -353,6 +353,7 @@ class PytorchRunner(Runner):
         self.model = (model.half() if spec.precision == "fp16" else model.float()).eval()
         self.eager = None  # the eager model while a compiled one runs: the fallback if compiling fails here
         self.calls = 0
+        self.fell_back_at: int | None = None  # the call at which compiling failed and eager took over
         if spec.torch_compile:  # compiles on the first (warm-up) calls
             from edgebert.export.torch_compile import compile_model
 
@@ -362,9 +363,9 @@ class PytorchRunner(Runner):
     def prepare(self, enc):
         return {k: self.torch.from_numpy(np.ascontiguousarray(v)).to(self.device) for k, v in enc.items()}
 
-    def _run(self, prepared):
+    def _run(self, model, prepared):
         with self.torch.inference_mode():
-            out = self.model(**prepared).logits
+            out = model(**prepared).logits
         if self.cuda:
             self.torch.cuda.synchronize()
         return out
@@ -372,31 +373,28 @@ class PytorchRunner(Runner):
     def __call__(self, prepared):
         self.calls += 1
         if self.eager is None:
-            return self._run(prepared)
+            return self._run(self.model, prepared)
         try:
-            return self._run(prepared)
-        except Exception as exc:  # noqa: BLE001 - compiling (lazy, on a call) failed on this host: run eager
+            return self._run(self.model, prepared)
+        except Exception as exc:  # noqa: BLE001 - compiling (lazy, on a call) failed on this host?
             return self._fall_back(prepared, exc)
 
     def _fall_back(self, prepared, exc: Exception):
-        """Run eager from this call on; the variant's notes say that and why. Compilation needs a working
-        inductor backend (a C++ compiler on CPUs, Triton on GPUs) that the host measured on had and this
-        one may lack. An error eager also raises is raised from the eager call."""
-        self.model, self.eager = self.eager, None
-        try:
-            self.torch._dynamo.reset()
-        except Exception:  # noqa: BLE001 - best effort: only frees the failed compilation's caches
-            pass
-        if self.cuda:
-            self.torch.cuda.synchronize()
-        text = (str(exc).strip().splitlines() or [""])[0][:200]
+        """Where eager answers the call that the compiled model failed, run eager from this call on; the
+        variant's notes say so and why. Compiling needs a working inductor backend (a C++ compiler on
+        CPUs, Triton on GPUs) that the host the decision was measured on had and this one may lack. An
+        error eager raises too (e.g. a bad input) is eager's, raised as it is, and nothing changes."""
+        out = self._run(self.eager, prepared)  # raises what eager raises, chained to the compile error
+        self.model, self.eager, self.fell_back_at = self.eager, None, self.calls
+        cause = getattr(exc, "inner_exception", None) or exc  # BackendCompilerFailed wraps the reason
+        text = next((line.strip() for line in str(cause).splitlines() if line.strip()), "")[:200]
         self.spec.torch_compile = None
         self.spec.notes[:] = [n for n in self.spec.notes if not n.startswith("torch.compile (mode")]
         self.spec.notes.append(
-            f"torch.compile failed on this host at call {self.calls} ({type(exc).__name__}"
+            f"torch.compile failed on this host at call {self.calls} ({type(cause).__name__}"
             f"{': ' + text if text else ''}); measured eager from that call on, although the checkpoint's "
             "torch_compile.json enables compiling for this device type")
-        return self._run(prepared)
+        return out
 
     def logits(self, output):
         return output.float().cpu().numpy()

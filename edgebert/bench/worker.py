@@ -97,6 +97,8 @@ def measure(job: dict[str, Any]) -> dict[str, Any]:
         runner.logits(runner(runner.prepare(tokenize(texts[i % len(texts)]))))
         if i == 0:  # includes torch.compile's compilation for compiled variants (it is lazy)
             result["first_call_s"] = time.perf_counter() - t0
+    if getattr(runner, "fell_back_at", None) is not None:  # compiling failed in this process: it ran eager
+        result["torch_compile_fallback"] = spec.notes[-1]
     result["rss_end_mb"] = rss_mb()
     result["peak_rss_mb"], result["peak_source"] = peak_rss_mb()
     result["ru_maxrss_mb"] = ru_maxrss_mb()  # includes the parent's RSS on Linux: not the peak

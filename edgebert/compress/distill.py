@@ -83,11 +83,14 @@ class DistillConfig(StageConfig):
 def epoch_seed(seed: int, epoch: int) -> int:
     """The seed of one epoch's row order and text perturbations.
 
-    Distinct for every (seed, epoch) with 1 <= epoch <= 1000 (the most epochs allowed), so runs with
-    different seeds never share an epoch's draws (seed + epoch would: seed 1's epoch 1 would be seed
-    0's epoch 2). Seed 0 gives the epoch itself, as seed + epoch did.
+    Non-negative (``random.Random`` draws the same for ``n`` and ``-n``) and distinct for every
+    (seed, epoch) with 1 <= epoch <= 1000 (the most epochs allowed), so runs with different seeds
+    never share an epoch's draws (seed + epoch would: seed 1's epoch 1 would be seed 0's epoch 2).
+    Seeds 0, 1, 2, ... use blocks 0, 2, 4, ... of 1000 and seeds -1, -2, ... blocks 1, 3, ...; seed 0
+    gives the epoch itself, as seed + epoch did.
     """
-    return seed * 1000 + epoch
+    block = 2 * seed if seed >= 0 else -2 * seed - 1
+    return block * 1000 + epoch
 
 
 def default_layer_map(student, teacher) -> list[int]:

@@ -124,8 +124,8 @@ def _change_in_place(art: Artifact, ctx: RunContext, change, keys: tuple[str, ..
 
 @register_stage(DistillStageConfig, reads="torch", changes="torch",
                 summary="Train the pruned student to imitate the fine-tuned teacher (KL on logits + hard labels)",
-                # row order seeded by seed * 1000 + epoch (was seed + epoch): the same for seed 0 only
-                revision=lambda cfg: "epoch-seed seed*1000+epoch" if cfg.seed else None)
+                # row order seeded by distill.epoch_seed (was seed + epoch): the same for seed 0 only
+                revision=lambda cfg: "epoch_seed: 1000 blocks" if cfg.seed else None)
 def distill(art: Artifact, cfg: DistillStageConfig, ctx: RunContext) -> StageResult:
     from edgebert.compress.distill import DistillConfig as LibConfig
     from edgebert.compress.distill import distill as run_distill
