@@ -138,10 +138,13 @@ def main() -> None:
                  f"{', sha256 ' + str(old.get('recipe_sha256'))[:12] if old.get('recipe_sha256') else ''}); "
                  "move it aside first")
     rows = {r["seed"]: r for r in old.get("rows", [])}
-    command = ["python", "benchmarks/cpu_seeds.py", "--dataset", ds, "--seeds",
-               *(str(s) for s in sorted(set(args.seeds) | set(rows)))]
-    command += ["--recipe", recipe_file] if recipe_file else []
-    record = {"dataset": ds, "command": shlex.join(command), "recipe_file": recipe_file, "recipe_sha256": recipe_sha,
+
+    def command(seeds) -> str:
+        return shlex.join(["python", "benchmarks/cpu_seeds.py", "--dataset", ds, "--seeds",
+                           *(str(s) for s in sorted(seeds)), *(["--recipe", recipe_file] if recipe_file else [])])
+
+    record = {"dataset": ds, "command": command(set(args.seeds) | set(rows)), "recipe_file": recipe_file,
+              "recipe_sha256": recipe_sha,
               "shuffle": "epoch_seed", "date": now_iso(), "host": host_info()["processor"]}
     for seed in args.seeds:
         if recipe is None:
@@ -156,6 +159,10 @@ def main() -> None:
             "--rounds", "1", "--warmup", "2", "--latency-samples", "20", "--no-memory",
             "--out", str(bench_out), "--overwrite", "--quiet"])
         rows[seed] = seed_row(seed, model, art, json.loads((bench_out / "bench.json").read_text()))
+        if out_json.is_file():  # another seed's process may have written rows meanwhile: keep them
+            done = json.loads(out_json.read_text()).get("rows", [])
+            rows = {**{r["seed"]: r for r in done}, **rows}
+            record["command"] = command(set(args.seeds) | set(rows))
         record["recipe"] = recipe_line(json.loads((art / "manifest.json").read_text()))
         record["rows"] = [rows[k] for k in sorted(rows)]
         record["summary"] = summary(record["rows"])
