@@ -47,6 +47,7 @@ SHUFFLE_NOTE = {
                   "for every run.",
 }
 SHUFFLE_NOTE["seed * 1000 + epoch"] = SHUFFLE_NOTE["epoch_seed"]  # its first name (seed-0 runs only: the same)
+CURRENT_SHUFFLE = ("epoch_seed", "seed * 1000 + epoch")  # the records new seeds may be added to
 # The published goals run of each dataset (seed 0), which resumes without work. BANKING77's current-recipe
 # run is banking77-5ep: runs/goals/banking77 holds the 3-epoch artifact that the runtime figures use.
 SEED0 = {"sst2": "runs/goals/sst2", "banking77": "runs/goals/banking77-5ep"}
@@ -129,7 +130,7 @@ def main() -> None:
     tag = f"{recipe.stem}-{ds}" if recipe else ds
     out_json = RESULTS / f"cpu-seeds-{tag}.json"
     old = json.loads(out_json.read_text()) if out_json.is_file() else {}
-    if old and SHUFFLE_NOTE.get(old.get("shuffle", "seed + epoch")) != SHUFFLE_NOTE["epoch_seed"]:
+    if old and old.get("shuffle", "seed + epoch") not in CURRENT_SHUFFLE:
         sys.exit(f"{out_json} holds runs made with the old distillation shuffle (seed + epoch); move it aside first")
     recipe_file = (str(recipe.relative_to(ROOT)) if recipe.is_relative_to(ROOT) else str(recipe)) if recipe else None
     recipe_sha = hashlib.sha256(recipe.read_bytes()).hexdigest() if recipe else None

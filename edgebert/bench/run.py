@@ -324,9 +324,9 @@ def bench(paths: Sequence[str | os.PathLike], data: Any, *, split: str = "test",
                     continue
                 phase(name, f"latency round {k + 1}/{rounds}")
                 try:
-                    fell_back = getattr(v.runner, "fell_back_at", None)
+                    fell_back = v.runner.fell_back_at
                     _time_round(v, len(rows))
-                    if getattr(v.runner, "fell_back_at", None) != fell_back:
+                    if v.runner.fell_back_at != fell_back:
                         # torch.compile failed inside a timed block: keep eager samples only
                         v.latency_ns, v.fixed_ns, v.throughput = [], [], []
                         _time_round(v, len(rows))

@@ -314,6 +314,7 @@ class Runner:
     """
 
     spec: VariantSpec
+    fell_back_at: int | None = None  # the call from which a compiled variant ran eager (compiling failed)
 
     def prepare(self, enc: dict[str, np.ndarray]) -> Any:
         raise NotImplementedError
@@ -353,7 +354,6 @@ class PytorchRunner(Runner):
         self.model = (model.half() if spec.precision == "fp16" else model.float()).eval()
         self.eager = None  # the eager model while a compiled one runs: the fallback if compiling fails here
         self.calls = 0
-        self.fell_back_at: int | None = None  # the call at which compiling failed and eager took over
         if spec.torch_compile:  # compiles on the first (warm-up) calls
             from edgebert.export.torch_compile import compile_model
 
@@ -372,11 +372,11 @@ class PytorchRunner(Runner):
 
     def __call__(self, prepared):
         self.calls += 1
-        if self.eager is None:
-            return self._run(self.model, prepared)
         try:
             return self._run(self.model, prepared)
         except Exception as exc:  # noqa: BLE001 - compiling (lazy, on a call) failed on this host?
+            if self.eager is None:  # not compiled (or no longer): the error is eager's own
+                raise
             return self._fall_back(prepared, exc)
 
     def _fall_back(self, prepared, exc: Exception):

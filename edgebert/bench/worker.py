@@ -97,7 +97,7 @@ def measure(job: dict[str, Any]) -> dict[str, Any]:
         runner.logits(runner(runner.prepare(tokenize(texts[i % len(texts)]))))
         if i == 0:  # includes torch.compile's compilation for compiled variants (it is lazy)
             result["first_call_s"] = time.perf_counter() - t0
-    if getattr(runner, "fell_back_at", None) is not None:  # compiling failed in this process: it ran eager
+    if runner.fell_back_at is not None:  # compiling failed in this process: it ran eager
         result["torch_compile_fallback"] = spec.notes[-1]
     result["rss_end_mb"] = rss_mb()
     result["peak_rss_mb"], result["peak_source"] = peak_rss_mb()
