@@ -218,7 +218,8 @@ def test_an_error_eager_also_raises_is_eager_s_and_changes_nothing(tiny_classifi
     monkeypatch.setattr(tc, "compile_model", lambda model, mode="default": model)  # "compiled" = eager here
     spec = VariantSpec(name="m", path=str(tiny_classifier_dir), kind="hf", runtime="pytorch", tokenizer_dir=None,
                        label_names=None, precision="fp32", device="cpu", torch_compile="default",
-                       notes=["torch.compile (mode default, dynamic shapes): 1.25x faster"])
+                       notes=["torch.compile (mode default, dynamic shapes): 1.25x faster"],
+                       compile_note="torch.compile (mode default, dynamic shapes): 1.25x faster")
     runner = PytorchRunner(spec)
     bad = {"input_ids": torch.full((1, 4), 10**9, dtype=torch.long)}  # ids past the vocabulary
     with pytest.raises(IndexError):

@@ -405,6 +405,7 @@ def _apply_compile_decisions(specs: list[VariantSpec]) -> None:
         s.torch_compile, note = compile_choice(read_settings(s.path), s.device, dtypes.get(s.precision, s.precision))
         if note:
             s.notes.append(note)
+        s.compile_note = note if s.torch_compile else None
 
 
 def _pick_reference(ok: list[_Variant], reference: str | None) -> _Variant | None:

@@ -77,6 +77,7 @@ class VariantSpec:
     notes: list[str] = field(default_factory=list)
     validation: dict[str, Any] | None = None  # export check of an exported baseline
     torch_compile: str | None = None  # torch.compile mode where the folder's torch_compile.json enables it
+    compile_note: str | None = None  # the note (in notes) saying it runs compiled; dropped if compiling fails
 
     def to_json(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -388,8 +389,8 @@ class PytorchRunner(Runner):
         self.model, self.eager, self.fell_back_at = self.eager, None, self.calls
         cause = getattr(exc, "inner_exception", None) or exc  # BackendCompilerFailed wraps the reason
         text = next((line.strip() for line in str(cause).splitlines() if line.strip()), "")[:200]
-        self.spec.torch_compile = None
-        self.spec.notes[:] = [n for n in self.spec.notes if not n.startswith("torch.compile (mode")]
+        self.spec.notes[:] = [n for n in self.spec.notes if n != self.spec.compile_note]
+        self.spec.torch_compile = self.spec.compile_note = None
         self.spec.notes.append(
             f"torch.compile failed on this host at call {self.calls} ({type(cause).__name__}"
             f"{': ' + text if text else ''}); measured eager from that call on, although the checkpoint's "
