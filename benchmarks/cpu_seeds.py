@@ -34,7 +34,7 @@ import statistics
 import sys
 from pathlib import Path
 
-from cpu_goals import DATA, RESULTS, ROOT, recipe_line, sh  # run as a script: benchmarks/ is on sys.path
+from cpu_goals import ARTIFACTS, DATA, RESULTS, ROOT, recipe_line, sh  # run as a script: benchmarks/ is on sys.path
 
 GOAL_DROP = 1.0
 SHUFFLE_NOTE = {
@@ -48,9 +48,8 @@ SHUFFLE_NOTE = {
 }
 SHUFFLE_NOTE["seed * 1000 + epoch"] = SHUFFLE_NOTE["epoch_seed"]  # its first name (seed-0 runs only: the same)
 CURRENT_SHUFFLE = ("epoch_seed", "seed * 1000 + epoch")  # the records new seeds may be added to
-# The published goals run of each dataset (seed 0), which resumes without work. BANKING77's current-recipe
-# run is banking77-5ep: runs/goals/banking77 holds the 3-epoch artifact that the runtime figures use.
-SEED0 = {"sst2": "runs/goals/sst2", "banking77": "runs/goals/banking77-5ep"}
+# The published goals run of each dataset (seed 0; benchmarks/cpu_goals.py), which resumes without work.
+SEED0 = ARTIFACTS
 
 
 def seed_row(seed: int, model: Path, art: Path, bench: dict) -> dict:
