@@ -7,7 +7,7 @@ For each seed: `edgebert compress --model runs/models/minilm-<ds> --target cpu -
 [--recipe FILE]`, then `edgebert bench` of the fine-tuned model and the artifact on the test split for
 accuracy and agreement (one short timing round; latency is the goals benchmark's job, cpu_goals.py,
 and the pruned shapes are the same for every seed). Without --recipe it runs the cpu target's recipe:
-seed 0 is the published goals run (see SEED0), which resumes without work, and seed S writes
+seed 0 is the published goals run (cpu_goals.ARTIFACTS), which resumes without work, and seed S writes
 runs/seeds/<ds>-s<S>. With --recipe FILE (a candidate, e.g. benchmarks/recipes/*.yaml) every seed, 0
 included, writes runs/seeds/<recipe name>-<ds>-s<S>.
 
@@ -48,8 +48,6 @@ SHUFFLE_NOTE = {
 }
 SHUFFLE_NOTE["seed * 1000 + epoch"] = SHUFFLE_NOTE["epoch_seed"]  # its first name (seed-0 runs only: the same)
 CURRENT_SHUFFLE = ("epoch_seed", "seed * 1000 + epoch")  # the records new seeds may be added to
-# The published goals run of each dataset (seed 0; benchmarks/cpu_goals.py), which resumes without work.
-SEED0 = ARTIFACTS
 
 
 def seed_row(seed: int, model: Path, art: Path, bench: dict) -> dict:
@@ -148,7 +146,7 @@ def main() -> None:
               "shuffle": "epoch_seed", "date": now_iso(), "host": host_info()["processor"]}
     for seed in args.seeds:
         if recipe is None:
-            art = ROOT / (SEED0[ds] if seed == 0 else f"runs/seeds/{ds}-s{seed}")
+            art = ROOT / (ARTIFACTS[ds] if seed == 0 else f"runs/seeds/{ds}-s{seed}")  # seed 0: the goals run
         else:
             art = ROOT / f"runs/seeds/{tag}-s{seed}"
         bench_out = ROOT / f"runs/seeds/{tag}-s{seed}-bench"
