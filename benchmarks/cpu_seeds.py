@@ -15,7 +15,8 @@ Writes benchmarks/results/cpu-seeds-<ds>.{json,md} (with --recipe: cpu-seeds-<re
 seed the test accuracy, the drop from the fine-tuned fp32 model in points (goal: at most 1.0),
 agreement with it, the distilled epoch kept and its dev figures; then mean, sample standard
 deviation, min and max over the seeds. Seeds already in the record are kept; a record of another
-recipe file or of the old distillation shuffle is refused (move it aside).
+recipe file, of another text of the same file (its sha256; without --recipe that of the recipe the cpu
+target names, recipes/cpu.yaml) or of the old distillation shuffle is refused (move it aside).
 
 How independent the seeds are: run seed S adds S to each stage's seed, so prune's importance sample
 and distillation's row order and text perturbations (seeded by distill.epoch_seed(stage seed, epoch))
@@ -48,6 +49,17 @@ SHUFFLE_NOTE = {
 }
 SHUFFLE_NOTE["seed * 1000 + epoch"] = SHUFFLE_NOTE["epoch_seed"]  # its first name (seed-0 runs only: the same)
 CURRENT_SHUFFLE = ("epoch_seed", "seed * 1000 + epoch")  # the records new seeds may be added to
+
+
+def target_recipe_file() -> Path:
+    """The recipe file the cpu target names (recipes/cpu.yaml): its sha256 ties a record to its text."""
+    from edgebert.targets import _named, load_target, recipes_dir
+
+    name = load_target("cpu").recipe
+    path = _named(name, recipes_dir()) if isinstance(name, str) else None
+    if path is None or not path.is_file():
+        sys.exit(f"the cpu target's recipe {name!r} is not a recipe file")
+    return path
 
 
 def seed_row(seed: int, model: Path, art: Path, bench: dict) -> dict:
@@ -130,8 +142,8 @@ def main() -> None:
     if old and old.get("shuffle", "seed + epoch") not in CURRENT_SHUFFLE:
         sys.exit(f"{out_json} holds runs made with the old distillation shuffle (seed + epoch); move it aside first")
     recipe_file = (str(recipe.relative_to(ROOT)) if recipe.is_relative_to(ROOT) else str(recipe)) if recipe else None
-    recipe_sha = hashlib.sha256(recipe.read_bytes()).hexdigest() if recipe else None
-    if old and (old.get("recipe_file") != recipe_file or old.get("recipe_sha256", recipe_sha) != recipe_sha):
+    recipe_sha = hashlib.sha256((recipe or target_recipe_file()).read_bytes()).hexdigest()
+    if old and (old.get("recipe_file") != recipe_file or old.get("recipe_sha256") != recipe_sha):
         sys.exit(f"{out_json} holds runs of another recipe ({old.get('recipe_file') or 'the cpu target'}"
                  f"{', sha256 ' + str(old.get('recipe_sha256'))[:12] if old.get('recipe_sha256') else ''}); "
                  "move it aside first")
