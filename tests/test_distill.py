@@ -159,6 +159,44 @@ def test_hidden_and_attention_losses_run(arch, request, sentiment):
 
 
 @pytest.mark.parametrize("arch", ["bert", "albert"])
+def test_attention_of_pruned_heads_is_matched_to_the_heads_they_came_from(arch, request):
+    """A head-pruned student compares each kept head with the teacher head it was cut from: where the
+    inputs are the same (the first layer use), the student's maps equal the teacher's at those heads."""
+    from edgebert.compress.distill import _check_models
+
+    folder = request.getfixturevalue({"bert": "tiny_classifier_dir", "albert": "tiny_albert_classifier_dir"}[arch])
+    teacher = models.load(str(folder))
+    t_model = teacher.model.eval()
+    student = copy.deepcopy(t_model)
+    prune_heads_(student, teacher.spec, {0: [1, 3]})  # BERT: layer 0; ALBERT: the shared layer (every use)
+    cfg = DistillConfig(attention_weight=1.0)
+    layer_map, head_map = _check_models(t_model, student, teacher.label_names, cfg)
+    assert layer_map == [0, 1]
+    assert head_map == ([[1, 3], None] if arch == "bert" else [[1, 3], [1, 3]])
+    enc = teacher.tokenizer(["i love this movie so much", "bad"], padding=True, return_tensors="pt")
+    mask = enc["attention_mask"]
+    with torch.no_grad(), _attention_probe(t_model, teacher.spec) as (_c, t_probs), \
+            _attention_probe(student, teacher.spec) as (_d, s_probs):
+        t_model(**enc)
+        student(**enc)
+        assert s_probs(0, mask).shape[1] == 2
+        assert torch.allclose(s_probs(0, mask), t_probs(0, mask)[:, [1, 3]], atol=1e-5)
+        assert not torch.allclose(s_probs(0, mask), t_probs(0, mask)[:, [0, 1]], atol=1e-3)
+    # a teacher that was itself pruned: heads are found by their original index, not their position
+    pruned_teacher = copy.deepcopy(t_model)
+    prune_heads_(pruned_teacher, teacher.spec, {0: [0, 1, 3]})
+    narrower = copy.deepcopy(pruned_teacher)
+    prune_heads_(narrower, teacher.spec, {0: [1, 2]})  # positions 1, 2 of [0, 1, 3]: original heads 1, 3
+    assert _check_models(pruned_teacher, narrower, teacher.label_names, cfg)[1][0] == [1, 2]
+    # and distillation with it runs, with a finite, positive attention loss
+    ds = request.getfixturevalue("sentiment").with_labels(teacher.label_names)
+    res = distill(t_model, student, teacher.tokenizer, ds.split("train"), ds.split("dev"), ds.label_names,
+                  DistillConfig(**{**QUICK, "epochs": 1}, attention_weight=1.0))
+    assert res["head_map"] == head_map
+    assert 0 < res["history"][0]["attention_loss"] < float("inf")
+
+
+@pytest.mark.parametrize("arch", ["bert", "albert"])
 def test_attention_probe_matches_eager_attention(arch, request):
     """The attention maps rebuilt from query/key equal what the eager kernel returns."""
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
@@ -190,9 +228,15 @@ def test_bad_setups_raise_clear_errors(tiny_classifier_dir, sentiment):
     with pytest.raises(CompressionError, match="layer_map"):
         distill(teacher.model, student, *args, DistillConfig(**QUICK, layer_map=[2]))
     pruned = copy.deepcopy(student)
-    prune_heads_(pruned, teacher.spec, {0: [0, 1]})
-    with pytest.raises(CompressionError, match="same heads"):
-        distill(teacher.model, pruned, *args, DistillConfig(**QUICK, attention_weight=1.0))
+    prune_heads_(pruned, teacher.spec, {0: [0, 1]})  # student layer 0 (teacher layer 1) keeps heads 0, 1
+    unrecorded = copy.deepcopy(pruned)
+    unrecorded.config.edgebert_pruning = {}  # fewer heads and nothing saying which ones
+    with pytest.raises(CompressionError, match="same heads.*2 and teacher layer 1 has 4"):
+        distill(teacher.model, unrecorded, *args, DistillConfig(**QUICK, attention_weight=1.0))
+    other_teacher = copy.deepcopy(teacher.model)
+    prune_heads_(other_teacher, teacher.spec, {1: [2, 3]})  # a teacher without the student's heads
+    with pytest.raises(CompressionError, match=r"original heads \[0, 1\] that teacher layer 1 does not have"):
+        distill(other_teacher, pruned, *args, DistillConfig(**QUICK, attention_weight=1.0))
     with pytest.raises(CompressionError, match="3 labels"):
         distill(teacher.model, student, teacher.tokenizer, ds.split("train"), ds.split("dev"),
                 ["a", "b", "c"], DistillConfig(**QUICK))

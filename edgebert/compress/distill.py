@@ -7,6 +7,11 @@ Loss per batch (Hinton et al., 2015, plus optional intermediate-layer terms as i
     + hidden_weight * MSE(student layer i output, teacher layer layer_map[i] output)
     + attention_weight * KL(teacher attention || student attention), same layer map
 
+Attention maps are compared head by head. A student whose heads were pruned by edgebert records
+which of the original heads each layer kept (``config.edgebert_pruning["heads"]``); each kept head
+is matched to the teacher head it came from (the teacher's record, if it was pruned too, says where
+that head sits now). Without a record the mapped layers must have the same number of heads.
+
 The teacher runs in eval mode without gradients, its logits computed on the fly. The student with
 the best dev accuracy (ties: higher agreement with the teacher, then lower KL to the teacher's
 softened outputs) is restored at the end.
@@ -40,7 +45,8 @@ class DistillConfig(StageConfig):
     hidden_weight: float = Field(0.0, ge=0, description="Weight of hidden-state MSE between mapped layers (0: off)")
     attention_weight: float = Field(
         0.0, ge=0,
-        description="Weight of attention-map KL between mapped layers (0: off); needs equal head counts",
+        description="Weight of attention-map KL between mapped layers (0: off); each head kept by pruning "
+                    "is matched to the teacher head it came from",
     )
     layer_map: list[int] | None = Field(
         None, description="Teacher layer for each student layer (default: the layers the student kept, else uniform)"
@@ -107,7 +113,7 @@ def default_layer_map(student, teacher) -> list[int]:
     return [math.ceil((i + 1) * n_t / n_s) - 1 for i in range(n_s)]
 
 
-def _check_models(teacher, student, label_names, cfg: DistillConfig) -> list[int]:
+def _check_models(teacher, student, label_names, cfg: DistillConfig) -> tuple[list[int], list[list[int] | None]]:
     for role, m in (("teacher", teacher), ("student", student)):
         if int(m.config.num_labels) != len(label_names):
             raise CompressionError(f"The {role} has {m.config.num_labels} outputs but there are "
@@ -127,23 +133,56 @@ def _check_models(teacher, student, label_names, cfg: DistillConfig) -> list[int
             "hidden size; a different architecture needs a learned projection, which edgebert does not add). "
             "Set hidden_weight: 0."
         )
+    head_map: list[list[int] | None] = [None] * n_s
     if cfg.attention_weight > 0:
-        s_spec, t_spec = get_spec(student), get_spec(teacher)
-        for i, t in enumerate(layer_map):
-            s_heads = _attn(student, s_spec, i).num_attention_heads
-            t_heads = _attn(teacher, t_spec, t).num_attention_heads
-            if s_heads != t_heads:
-                raise CompressionError(
-                    f"attention_weight={cfg.attention_weight} needs the same heads in mapped layers, but "
-                    f"student layer {i} has {s_heads} and teacher layer {t} has {t_heads} (heads were "
-                    "pruned). Set attention_weight: 0, or distil before pruning heads."
-                )
+        head_map = _head_map(teacher, student, layer_map)
         for role, m in (("teacher", teacher), ("student", student)):
             kind = getattr(m.config, "position_embedding_type", "absolute") or "absolute"
             if kind != "absolute":
                 raise CompressionError(f"attention_weight needs absolute position embeddings; the {role} "
                                        f"uses '{kind}'. Set attention_weight: 0.")
-    return layer_map
+    return layer_map, head_map
+
+
+def _head_map(teacher, student, layer_map: list[int]) -> list[list[int] | None]:
+    """For each student layer, the positions of the teacher heads its heads are compared with
+    (``None``: all of them, in order).
+
+    A layer whose heads edgebert pruned records the original indices of the heads it kept
+    (``config.edgebert_pruning["heads"]``, per distinct layer); each is compared with the teacher
+    head of that original index (found through the teacher's own record if it was pruned too). A
+    student layer without a record must have as many heads as its teacher layer (compared in order).
+    """
+    s_spec, t_spec = get_spec(student), get_spec(teacher)
+
+    def recorded(model, spec, use) -> tuple[int, list[int] | None]:
+        n = int(_attn(model, spec, use).num_attention_heads)
+        heads = (getattr(model.config, "edgebert_pruning", None) or {}).get("heads", {}).get(str(_distinct(spec, use)))
+        return n, ([int(h) for h in heads] if heads is not None and len(heads) == n else None)
+
+    out: list[list[int] | None] = []
+    for i, t in enumerate(layer_map):
+        (n_s, s_heads), (n_t, t_heads) = recorded(student, s_spec, i), recorded(teacher, t_spec, t)
+        if s_heads is None:
+            if n_s != n_t:
+                raise CompressionError(
+                    f"attention_weight needs the same heads in mapped layers, but student layer {i} has {n_s} "
+                    f"and teacher layer {t} has {n_t}, and the student records no head pruning that says which "
+                    "teacher heads its heads came from. Set attention_weight: 0."
+                )
+            out.append(None)
+            continue
+        t_heads = t_heads if t_heads is not None else list(range(n_t))
+        missing = [h for h in s_heads if h not in t_heads]
+        if missing:
+            raise CompressionError(
+                f"attention_weight needs a teacher head for every student head, but student layer {i} keeps "
+                f"original heads {missing} that teacher layer {t} does not have (it has {t_heads}). Set "
+                "attention_weight: 0, or distil from the model the student was pruned from."
+            )
+        positions = [t_heads.index(h) for h in s_heads]
+        out.append(None if positions == list(range(n_t)) else positions)
+    return out
 
 
 def _distinct(spec: ArchSpec, use: int) -> int:
@@ -191,6 +230,11 @@ def _attention_probe(model, spec: ArchSpec):
             h.remove()
 
 
+def _heads_at(log_probs, heads: list[int] | None):
+    """The attention maps (batch, heads, seq, seq) of the heads at ``heads`` (``None``: all)."""
+    return log_probs if heads is None else log_probs[:, heads]
+
+
 def _agreement(a, b) -> float:
     return float((a.argmax(-1) == b.argmax(-1)).mean()) if len(a) else 0.0
 
@@ -229,7 +273,7 @@ def distill(teacher, student, tokenizer, train_split, dev_split, label_names: li
     if len(train_split) == 0 or len(dev_split) == 0:
         raise CompressionError(f"Distillation needs training and dev examples; got {len(train_split)} "
                                f"training and {len(dev_split)} dev rows.")
-    layer_map = _check_models(teacher, student, label_names, cfg)
+    layer_map, head_map = _check_models(teacher, student, label_names, cfg)
     s_spec, t_spec = get_spec(student), get_spec(teacher)
     body_lr, head_lr = default_learning_rates(student.config)
     body_lr = cfg.learning_rate or body_lr
@@ -293,8 +337,8 @@ def distill(teacher, student, tokenizer, train_split, dev_split, label_names: li
                 with _probe(teacher, t_spec, need_attention) as (_, t_probs), torch.no_grad():
                     t_out = teacher(**{k: v.to(t_device) for k, v in inputs.items()},
                                     output_hidden_states=need_hidden)
-                    t_log_att = ([t_probs(t, mask.to(t_device)).to(s_device) for t in layer_map]
-                                 if need_attention else None)
+                    t_log_att = ([_heads_at(t_probs(t, mask.to(t_device)), heads).to(s_device)
+                                  for t, heads in zip(layer_map, head_map)] if need_attention else None)
                 t_logits = t_out.logits.float().to(s_device)
             else:
                 t_logits = cached[rows].to(s_device)
@@ -373,6 +417,7 @@ def distill(teacher, student, tokenizer, train_split, dev_split, label_names: li
         "history": history,
         "best_epoch": best[1],
         "layer_map": layer_map,
+        "head_map": head_map if need_attention else None,  # teacher head positions per student layer (None: all)
         "teacher": teacher_metrics,
         "student_before": before,
         "student": after,
