@@ -53,13 +53,12 @@ CURRENT_SHUFFLE = ("epoch_seed", "seed * 1000 + epoch")  # the records new seeds
 
 def target_recipe_file() -> Path:
     """The recipe file the cpu target names (recipes/cpu.yaml): its sha256 ties a record to its text."""
-    from edgebert.targets import _named, load_target, recipes_dir
+    from edgebert.targets import load_target, recipe_file
 
     name = load_target("cpu").recipe
-    path = _named(name, recipes_dir()) if isinstance(name, str) else None
-    if path is None or not path.is_file():
-        sys.exit(f"the cpu target's recipe {name!r} is not a recipe file")
-    return path
+    if not isinstance(name, str):
+        sys.exit("the cpu target's recipe is written inline, not in a recipe file")
+    return recipe_file(name)
 
 
 def seed_row(seed: int, model: Path, art: Path, bench: dict) -> dict:

@@ -154,12 +154,18 @@ def load_target(name_or_path: str | os.PathLike) -> TargetProfile:
     return profile.model_copy(update={"source": str(path)})
 
 
-def load_recipe(name_or_path: str | os.PathLike) -> tuple[str, list[StageConfig]]:
-    """(name, typed stage configs) of a recipe name or file; errors name the file and the stage."""
+def recipe_file(name_or_path: str | os.PathLike) -> Path:
+    """The file of a recipe name (in :func:`recipes_dir`) or path; unknown ones list the known."""
     path = _named(name_or_path, recipes_dir())
     if path is None or not path.is_file():
         known = ", ".join(list_recipes()) or "none"
         raise ConfigError(f"Unknown recipe '{os.fspath(name_or_path)}'. Known: {known} (or pass a path to a recipe .yaml file).")
+    return path
+
+
+def load_recipe(name_or_path: str | os.PathLike) -> tuple[str, list[StageConfig]]:
+    """(name, typed stage configs) of a recipe name or file; errors name the file and the stage."""
+    path = recipe_file(name_or_path)
     data = load_yaml(path)
     if isinstance(data, list):  # a bare list of stages is a recipe too
         data = {"name": path.stem, "stages": data}

@@ -107,7 +107,9 @@ def default_layer_map(student, teacher) -> list[int]:
     maps to the last teacher layer (student i -> teacher ceil((i + 1) * n_teacher / n_student) - 1).
     """
     n_s, n_t = int(student.config.num_hidden_layers), int(teacher.config.num_hidden_layers)
-    kept = (getattr(student.config, "edgebert_pruning", None) or {}).get("layers_kept")
+    from edgebert.compress.prune import pruning_record
+
+    kept = pruning_record(student).get("layers_kept")
     if kept and len(kept) == n_s and max(kept) < n_t:
         return [int(k) for k in kept]
     return [math.ceil((i + 1) * n_t / n_s) - 1 for i in range(n_s)]
@@ -153,16 +155,19 @@ def _head_map(teacher, student, layer_map: list[int]) -> list[list[int] | None]:
     head of that original index (found through the teacher's own record if it was pruned too). A
     student layer without a record must have as many heads as its teacher layer (compared in order).
     """
-    s_spec, t_spec = get_spec(student), get_spec(teacher)
+    from edgebert.compress.prune import pruning_record
 
-    def recorded(model, spec, use) -> tuple[int, list[int] | None]:
+    s_spec, t_spec = get_spec(student), get_spec(teacher)
+    s_rec, t_rec = pruning_record(student).get("heads", {}), pruning_record(teacher).get("heads", {})
+
+    def recorded(model, spec, record, use) -> tuple[int, list[int] | None]:
         n = int(_attn(model, spec, use).num_attention_heads)
-        heads = (getattr(model.config, "edgebert_pruning", None) or {}).get("heads", {}).get(str(_distinct(spec, use)))
+        heads = record.get(str(_distinct(spec, use)))
         return n, ([int(h) for h in heads] if heads is not None and len(heads) == n else None)
 
     out: list[list[int] | None] = []
     for i, t in enumerate(layer_map):
-        (n_s, s_heads), (n_t, t_heads) = recorded(student, s_spec, i), recorded(teacher, t_spec, t)
+        (n_s, s_heads), (n_t, t_heads) = recorded(student, s_spec, s_rec, i), recorded(teacher, t_spec, t_rec, t)
         if s_heads is None:
             if n_s != n_t:
                 raise CompressionError(
