@@ -1,0 +1,44 @@
+"""Packaging: what the Jetson image copies is what pyproject.toml needs to build edgebert."""
+
+from __future__ import annotations
+
+import glob
+import tomllib
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _copied(dockerfile: Path) -> set[str]:
+    """Source paths of the COPY lines before the image's `pip install .`."""
+    copied: set[str] = set()
+    for line in dockerfile.read_text(encoding="utf-8").splitlines():
+        if line.startswith("RUN") and 'pip install ".' in line:
+            break
+        if line.startswith("COPY "):
+            copied.update(line.split()[1:-1])
+    return copied
+
+
+def _covered(path: str, copied: set[str]) -> bool:
+    parts = Path(path).parts
+    return any(Path(c).parts == parts[: len(Path(c).parts)] for c in copied)
+
+
+def test_jetson_image_copies_every_file_the_build_reads():
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))
+    copied = _copied(ROOT / "Dockerfile.jetson")
+    needed = ["pyproject.toml", project["project"]["readme"], "edgebert"]
+    for patterns in project["tool"]["setuptools"]["data-files"].values():
+        for pattern in patterns:
+            matches = glob.glob(pattern, root_dir=ROOT)
+            assert matches, f"pyproject data-files pattern {pattern!r} matches no file"
+            needed += matches
+    missing = [p for p in needed if not _covered(p, copied)]
+    assert not missing, f"Dockerfile.jetson does not COPY {missing} before installing edgebert (copies {sorted(copied)})"
+
+
+def test_jetson_image_runs_edgebert():
+    text = (ROOT / "Dockerfile.jetson").read_text(encoding="utf-8")
+    assert 'ENTRYPOINT ["edgebert"]' in text
+    assert "FROM nvcr.io/nvidia/l4t-jetpack" in text
