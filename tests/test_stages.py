@@ -14,7 +14,7 @@ import yaml
 from edgebert.errors import ConfigError, MissingDependencyError
 from edgebert.pipeline import compress
 from edgebert.stages.registry import STAGES, stage_kinds
-from edgebert.targets import list_recipes, list_targets, load_recipe, load_target, recipes_dir, targets_dir
+from edgebert.targets import list_recipes, list_targets, load_recipe, load_target, recipes_dir, target_recipe, targets_dir
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = {"batch_size": 8, "learning_rate": 3e-3, "head_learning_rate": 3e-3, "patience": 0}
@@ -229,6 +229,12 @@ def test_bad_target_file_names_file_and_key(tmp_path):
     broken.write_text("name: broken\nruntime: [unclosed\n")
     with pytest.raises(ConfigError, match=r"broken.yaml:\d+"):
         load_target(str(broken))
+    norecipe = tmp_path / "norecipe.yaml"
+    norecipe.write_text(yaml.safe_dump(dict(src, name="norecipe", recipe="nosuch")))
+    with pytest.raises(ConfigError) as err:
+        target_recipe(load_target(str(norecipe)))
+    text = str(err.value)
+    assert str(norecipe) in text and "recipe: Unknown recipe 'nosuch'" in text and "cpu" in text
 
 
 def test_targets_and_recipes_dirs_are_in_the_source_tree():
