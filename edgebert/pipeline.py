@@ -222,13 +222,14 @@ def compress(model: str = DEFAULT_MODEL, target: str = DEFAULT_TARGET, *, data: 
     from edgebert.artifact import host_info, library_versions, now_iso, sha256_tree, staged_dir, write_json
     from edgebert.data import Dataset, load_dataset
     from edgebert.models.specs import get_spec
-    from edgebert.stages.registry import Artifact, RunContext, get_stage
+    from edgebert.stages.registry import Artifact, RunContext, check_model, get_stage
 
     say = log or (lambda msg: None)
     the_plan = plan(target, recipe)
     out = Path(out) if out is not None else default_out(model, the_plan.target.name)
     config = models.load_config(model)
     get_spec(config)  # UnsupportedArchitectureError before any work
+    check_model(the_plan.stages, config, f"recipe '{the_plan.recipe}'")  # e.g. fusion of a RoBERTa, too many layers
     dataset = data if isinstance(data, Dataset) else load_dataset(data, **data_options)
     trained = models.model_labels(config)
     has_head = trained is not None and set(trained) == set(dataset.label_names)

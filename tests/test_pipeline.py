@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import yaml
+from transformers import AutoConfig
 
 from edgebert.errors import ConfigError, OutputExistsError, UnknownStageError, UnknownTargetError
 from edgebert.pipeline import compress, plan
@@ -191,6 +192,39 @@ def test_bad_recipes_fail_before_any_work(tmp_path, stages, message):
     recipe = write_recipe(tmp_path / "bad.yaml", stages)
     with pytest.raises(ConfigError, match=message):
         plan("cpu", recipe)
+
+
+@pytest.mark.parametrize("stages, message", [
+    ([{"kind": "prune", "layers": 2}, {"kind": "export-onnx"}], r"stage 1 \(prune\): layers: 2 would drop every layer"),
+    ([{"kind": "prune", "layers": [0, 5]}, {"kind": "export-onnx"}], r"keeps \[5\], but the model has 2 layers"),
+    ([{"kind": "prune", "layers": 1}, {"kind": "prune", "layers": [1]}, {"kind": "export-onnx"}],
+     r"stage 2 \(prune\): layers: keeps \[1\], but the model has 1 layers"),
+])
+def test_recipe_that_does_not_fit_the_model_fails_before_any_work(stages, message, tiny_classifier_dir,
+                                                                  tiny_sentiment_dir, tmp_path, monkeypatch):
+    import edgebert.stages.train as train_stages
+
+    assert AutoConfig.from_pretrained(str(tiny_classifier_dir)).num_hidden_layers == 2
+    monkeypatch.setattr(train_stages, "_load", lambda *a, **k: pytest.fail("a stage ran"))
+    recipe = write_recipe(tmp_path / "r.yaml", stages)
+    with pytest.raises(ConfigError, match=message):
+        compress(str(tiny_classifier_dir), "cpu", data=str(tiny_sentiment_dir), out=tmp_path / "o", recipe=recipe,
+                 progress=False)
+    assert not (tmp_path / "o").exists()
+
+
+def test_fusing_a_model_fusion_does_not_know_fails_before_any_work(tiny_sentiment_dir, tmp_path):
+    from transformers import RobertaConfig
+
+    RobertaConfig(vocab_size=100, hidden_size=32, num_hidden_layers=6, num_attention_heads=2,
+                  intermediate_size=64).save_pretrained(tmp_path / "roberta")
+    fused = write_recipe(tmp_path / "fused.yaml", [{"kind": "finetune"}, {"kind": "export-onnx", "fuse": True}])
+    with pytest.raises(ConfigError, match=r"stage 2 \(export-onnx\): fuse: .*this model is 'roberta'.*fuse: false"):
+        compress(str(tmp_path / "roberta"), "cpu", data=str(tiny_sentiment_dir), out=tmp_path / "o", recipe=fused,
+                 progress=False)
+    assert not (tmp_path / "o").exists()
+    with pytest.raises(ConfigError, match="this model is 'roberta'"):  # the cpu target's own recipe fuses
+        compress(str(tmp_path / "roberta"), "cpu", data=str(tiny_sentiment_dir), out=tmp_path / "o", progress=False)
 
 
 def test_unknown_stage_and_target_list_the_known_ones(tmp_path):

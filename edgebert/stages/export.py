@@ -16,7 +16,7 @@ from typing import Any, Literal
 from pydantic import Field
 
 from edgebert.config import StageConfig
-from edgebert.errors import ExportValidationError, MissingDependencyError
+from edgebert.errors import ConfigError, ExportValidationError, MissingDependencyError
 from edgebert.stages.registry import Artifact, RunContext, StageResult, register_stage
 from edgebert.stages.train import _ref
 
@@ -112,7 +112,17 @@ def onnx_dev_accuracy(path, tokenizer, dev, max_length: int = 128) -> float:
     return onnx_accuracy_fn(tokenizer, dev.texts, dev.labels, max_length=max_length)(str(path))
 
 
-@register_stage(ExportOnnxConfig, reads="torch", changes="onnx",
+def _check_export_onnx(cfg: ExportOnnxConfig, shape: dict[str, Any]) -> None:
+    """Fusion knows BERT and ALBERT graphs only: say so before any work, not after distillation."""
+    from edgebert.export.fuse import FUSABLE_MODEL_TYPES
+
+    if cfg.fuse and shape["model_type"] not in FUSABLE_MODEL_TYPES:
+        raise ConfigError(
+            f"fuse: onnxruntime's transformer fusion supports model types {', '.join(FUSABLE_MODEL_TYPES)}; this "
+            f"model is '{shape['model_type']}'. Use a recipe whose export-onnx stage has 'fuse: false' (--recipe FILE).")
+
+
+@register_stage(ExportOnnxConfig, reads="torch", changes="onnx", check=_check_export_onnx,
                 summary="Export to ONNX (opset >= 17, dynamic axes), validate, fuse transformer ops")
 def export_onnx(art: Artifact, cfg: ExportOnnxConfig, ctx: RunContext) -> StageResult:
     from edgebert import models

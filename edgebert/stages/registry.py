@@ -129,6 +129,7 @@ class StageDef:
     resolve: Callable[[Any, Any], Any] | None = None  # (cfg, target) -> cfg with target defaults
     host: Callable[[Any], str | None] | None = None  # (cfg) -> what of this host the output depends on (in its key)
     revision: Callable[[Any], str | None] | None = None  # (cfg) -> how the code's behaviour for cfg changed (in its key)
+    check: Callable[[Any, dict[str, Any]], None] | None = None  # (cfg, model shape) -> ConfigError before any work
 
 
 STAGES: dict[str, StageDef] = {}
@@ -137,13 +138,16 @@ STAGES: dict[str, StageDef] = {}
 def register_stage(config: type[StageConfig], *, reads: str, changes: str, summary: str,
                    resolve: Callable[[Any, Any], Any] | None = None,
                    host: Callable[[Any], str | None] | None = None,
-                   revision: Callable[[Any], str | None] | None = None):
+                   revision: Callable[[Any], str | None] | None = None,
+                   check: Callable[[Any, dict[str, Any]], None] | None = None):
     """Register ``fn`` as the stage of ``config``'s ``kind`` (decorator). ``host(cfg)`` names what of
     the machine the stage's output depends on (e.g. the device it measured on), so that a resumed
     run on another kind of machine does not reuse it. ``revision(cfg)`` names a change of the stage's
     code that changes its output for ``cfg`` (``None`` where the output is as before), so that a run
     resumed after the change redoes the stage instead of reusing an output the code no longer makes,
-    while every other run keeps its key."""
+    while every other run keeps its key. ``check(cfg, shape)`` raises ConfigError when the stage
+    cannot run on the model described by ``shape`` (see :func:`model_shape`), before any stage runs;
+    it updates ``shape`` where the stage changes it (prune dropping layers)."""
     if reads not in READS or changes not in CHANGES:
         raise ValueError(f"reads must be one of {READS} and changes one of {CHANGES}")
     kind = config.model_fields["kind"].default
@@ -151,7 +155,7 @@ def register_stage(config: type[StageConfig], *, reads: str, changes: str, summa
     def deco(fn):
         if kind in STAGES and STAGES[kind].fn is not fn:
             raise ValueError(f"stage kind '{kind}' is registered twice")
-        STAGES[kind] = StageDef(kind, config, fn, reads, changes, summary, resolve, host, revision)
+        STAGES[kind] = StageDef(kind, config, fn, reads, changes, summary, resolve, host, revision, check)
         return fn
 
     return deco
@@ -189,6 +193,26 @@ def parse_stage(values: Any, where: str) -> StageConfig:
     except UnknownStageError as exc:
         raise UnknownStageError(f"{where}: {exc}") from None
     return build_config(stage.config, dict(values), source=where)
+
+
+def model_shape(config) -> dict[str, Any]:
+    """What the stage checks read of a model's config: model type and layer / head counts."""
+    return {"model_type": getattr(config, "model_type", None),
+            "num_hidden_layers": int(getattr(config, "num_hidden_layers", 0) or 0),
+            "num_attention_heads": int(getattr(config, "num_attention_heads", 0) or 0)}
+
+
+def check_model(stages: Sequence[StageConfig], config, source: str = "recipe") -> None:
+    """Each stage's ``check`` against the model it will get (in order): errors name the stage."""
+    shape = model_shape(config)
+    for i, cfg in enumerate(stages, start=1):
+        stage = get_stage(cfg.kind)
+        if stage.check is None:
+            continue
+        try:
+            stage.check(cfg, shape)
+        except ConfigError as exc:
+            raise ConfigError(f"{source}: stage {i} ({cfg.kind}): {exc}") from None
 
 
 def check_order(stages: Sequence[StageConfig], source: str = "recipe") -> None:

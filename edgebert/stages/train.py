@@ -15,6 +15,7 @@ from pydantic import Field
 from edgebert.compress.distill import DistillConfig
 from edgebert.compress.prune import PruneConfig
 from edgebert.compress.sparsify import SparsifyConfig
+from edgebert.errors import ConfigError
 from edgebert.stages.registry import Artifact, RunContext, StageResult, register_stage
 from edgebert.train.finetune import FinetuneConfig
 
@@ -94,7 +95,22 @@ def finetune(art: Artifact, cfg: FinetuneStageConfig, ctx: RunContext) -> StageR
                                 "history": result.metrics.get("history")})
 
 
-@register_stage(PruneStageConfig, reads="torch", changes="torch",
+def _check_prune(cfg: PruneStageConfig, shape: dict[str, Any]) -> None:
+    """Layer counts and indices against the model's layers (before any work); updates ``shape``."""
+    n = shape["num_hidden_layers"]
+    if isinstance(cfg.layers, int) and not isinstance(cfg.layers, bool):
+        if cfg.layers >= n:
+            raise ConfigError(f"layers: {cfg.layers} would drop every layer of a {n}-layer model; "
+                              f"drop at most {n - 1}.")
+        shape["num_hidden_layers"] = n - cfg.layers
+    elif isinstance(cfg.layers, list):
+        bad = [i for i in cfg.layers if i >= n]
+        if bad:
+            raise ConfigError(f"layers: keeps {bad}, but the model has {n} layers (0..{n - 1}).")
+        shape["num_hidden_layers"] = len(cfg.layers)
+
+
+@register_stage(PruneStageConfig, reads="torch", changes="torch", check=_check_prune,
                 summary="Remove attention heads, FFN neurons and whole layers ranked by measured importance")
 def prune(art: Artifact, cfg: PruneStageConfig, ctx: RunContext) -> StageResult:
     from edgebert.compress.prune import PruneConfig as LibConfig
