@@ -367,21 +367,57 @@ def _assemble(root: Path, art, manifest: dict[str, Any], the_plan: Plan, previou
 
     target = the_plan.target
     primary = art.primary or next(iter(art.deploy))
-    fmt = {".onnx": "onnx", ".ort": "ort", ".pt": "torchscript", ".pt2": "torch-export", ".plan": "tensorrt",
-           ".safetensors": "pytorch"}.get(Path(primary).suffix, "unknown")
+    fmt = _FORMATS.get(Path(primary).suffix, "unknown")
     old_deploy = (previous or {}).get("deploy") or {}
     deploy = {
-        "runtime": target.runtime, "fallback_runtime": target.fallback_runtime, "format": fmt,
+        # runtime and precision of the file named in "model" (what runs it, at what precision, here and now);
+        # the target's own in target_runtime / target_precision (they differ where a TensorRT engine is deferred)
+        "runtime": _RUNTIMES.get(fmt, target.runtime),
+        "precision": _file_precision(root / "model", primary, art, manifest),
+        "target_runtime": target.runtime, "target_precision": target.precision,
+        "fallback_runtime": target.fallback_runtime, "format": fmt,
         "model": f"model/{primary}", "files": sorted(f"model/{n}" for n in art.deploy),
-        "tokenizer": "tokenizer/", "labels": "labels.json", "precision": target.precision,
+        "tokenizer": "tokenizer/", "labels": "labels.json",
         "providers": target.providers, "threads": target.threads, "max_length": target.shapes.max_length,
         "input_names": _input_names(root / "model", primary),
         "threshold": old_deploy.get("threshold"), "unknown_label": old_deploy.get("unknown_label", "unknown"),
     }
     if "build_engine.sh" in art.deploy and "model.plan" not in art.deploy:
         deploy["engine"] = "not built here: run model/build_engine.sh on the device to write model/model.plan"
+    if "model.safetensors" in art.deploy and primary != "model.safetensors":
+        deploy["fallback"] = {"runtime": "pytorch", "model": "model/model.safetensors",
+                              "precision": _file_precision(root / "model", "model.safetensors", art, manifest)}
     manifest["deploy"] = deploy
     manifest["summary"] = summarize(manifest, root / "model" / primary)
+
+
+_FORMATS = {".onnx": "onnx", ".ort": "ort", ".pt": "torchscript", ".pt2": "torch-export", ".plan": "tensorrt",
+            ".safetensors": "pytorch"}
+_RUNTIMES = {"onnx": "onnxruntime", "ort": "onnxruntime", "torchscript": "torchscript", "torch-export": "pytorch",
+             "tensorrt": "tensorrt", "pytorch": "pytorch"}
+
+
+def _file_precision(model_dir: Path, name: str, art, manifest: dict[str, Any]) -> str:
+    """fp32 / fp16 / int8 / mixed of a deployed file, read from the file (not assumed from the target)."""
+    from edgebert.bench.variants import onnx_precision
+
+    path = model_dir / name
+    if path.suffix == ".onnx":
+        return onnx_precision(path)
+    if path.suffix == ".ort" and art.onnx:  # converted from the recipe's last ONNX model, same precision
+        return onnx_precision(art.path(art.onnx))
+    if path.suffix == ".safetensors":
+        from safetensors import safe_open
+
+        with safe_open(str(path), framework="numpy") as f:
+            dtypes = {str(f.get_slice(k).get_dtype()) for k in f.keys()}
+        floats = dtypes & {"F32", "F16", "BF16"}
+        return {frozenset({"F16"}): "fp16", frozenset({"BF16"}): "bf16", frozenset({"F32"}): "fp32"}.get(
+            frozenset(floats), "mixed")
+    if path.suffix == ".plan":  # what build-tensorrt built it with
+        return _first([r for r in reversed(manifest["stages"]) if r["kind"] == "build-tensorrt"],
+                      "metrics.precision") or "unknown"
+    return "fp32"  # TorchScript / torch.export files are written from the fp32 model
 
 
 def _input_names(model_dir: Path, primary: str) -> list[str] | None:
@@ -411,18 +447,40 @@ def _first(records, *paths) -> Any:
 
 
 def summarize(manifest: dict[str, Any], primary: Path) -> dict[str, Any]:
-    """Teacher vs final dev accuracy, the drop against the budget, the deployed size."""
+    """Teacher vs final dev accuracy, the drop against the budget, the deployed size against its budget.
+
+    Latency and memory budgets are the device's to check: ``edgebert bench`` on the device compares
+    the artifact's measured p50 and peak memory with them.
+    """
     from edgebert.export.fuse import model_file_bytes
 
     stages = manifest["stages"]
     teacher = _first(stages, "metrics.teacher_dev_accuracy", "metrics.dev.accuracy", "validation.accuracy_before")
     final = _first(list(reversed(stages)), "metrics.dev_accuracy")
-    budget = manifest["target"]["budgets"]["accuracy_drop"]
+    budgets = manifest["target"]["budgets"]
+    budget = budgets["accuracy_drop"]
     size = model_file_bytes(primary) if primary.exists() else None
     drop = None if teacher is None or final is None else 100.0 * (teacher - final)
+    size_budget = budgets.get("size_mb")
     return {"teacher_dev_accuracy": teacher, "final_dev_accuracy": final, "accuracy_drop_points": drop,
             "accuracy_budget_points": budget, "within_accuracy_budget": None if drop is None else drop <= budget,
-            "model_bytes": size, "seconds": round(sum(s.get("seconds", 0) for s in stages), 1)}
+            "model_bytes": size, "size_budget_mib": size_budget,
+            "within_size_budget": None if size is None or size_budget is None else size <= size_budget * 2**20,
+            "seconds": round(sum(s.get("seconds", 0) for s in stages), 1)}
+
+
+def budget_warnings(manifest: dict[str, Any]) -> list[str]:
+    """One sentence per budget of the target the artifact does not meet (empty: all met or unknown)."""
+    s = manifest.get("summary") or {}
+    out = []
+    if s.get("within_accuracy_budget") is False:
+        out.append(f"dev accuracy dropped {s['accuracy_drop_points']:.2f} points from the fine-tuned model "
+                   f"({s['teacher_dev_accuracy']:.4f} -> {s['final_dev_accuracy']:.4f}), over the target's budget of "
+                   f"{s['accuracy_budget_points']} points")
+    if s.get("within_size_budget") is False:
+        out.append(f"the deployed model is {s['model_bytes'] / 2**20:.1f} MiB, over the target's size budget of "
+                   f"{s['size_budget_mib']} MiB")
+    return out
 
 
 def report_markdown(manifest: dict[str, Any]) -> str:
@@ -431,7 +489,8 @@ def report_markdown(manifest: dict[str, Any]) -> str:
     lines = [f"# {manifest['run']['model']} for target {manifest['run']['target']}", "",
              f"Recipe `{manifest['run']['recipe']}`, data {manifest['run']['data']['name']}, "
              f"seed {manifest['run']['seed']}. Deploy: `{manifest['deploy']['model']}` "
-             f"({manifest['deploy']['runtime']}, {manifest['deploy']['precision']}).", "",
+             f"({manifest['deploy']['runtime']}, {manifest['deploy']['precision']}){_target_note(manifest['deploy'])}.",
+             "",
              "| # | stage | seconds | dev accuracy | agreement with input | max logit diff | size MiB |",
              "|---|---|---|---|---|---|---|"]
     for rec in manifest["stages"]:
@@ -441,11 +500,27 @@ def report_markdown(manifest: dict[str, Any]) -> str:
                  f"{rec['seconds']:.1f}", _fmt(acc, ".4f"), _fmt(v.get("label_agreement"), ".3f"),
                  _fmt(v.get("max_abs_logit_diff"), ".2e"), _fmt(m.get("bytes") and m["bytes"] / 2**20, ".1f")]
         lines.append("| " + " | ".join(cells) + " |")
+    size_mib = s["model_bytes"] and s["model_bytes"] / 2**20
     lines += ["", f"Teacher dev accuracy {_fmt(s['teacher_dev_accuracy'], '.4f')}, final "
                   f"{_fmt(s['final_dev_accuracy'], '.4f')}: drop {_fmt(s['accuracy_drop_points'], '.2f')} points "
-                  f"(budget {s['accuracy_budget_points']}). Deployed file {_fmt(s['model_bytes'] and s['model_bytes'] / 2**20, '.1f')} MiB.",
-              ""]
+                  f"(budget {s['accuracy_budget_points']}). Deployed file {_fmt(size_mib, '.1f')} MiB"
+                  + (f" (budget {s['size_budget_mib']} MiB)." if s.get("size_budget_mib") else "."), ""]
+    lines += [f"Over budget: {w}." for w in budget_warnings(manifest)]
     return "\n".join(lines)
+
+
+def _target_note(deploy: dict[str, Any]) -> str:
+    """Where the deployed file is not what the target runs (a deferred TensorRT engine), say so."""
+    want = (deploy.get("target_runtime"), deploy.get("target_precision"))
+    if None in want or want == (deploy.get("runtime"), deploy.get("precision")):
+        return ""
+    note = f"; the target runs {want[0]} {want[1]}"
+    if deploy.get("engine"):
+        note += " once model/build_engine.sh has built the engine on the device"
+    if deploy.get("fallback"):
+        fb = deploy["fallback"]
+        note += f"; fallback `{fb['model']}` ({fb['runtime']}, {fb['precision']})"
+    return note
 
 
 def _fmt(value: Any, spec: str) -> str:

@@ -75,10 +75,17 @@ class Shapes(StageConfig):
 class Budgets(StageConfig):
     """What the artifact must stay within on the target (None: no budget)."""
 
-    accuracy_drop: float = Field(1.0, ge=0, description="Largest dev accuracy drop from the fine-tuned fp32 model, in points")
-    latency_ms: float | None = Field(None, gt=0, description="Median latency at batch 1, opt_length, in milliseconds")
-    memory_mb: float | None = Field(None, gt=0, description="Peak process memory while serving, in MiB")
-    size_mb: float | None = Field(None, gt=0, description="Deployed model file size, in MiB")
+    accuracy_drop: float = Field(
+        1.0, ge=0, description="Largest dev accuracy drop in points: of the artifact from the fine-tuned fp32 model "
+                               "(checked in the manifest's summary, warned by compress) and of quantization from its "
+                               "input (quantize keeps sensitive layers in float until it holds)")
+    latency_ms: float | None = Field(
+        None, gt=0, description="Median latency at batch 1 in milliseconds, on the device (checked by edgebert bench "
+                                "there, on real sentences at their own lengths)")
+    memory_mb: float | None = Field(
+        None, gt=0, description="Peak process memory while serving, in MiB, on the device (checked by edgebert bench)")
+    size_mb: float | None = Field(
+        None, gt=0, description="Deployed model file size, in MiB (checked in the manifest's summary, warned by compress)")
 
 
 class TargetProfile(StageConfig):

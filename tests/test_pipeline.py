@@ -324,3 +324,30 @@ def test_a_run_resumed_after_a_stage_revision_redoes_that_stage_only_where_it_ch
                             recipe=recipe, seed=seed, progress=False) for seed in (0, 1)}
     assert again[0].ran == [] and len(again[0].skipped) == 3
     assert again[1].skipped == ["01-prune"] and again[1].ran == ["02-distill", "03-export-pytorch"]
+
+
+def _manifest(teacher: float, final: float, budgets: dict) -> dict:
+    return {"target": {"budgets": budgets},
+            "stages": [{"kind": "prune", "seconds": 1.0, "metrics": {"dev_accuracy": 0.85},
+                        "validation": {"accuracy_before": teacher}},
+                       {"kind": "quantize", "seconds": 2.0, "metrics": {"dev_accuracy": final}}]}
+
+
+def test_summary_checks_the_accuracy_and_size_budgets(tmp_path):
+    from edgebert.pipeline import budget_warnings, summarize
+
+    model = tmp_path / "model.onnx"
+    model.write_bytes(b"\0" * (3 * 2**20))
+    within = _manifest(0.90, 0.895, {"accuracy_drop": 1.0, "size_mb": 4})
+    within["summary"] = summarize(within, model)
+    assert within["summary"]["within_accuracy_budget"] and within["summary"]["within_size_budget"]
+    assert budget_warnings(within) == []
+    over = _manifest(0.90, 0.87, {"accuracy_drop": 1.0, "size_mb": 2})
+    over["summary"] = s = summarize(over, model)
+    assert s["accuracy_drop_points"] == pytest.approx(3.0) and s["within_accuracy_budget"] is False
+    assert s["within_size_budget"] is False and s["size_budget_mib"] == 2
+    warnings = budget_warnings(over)
+    assert len(warnings) == 2 and "3.00 points" in warnings[0] and "3.0 MiB" in warnings[1]
+    no_size = _manifest(0.90, 0.87, {"accuracy_drop": 5.0})
+    no_size["summary"] = summarize(no_size, model)
+    assert no_size["summary"]["within_size_budget"] is None and budget_warnings(no_size) == []

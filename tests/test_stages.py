@@ -53,8 +53,6 @@ def test_every_stage_has_a_test():
 @pytest.mark.parametrize("arch", ["bert", "albert"])
 def test_stage_runs_and_is_recorded(kind, arch, tmp_path, tiny_classifier_dir, tiny_albert_classifier_dir,
                                     tiny_sentiment_dir):
-    if kind == "build-tensorrt" and arch == "albert":
-        pytest.skip("one deferred TensorRT stage is enough (no TensorRT here)")
     model = tiny_classifier_dir if arch == "bert" else tiny_albert_classifier_dir
     result = run_recipe(tmp_path, model, tiny_sentiment_dir, RECIPES[kind])
     manifest = json.loads((result.out / "manifest.json").read_text())
@@ -161,6 +159,35 @@ def test_tensorrt_required_but_missing_is_a_clear_error(tmp_path, tiny_classifie
     with pytest.raises(MissingDependencyError, match="TensorRT not installed"):
         run_recipe(tmp_path, tiny_classifier_dir, tiny_sentiment_dir, stages, target="jetson")
     assert not (tmp_path / "art" / "model").exists()
+
+
+def test_deferred_engine_deploys_what_runs_now(tmp_path, tiny_classifier_dir, tiny_sentiment_dir):
+    """server-gpu without TensorRT: deploy names the fp32 ONNX as what runs now (not as fp16 TensorRT),
+    the target's TensorRT fp16, and the fp16 PyTorch fallback."""
+    from edgebert.export.tensorrt import tensorrt_available
+
+    if tensorrt_available():
+        pytest.skip("TensorRT is installed here: the engine is built, nothing is deferred")
+    stages = [{"kind": "export-onnx", "fuse": False}, {"kind": "build-tensorrt"},
+              {"kind": "export-pytorch", "dtype": "float16"}]
+    result = run_recipe(tmp_path, tiny_classifier_dir, tiny_sentiment_dir, stages, target="server-gpu")
+    deploy = result.manifest["deploy"]
+    assert deploy["model"] == "model/model.onnx" and deploy["format"] == "onnx"
+    assert (deploy["runtime"], deploy["precision"]) == ("onnxruntime", "fp32")
+    assert (deploy["target_runtime"], deploy["target_precision"]) == ("tensorrt", "fp16")
+    assert deploy["fallback"] == {"runtime": "pytorch", "model": "model/model.safetensors", "precision": "fp16"}
+    report = (result.out / "report.md").read_text()
+    assert "(onnxruntime, fp32); the target runs tensorrt fp16 once model/build_engine.sh" in report
+    assert "fallback `model/model.safetensors` (pytorch, fp16)" in report
+
+
+def test_cpu_deploy_reads_precision_from_the_file(tmp_path, tiny_classifier_dir, tiny_sentiment_dir):
+    """A cpu target (int8) run without quantize deploys an fp32 file: deploy says fp32, not the target's int8."""
+    result = run_recipe(tmp_path, tiny_classifier_dir, tiny_sentiment_dir, [{"kind": "export-onnx", "fuse": False}])
+    deploy = result.manifest["deploy"]
+    assert (deploy["runtime"], deploy["precision"]) == ("onnxruntime", "fp32")
+    assert (deploy["target_runtime"], deploy["target_precision"]) == ("onnxruntime", "int8")
+    assert "fallback" not in deploy and "the target runs onnxruntime int8" in (result.out / "report.md").read_text()
 
 
 @pytest.mark.tensorrt

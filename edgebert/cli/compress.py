@@ -67,4 +67,6 @@ def command(model, target, data, out, recipe, print_recipe, list_stages, seed, o
     click.echo(f"Artifact: {result.out}  (deploy {deploy['model']}, {deploy['runtime']} {deploy['precision']})")
     if deploy.get("engine"):
         click.echo(f"TensorRT: {deploy['engine']}")
+    for warning in pipeline.budget_warnings(result.manifest):
+        click.echo(f"Warning: {warning}.", err=True)
     click.echo(f"Next: edgebert bench {result.out} --data {data}")
