@@ -261,7 +261,47 @@ def test_artifact_folder_gives_one_variant_per_model_file(classifier, tmp_path):
     onnx_spec, plan = specs
     assert onnx_spec.tokenizer_dir == str(art / "tokenizer")
     assert onnx_spec.label_names == ["negative", "positive"] or set(onnx_spec.label_names) == {"negative", "positive"}
-    assert onnx_spec.skip_reason is None and plan.skip_reason and "TensorRT" in plan.skip_reason
+    assert onnx_spec.skip_reason is None and plan.kind == "tensorrt"
+    assert plan.tokenizer_dir == onnx_spec.tokenizer_dir and plan.label_names == onnx_spec.label_names
+    from edgebert.export.tensorrt import tensorrt_available
+
+    if not tensorrt_available():
+        assert plan.skip_reason and "TensorRT not installed" in plan.skip_reason
+    (art / "manifest.json").write_text(json.dumps({"stages": [{"kind": "build-tensorrt",
+                                                               "metrics": {"precision": "fp16"}}]}))
+    assert discover(art)[1].precision == "fp16"  # what build-tensorrt built it with
+
+
+def test_engine_is_skipped_off_the_gpu(classifier, tiny_sentiment_dir, tmp_path, monkeypatch):
+    """With TensorRT importable but bench on the CPU, the engine is reported skipped (with why) and
+    the other variants are measured."""
+    from edgebert.bench import bench, variants
+
+    clf, onnx_path = classifier
+    art = tmp_path / "artifact"
+    (art / "model").mkdir(parents=True)
+    (art / "manifest.json").write_text(json.dumps({  # a jetson artifact whose engine is still to build
+        "target": {"name": "jetson", "runtime": "tensorrt", "budgets": {"latency_ms": 1e5, "memory_mb": 1024}},
+        "deploy": {"model": "model/model.onnx"}}))
+    for f in ("labels.json", "tokenizer.json", "tokenizer_config.json"):
+        shutil.copy(clf / f, art / f)
+    shutil.copy(onnx_path, art / "model" / "model.onnx")
+    (art / "model" / "model.plan").write_bytes(b"engine")
+    monkeypatch.setattr(variants, "_tensorrt_importable", lambda: True)
+    bench([str(art)], str(tiny_sentiment_dir), split="dev", out=tmp_path / "b", rounds=1, warmup=1,
+          latency_samples=4, memory=False, progress=False, device="cpu")
+    data = json.loads((tmp_path / "b" / "bench.json").read_text())
+    by_name = {v["name"]: v for v in data["variants"]}
+    assert by_name["artifact/model.onnx"]["status"] == "ok"
+    engine = by_name["artifact/model.plan"]
+    assert engine["status"] == "skipped" and "CUDA GPU only" in engine["error"] and engine["runtime"] == "tensorrt"
+    # the target's budgets, checked on the files it deploys: met (latency), not measured (memory=False)
+    onnx_budgets = by_name["artifact/model.onnx"]["budgets"]
+    assert onnx_budgets["target"] == "jetson" and onnx_budgets["within_latency"] is True
+    assert onnx_budgets["within_memory"] is None and engine["budgets"]["within_latency"] is None
+    text = (tmp_path / "b" / "bench.md").read_text()
+    assert "**artifact/model.onnx**: target jetson's budgets on this device: p50" in text
+    assert "(budget 100000 ms: met); peak RSS – MB (budget 1024 MB: not measured)" in text
 
 
 def test_baselines_without_optimum(classifier, tiny_sentiment_dir, tmp_path, monkeypatch):

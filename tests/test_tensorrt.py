@@ -179,6 +179,38 @@ def test_build_engine(tiny_onnx, precision, tmp_path):
 
 
 @pytest.mark.tensorrt
+@pytest.mark.gpu
+@needs_tensorrt
+def test_bench_times_the_engine_beside_its_onnx(tiny_onnx, tiny_sentiment_dir, tmp_path):
+    """edgebert bench --device cuda on an engine: it loads once, scores the split and agrees with the
+    ONNX model it was built from (batch 1, real lengths within the profile)."""
+    import json
+
+    import torch
+
+    from edgebert.bench import bench
+    from edgebert.export import build_engine
+
+    if not torch.cuda.is_available():
+        pytest.skip("no CUDA device to run the engine on")
+    loaded, folder = tiny_onnx
+    model = tmp_path / "m"
+    model.mkdir()
+    shutil.copy(folder / "model.onnx", model / "model.onnx")
+    build_engine(model / "model.onnx", model / "model.plan", min_shape=(1, 1), opt_shape=(1, 32), max_shape=(8, 128),
+                 precision="fp32")
+    loaded.tokenizer.save_pretrained(model)
+    (model / "labels.json").write_text(json.dumps({"labels": [loaded.model.config.id2label[i] for i in
+                                                              sorted(loaded.model.config.id2label)]}))
+    bench([str(model / "model.onnx"), str(model / "model.plan")], str(tiny_sentiment_dir), split="dev",
+          out=tmp_path / "b", rounds=1, warmup=2, latency_samples=8, memory=False, progress=False, device="cuda")
+    variants = {v["runtime"]: v for v in json.loads((tmp_path / "b" / "bench.json").read_text())["variants"]}
+    engine = variants["tensorrt"]
+    assert engine["status"] == "ok" and engine["latency"]["p50"] > 0
+    assert engine["accuracy"]["accuracy"] == pytest.approx(variants["onnxruntime"]["accuracy"]["accuracy"], abs=0.02)
+
+
+@pytest.mark.tensorrt
 @needs_tensorrt
 def test_build_int8_engine_from_qdq(tiny_onnx, tmp_path):
     from edgebert.compress.quantize import QuantizeConfig, calibration_feeds, quantize_onnx

@@ -58,7 +58,7 @@ def variant_rows(results: dict[str, Any]) -> list[dict[str, Any]]:
             "peak_rss_mb": mem.get("peak_rss_mb"), "rss_runtime_mb": mem.get("rss_runtime_mb"),
             "rss_increase_mb": mem.get("increase_mb"), "size_bytes": v.get("size_bytes"),
             "size_mb": (v["size_bytes"] / 1e6) if v.get("size_bytes") is not None else None,
-            "load_s": v.get("load_s"), "path": v.get("path"),
+            "load_s": v.get("load_s"), "path": v.get("path"), "budgets": v.get("budgets"),
         }
         rows.append(row)
     return rows
@@ -112,9 +112,26 @@ def markdown_table(rows: Sequence[dict[str, Any]]) -> str:
         cells += [_num(r.get("throughput_mean"), ".1f"), _num(r.get("peak_rss_mb"), ".0f"),
                   _num(r.get("size_mb"), ".1f"), _num(r.get("load_s"), ".2f")]
         lines.append("| " + " | ".join(str(c).replace("|", "\\|") for c in cells) + " |")
+        if r.get("budgets"):
+            notes.append(_budget_note(r))
     if notes:
         lines += ["", *notes]
     return "\n".join(lines)
+
+
+def _budget_note(row: dict[str, Any]) -> str:
+    """'- **name**: target T's budgets here: p50 x ms (budget y ms, met), peak RSS ... (over)'."""
+    b = row["budgets"]
+    parts = []
+    for label, value, unit, budget, within in (("p50", row.get("p50_ms"), "ms", b.get("latency_ms"), b.get("within_latency")),
+                                               ("peak RSS", row.get("peak_rss_mb"), "MB", b.get("memory_mb"),
+                                                b.get("within_memory"))):
+        if budget is None:
+            continue
+        verdict = "not measured" if within is None else "met" if within else "over"
+        shown = "–" if value is None else f"{value:.4g}"
+        parts.append(f"{label} {shown} {unit} (budget {budget:g} {unit}: {verdict})")
+    return f"- **{row['name']}**: target {b.get('target')}'s budgets on this device: " + "; ".join(parts)
 
 
 def bench_markdown(results: dict[str, Any]) -> str:

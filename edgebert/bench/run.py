@@ -240,6 +240,10 @@ def bench(paths: Sequence[str | os.PathLike], data: Any, *, split: str = "test",
                 extra.append(VariantSpec(**{**s.to_json(), "name": f"{s.name} fp16", "precision": "fp16",
                                             "notes": list(s.notes)}))
         specs += extra
+    else:
+        for s in specs:
+            if s.runtime == "tensorrt" and not s.skip_reason:
+                s.skip_reason = "a TensorRT engine runs on a CUDA GPU only: bench --device cuda (or auto, on a GPU host)"
     _apply_compile_decisions(specs)
 
     source = None
@@ -443,6 +447,7 @@ def _variant_json(v: _Variant, ref: _Variant | None, seq_len: int | None, batch:
         notes.append(f"memory process: {memory['torch_compile_fallback']} (its peak and first_call_s include "
                      "the failed compilation)")
     size = s.size_bytes if s.files else None
+    budgets = _budget_check(s.budgets, latency, memory) if s.budgets else None
     return {
         "name": s.name, "role": s.role, "baseline": s.baseline, "kind": s.kind, "runtime": s.runtime,
         "precision": s.precision, "device": s.device, "path": s.path, "source": s.source,
@@ -450,8 +455,20 @@ def _variant_json(v: _Variant, ref: _Variant | None, seq_len: int | None, batch:
         "files": s.files, "size_bytes": size, "size_mb": size / 1e6 if size is not None else None,
         "load_s": (memory or {}).get("load_s"), "load_s_in_process": v.load_s_in_process,
         "accuracy": accuracy, "latency": latency, "latency_fixed": fixed, "throughput": tput,
-        "memory": memory, "validation": s.validation,
+        "memory": memory, "validation": s.validation, "budgets": budgets,
     }
+
+
+def _budget_check(budgets: dict[str, Any], latency: dict[str, Any] | None,
+                  memory: dict[str, Any] | None) -> dict[str, Any]:
+    """The target's latency / memory budgets against this run's p50 at batch 1 and peak RSS (None:
+    no budget, or not measured)."""
+    p50 = (latency or {}).get("p50")
+    peak = (memory or {}).get("peak_rss_mb")
+    lat, mem = budgets.get("latency_ms"), budgets.get("memory_mb")
+    return {"target": budgets.get("target"), "latency_ms": lat, "memory_mb": mem,
+            "within_latency": None if lat is None or p50 is None else p50 <= lat,
+            "within_memory": None if mem is None or peak is None else peak <= mem}
 
 
 def _version() -> str:

@@ -6,6 +6,7 @@ given to ``edgebert bench`` are turned into variants by :func:`discover`:
 * a Hugging Face model folder (``config.json`` + weights)    -> runtime ``pytorch`` (eager)
 * an ONNX file (``.onnx``, or ``.ort``)                       -> runtime ``onnxruntime``
 * a TorchScript file (``.pt`` / ``.pth``, ``torch.jit.save``)  -> runtime ``torchscript``
+* a TensorRT engine (``.plan`` / ``.engine``)                 -> runtime ``tensorrt`` (CUDA only)
 * an artifact folder (``manifest.json`` + ``model/``)         -> one variant per deployable file in
   ``model/`` (tokenizer/ and labels.json at the artifact root)
 
@@ -35,19 +36,20 @@ KINDS: dict[str, str] = {
           "e.g. written by 'edgebert finetune'",
     "onnx": "an ONNX model file (.onnx or .ort; external data beside it)",
     "torchscript": "a TorchScript file (.pt / .pth saved with torch.jit.save)",
+    "tensorrt": "a TensorRT engine (.plan / .engine; needs TensorRT and a CUDA GPU: --device cuda)",
     "artifact": "an artifact folder (manifest.json + model/ holding model.onnx | model.pt | HF files, "
                 "with tokenizer/ and labels.json)",
 }
 
 ONNX_SUFFIXES = (".onnx", ".ort")
 TORCHSCRIPT_SUFFIXES = (".pt", ".pth", ".torchscript")
-#: deployable files bench knows but cannot run yet, and why
-UNSUPPORTED_SUFFIXES = {".plan": "TensorRT engines are not benchmarked yet",
-                        ".engine": "TensorRT engines are not benchmarked yet"}
+TENSORRT_SUFFIXES = (".plan", ".engine")
+#: why a TensorRT engine is skipped on a machine without TensorRT
+NO_TENSORRT = "TensorRT not installed: an engine runs where TensorRT and the GPU it was built for are"
 WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin", "model.safetensors.index.json",
                 "pytorch_model.bin.index.json")
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "vocab.txt")
-RUNTIMES = {"hf": "pytorch", "onnx": "onnxruntime", "torchscript": "torchscript"}
+RUNTIMES = {"hf": "pytorch", "onnx": "onnxruntime", "torchscript": "torchscript", "tensorrt": "tensorrt"}
 
 
 def kinds_text() -> str:
@@ -78,6 +80,7 @@ class VariantSpec:
     validation: dict[str, Any] | None = None  # export check of an exported baseline
     torch_compile: str | None = None  # torch.compile mode where the folder's torch_compile.json enables it
     compile_note: str | None = None  # the note (in notes) saying it runs compiled; dropped if compiling fails
+    budgets: dict[str, Any] | None = None  # the artifact target's latency / memory budgets (its deployed file)
 
     def to_json(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -208,11 +211,35 @@ def _file_variant(path: Path, kind: str, *, label_dir: Path, source: str, name: 
         )
     if kind == "onnx":
         files, precision = onnx_files(path), onnx_precision(path)
+    elif kind == "tensorrt":
+        files, precision = [str(path)], _engine_precision(path)
     else:
         files, precision = [str(path)], "unknown"  # torchscript: read from the weights once loaded
+    skip = NO_TENSORRT if kind == "tensorrt" and not _tensorrt_importable() else None
     return VariantSpec(name=name, kind=kind, runtime=RUNTIMES[kind], path=str(path), tokenizer_dir=str(tok),
                        label_names=labels, precision=precision, source=source, files=files,
-                       input_names=_input_names_near(label_dir) if kind == "torchscript" else None)
+                       input_names=_input_names_near(label_dir) if kind == "torchscript" else None,
+                       skip_reason=skip)
+
+
+def _tensorrt_importable() -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec("tensorrt") is not None
+
+
+def _engine_precision(path: Path) -> str:
+    """What build-tensorrt built an artifact's engine with (its manifest), else unknown."""
+    for manifest in (path.parent / "manifest.json", path.parent.parent / "manifest.json"):
+        if manifest.is_file():
+            try:
+                data = json.loads(manifest.read_text(encoding="utf-8"))
+            except (OSError, ValueError):
+                return "unknown"
+            for rec in reversed(data.get("stages") or []):
+                if isinstance(rec, dict) and rec.get("kind") == "build-tensorrt":
+                    return str((rec.get("metrics") or {}).get("precision") or "unknown")
+    return "unknown"
 
 
 def _hf_variant(folder: Path, *, source: str, name: str) -> VariantSpec:
@@ -247,6 +274,8 @@ def discover(path: str | Path) -> list[VariantSpec]:
         if suffix in TORCHSCRIPT_SUFFIXES:
             return [_file_variant(p, "torchscript", label_dir=p.parent, source=source,
                                   name=f"{p.parent.name}/{p.name}")]
+        if suffix in TENSORRT_SUFFIXES:
+            return [_file_variant(p, "tensorrt", label_dir=p.parent, source=source, name=f"{p.parent.name}/{p.name}")]
         raise ConfigError(f"'{path}' is a {suffix or 'suffix-less'} file, which bench cannot run. "
                           f"bench accepts: {kinds_text()}.")
     if _is_artifact(p):
@@ -272,15 +301,38 @@ def _artifact_variants(root: Path, source: str) -> list[VariantSpec]:
             out.append(_file_variant(f, "onnx", label_dir=model_dir, source=source, name=name))
         elif suffix in TORCHSCRIPT_SUFFIXES:
             out.append(_file_variant(f, "torchscript", label_dir=model_dir, source=source, name=name))
-        elif suffix in UNSUPPORTED_SUFFIXES:
-            out.append(VariantSpec(name=name, kind=suffix.lstrip("."), runtime="tensorrt", path=str(f),
-                                   tokenizer_dir=None, label_names=None, precision="unknown", source=source,
-                                   files=[str(f)], skip_reason=UNSUPPORTED_SUFFIXES[suffix]))
+        elif suffix in TENSORRT_SUFFIXES:
+            out.append(_file_variant(f, "tensorrt", label_dir=model_dir, source=source, name=name))
+    budgets = _target_budgets(root)
+    if budgets is not None:
+        deployed = budgets.pop("deployed")
+        for spec in out:
+            if Path(spec.path).resolve() in deployed:
+                spec.budgets = dict(budgets)
     if not out:
         content = ", ".join(sorted(c.name for c in model_dir.iterdir())[:12]) or "nothing"
         raise ConfigError(f"Artifact '{root}' has no deployable model in model/ (it contains: {content}). "
-                          "Expected model.onnx, model.ort, model.pt or Hugging Face files.")
+                          "Expected model.onnx, model.ort, model.pt, model.plan or Hugging Face files.")
     return out
+
+
+def _target_budgets(root: Path) -> dict[str, Any] | None:
+    """The latency / memory budgets of the artifact's target and the files they apply to (the deployed
+    model, and the TensorRT engine where the target runs one); None without budgets."""
+    try:
+        manifest = json.loads((root / "manifest.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    target = manifest.get("target") if isinstance(manifest, dict) else None
+    budgets = (target or {}).get("budgets") if isinstance(target, dict) else None
+    if not isinstance(budgets, dict) or not any(budgets.get(k) for k in ("latency_ms", "memory_mb")):
+        return None
+    deploy = manifest.get("deploy") if isinstance(manifest.get("deploy"), dict) else {}
+    deployed = {(root / str(deploy["model"])).resolve()} if deploy.get("model") else set()
+    if target.get("runtime") == "tensorrt":
+        deployed |= {p.resolve() for p in (root / "model").glob("*.plan")}
+    return {"target": target.get("name"), "latency_ms": budgets.get("latency_ms"),
+            "memory_mb": budgets.get("memory_mb"), "deployed": deployed}
 
 
 # -- tokenizers -------------------------------------------------------------------------------
@@ -483,6 +535,32 @@ class OnnxRunner(Runner):
         self.session = None
 
 
+class TensorRTRunner(Runner):
+    """A TensorRT engine on the GPU (:class:`edgebert.export.tensorrt.Engine`): inputs are moved to
+    the GPU in ``prepare`` (outside timing, as for the other CUDA runners); each call sets the shapes,
+    runs and synchronises."""
+
+    def __init__(self, spec: VariantSpec):
+        from edgebert.export.tensorrt import Engine
+
+        if spec.device != "cuda":
+            raise ConfigError(f"'{spec.path}' is a TensorRT engine, which runs on a CUDA GPU only: bench --device cuda.")
+        self.spec = spec
+        self.engine = Engine(spec.path)
+
+    def prepare(self, enc):
+        return self.engine.to_device(enc)
+
+    def __call__(self, prepared):
+        return self.engine(prepared)
+
+    def logits(self, output):
+        return self.engine.logits(output)
+
+    def close(self):
+        self.engine = None
+
+
 def open_runner(spec: VariantSpec, threads: int) -> Runner:
     """Load ``spec`` in its runtime. Runtime errors propagate with the runtime's own message."""
     if spec.runtime == "pytorch":
@@ -491,5 +569,7 @@ def open_runner(spec: VariantSpec, threads: int) -> Runner:
         return TorchScriptRunner(spec)
     if spec.runtime == "onnxruntime":
         return OnnxRunner(spec, threads)
+    if spec.runtime == "tensorrt":
+        return TensorRTRunner(spec)
     known = ", ".join(sorted(set(RUNTIMES.values())))
     raise ConfigError(f"Runtime '{spec.runtime}' cannot be benchmarked. Known: {known}.")

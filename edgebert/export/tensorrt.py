@@ -40,7 +40,7 @@ import numpy as np
 
 from edgebert.errors import ConfigError, ExportError, MissingDependencyError
 
-__all__ = ["PRECISIONS", "build_engine", "layernorm_node_names", "run_engine", "tensorrt_available",
+__all__ = ["PRECISIONS", "Engine", "build_engine", "layernorm_node_names", "run_engine", "tensorrt_available",
            "write_build_script"]
 
 PRECISIONS = ("fp32", "fp16", "int8")
@@ -236,44 +236,73 @@ def build_engine(onnx_path: str | os.PathLike, plan_path: str | os.PathLike, *, 
     }
 
 
-def run_engine(plan_path: str | os.PathLike, feeds: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
-    """Run a serialized engine once on ``feeds`` (name -> array); return every output as numpy.
+class Engine:
+    """A serialized engine loaded once, run many times (TensorRT 10 name-based I/O API).
 
-    Uses torch CUDA tensors as device buffers and ``IExecutionContext.execute_async_v3`` on the
-    current torch stream (TensorRT 10 name-based I/O API).
+    Device buffers are torch CUDA tensors; each call sets the input shapes (any shape within the
+    engine's optimization profile), runs ``IExecutionContext.execute_async_v3`` on the current torch
+    stream and waits for it, so a call returns when the result is ready (what a latency measures).
     """
-    import torch
 
-    trt = _import_tensorrt()
-    if not torch.cuda.is_available():
-        raise ExportError("Running a TensorRT engine needs a CUDA GPU; none is visible to torch.")
-    logger = trt.Logger(trt.Logger.WARNING)
-    engine = trt.Runtime(logger).deserialize_cuda_engine(Path(plan_path).read_bytes())
-    if engine is None:
-        raise ExportError(f"TensorRT could not load '{plan_path}' (built for another GPU or TensorRT version?).")
-    context = engine.create_execution_context()
-    names = [engine.get_tensor_name(i) for i in range(engine.num_io_tensors)]
-    buffers: dict[str, torch.Tensor] = {}
-    for name in names:
-        if engine.get_tensor_mode(name) == trt.TensorIOMode.INPUT:
-            dtype = np.dtype(trt.nptype(engine.get_tensor_dtype(name)))
-            array = np.ascontiguousarray(np.asarray(feeds[name]).astype(dtype, copy=False))
-            buffers[name] = torch.from_numpy(array).cuda()
-            context.set_input_shape(name, tuple(array.shape))
-    outputs = []
-    for name in names:
-        if engine.get_tensor_mode(name) == trt.TensorIOMode.OUTPUT:
+    def __init__(self, plan_path: str | os.PathLike):
+        import torch
+
+        trt = _import_tensorrt()
+        if not torch.cuda.is_available():
+            raise ExportError("Running a TensorRT engine needs a CUDA GPU; none is visible to torch.")
+        self.torch, self.trt, self.path = torch, trt, Path(plan_path)
+        self.logger = trt.Logger(trt.Logger.WARNING)
+        self.runtime = trt.Runtime(self.logger)
+        self.engine = self.runtime.deserialize_cuda_engine(self.path.read_bytes())
+        if self.engine is None:
+            raise ExportError(f"TensorRT could not load '{plan_path}' (built for another GPU or TensorRT version?).")
+        self.context = self.engine.create_execution_context()
+        names = [self.engine.get_tensor_name(i) for i in range(self.engine.num_io_tensors)]
+        mode = self.engine.get_tensor_mode
+        self.inputs = [n for n in names if mode(n) == trt.TensorIOMode.INPUT]
+        self.outputs = [n for n in names if mode(n) == trt.TensorIOMode.OUTPUT]
+        self.dtypes = {n: np.dtype(trt.nptype(self.engine.get_tensor_dtype(n))) for n in names}
+
+    def to_device(self, feeds: Mapping[str, np.ndarray]) -> dict[str, Any]:
+        """The engine's inputs as contiguous CUDA tensors of its dtypes (absent token_type_ids: zeros)."""
+        out = {}
+        first = np.asarray(next(iter(feeds.values())))
+        for name in self.inputs:
+            array = np.asarray(feeds[name]) if name in feeds else np.zeros_like(first)
+            array = np.ascontiguousarray(array.astype(self.dtypes[name], copy=False))
+            out[name] = self.torch.from_numpy(array).cuda()
+        return out
+
+    def __call__(self, inputs: Mapping[str, Any]) -> dict[str, Any]:
+        """Run once on device tensors from :meth:`to_device` (numpy arrays are moved first); return
+        the outputs as CUDA tensors, synchronised."""
+        if any(isinstance(v, np.ndarray) for v in inputs.values()):
+            inputs = self.to_device(inputs)
+        context, torch = self.context, self.torch
+        for name in self.inputs:
+            context.set_input_shape(name, tuple(inputs[name].shape))
+            context.set_tensor_address(name, int(inputs[name].data_ptr()))
+        outputs = {}
+        for name in self.outputs:
             shape = tuple(context.get_tensor_shape(name))
-            dtype = np.dtype(trt.nptype(engine.get_tensor_dtype(name)))
-            buffers[name] = torch.empty(shape, dtype=getattr(torch, dtype.name), device="cuda")
-            outputs.append(name)
-    for name, tensor in buffers.items():
-        context.set_tensor_address(name, int(tensor.data_ptr()))
-    stream = torch.cuda.current_stream()
-    if not context.execute_async_v3(stream.cuda_stream):
-        raise ExportError(f"TensorRT execution of '{plan_path}' failed.")
-    stream.synchronize()
-    return {name: buffers[name].cpu().numpy() for name in outputs}
+            outputs[name] = torch.empty(shape, dtype=getattr(torch, self.dtypes[name].name), device="cuda")
+            context.set_tensor_address(name, int(outputs[name].data_ptr()))
+        stream = torch.cuda.current_stream()
+        if not context.execute_async_v3(stream.cuda_stream):
+            raise ExportError(f"TensorRT execution of '{self.path}' failed.")
+        stream.synchronize()
+        return outputs
+
+    def logits(self, outputs: Mapping[str, Any]) -> np.ndarray:
+        """The ``logits`` output (else the first) as a float32 numpy array."""
+        out = outputs["logits"] if "logits" in outputs else outputs[self.outputs[0]]
+        return out.float().cpu().numpy()
+
+
+def run_engine(plan_path: str | os.PathLike, feeds: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """Load a serialized engine, run it once on ``feeds`` (name -> array); every output as numpy."""
+    engine = Engine(plan_path)
+    return {name: tensor.cpu().numpy() for name, tensor in engine(engine.to_device(feeds)).items()}
 
 
 def _shape_arg(names: Sequence[str], shape: Shape) -> str:

@@ -360,10 +360,10 @@ class _TorchScriptBackend:
 
 
 class _TensorRTBackend:
-    """A serialized TensorRT engine, run through :func:`edgebert.export.tensorrt.run_engine`.
+    """A serialized TensorRT engine (:class:`edgebert.export.tensorrt.Engine`, loaded once on first use).
 
-    That function deserializes the engine on every call: a correctness path that checks an engine
-    against its ONNX source, not a serving path (serve TensorRT engines with trtexec / Triton).
+    It needs TensorRT and torch (for its CUDA buffers) on a CUDA GPU: the torch-free runtime's own
+    backends are onnxruntime and TorchScript; engines are for GPU hosts (or serve them with Triton).
     """
 
     providers = ["tensorrt"]
@@ -377,12 +377,14 @@ class _TensorRTBackend:
         self.path = path
         self.input_names = list(input_names or KNOWN_INPUTS)
         self.input_dtypes = {n: np.int64 for n in self.input_names}
+        self._engine = None
 
     def __call__(self, feeds: dict[str, np.ndarray]) -> np.ndarray:
-        from edgebert.export.tensorrt import run_engine
+        from edgebert.export.tensorrt import Engine
 
-        out = run_engine(self.path, feeds)
-        return out["logits"] if "logits" in out else next(iter(out.values()))
+        if self._engine is None:
+            self._engine = Engine(self.path)
+        return self._engine.logits(self._engine(self._engine.to_device(feeds)))
 
 
 # -- the classifier ------------------------------------------------------------------------------

@@ -281,8 +281,9 @@ def _validate_engine(onnx_path, plan_path, ctx: RunContext, art: Artifact) -> di
 
     from edgebert import models
     from edgebert.export.onnx import _session, comparison_report, onnx_feeds
-    from edgebert.export.tensorrt import run_engine
+    from edgebert.export.tensorrt import Engine
 
+    engine = Engine(plan_path)
     tokenizer = models.load_tokenizer(_ref(art, art.model))
     session = _session(onnx_path)
     names = [i.name for i in session.get_inputs()]
@@ -291,7 +292,7 @@ def _validate_engine(onnx_path, plan_path, ctx: RunContext, art: Artifact) -> di
         feeds = onnx_feeds(names, dict(tokenizer([text], truncation=True, max_length=128, return_tensors="np")))
         lengths.append(int(feeds[names[0]].shape[1]))
         ref1.append(np.asarray(session.run(None, feeds)[0])[0])
-        got1.append(np.asarray(next(iter(run_engine(plan_path, feeds).values())))[0])
+        got1.append(engine.logits(engine(engine.to_device(feeds)))[0])
     return comparison_report(ref1, got1, [np.stack(ref1)], [np.stack(got1)], lengths)
 
 
