@@ -96,20 +96,24 @@ def now_iso() -> str:
     return _dt.datetime.now(_dt.timezone.utc).replace(microsecond=0).isoformat()
 
 
-def write_json(path: str | os.PathLike, data: Any) -> None:
-    """Write JSON atomically (temp file + rename), pretty-printed, UTF-8."""
+def write_text(path: str | os.PathLike, text: str) -> None:
+    """Write UTF-8 text atomically (temp file + rename): readers see the old file or the new one."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as f:
-            json.dump(data, f, indent=2, ensure_ascii=False, default=str)
-            f.write("\n")
+            f.write(text)
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
         raise
+
+
+def write_json(path: str | os.PathLike, data: Any) -> None:
+    """Write JSON atomically (temp file + rename), pretty-printed, UTF-8."""
+    write_text(path, json.dumps(data, indent=2, ensure_ascii=False, default=str) + "\n")
 
 
 def check_output_dir(out: str | os.PathLike, *, overwrite: bool = False) -> Path:

@@ -219,7 +219,7 @@ def compress(model: str = DEFAULT_MODEL, target: str = DEFAULT_TARGET, *, data: 
     for the folder.
     """
     from edgebert import models
-    from edgebert.artifact import host_info, library_versions, now_iso, sha256_tree, staged_dir, write_json
+    from edgebert.artifact import host_info, library_versions, now_iso, sha256_tree, staged_dir, write_json, write_text
     from edgebert.data import Dataset, load_dataset
     from edgebert.models.specs import get_spec
     from edgebert.stages.registry import Artifact, RunContext, check_model, get_stage
@@ -315,7 +315,7 @@ def compress(model: str = DEFAULT_MODEL, target: str = DEFAULT_TARGET, *, data: 
     manifest["status"] = "complete"
     manifest["updated"] = now_iso()
     write_json(root / "manifest.json", manifest)
-    (root / "report.md").write_text(report_markdown(manifest), encoding="utf-8")
+    write_text(root / "report.md", report_markdown(manifest))
     return result
 
 

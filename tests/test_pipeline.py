@@ -351,3 +351,19 @@ def test_summary_checks_the_accuracy_and_size_budgets(tmp_path):
     no_size = _manifest(0.90, 0.87, {"accuracy_drop": 5.0})
     no_size["summary"] = summarize(no_size, model)
     assert no_size["summary"]["within_size_budget"] is None and budget_warnings(no_size) == []
+
+
+def test_text_files_are_replaced_atomically(tmp_path, monkeypatch):
+    import os
+
+    from edgebert.artifact import write_text
+
+    path = tmp_path / "report.md"
+    write_text(path, "old\n")
+    monkeypatch.setattr(os, "replace", lambda *a: (_ for _ in ()).throw(OSError("disk full")))
+    with pytest.raises(OSError, match="disk full"):
+        write_text(path, "new\n")
+    monkeypatch.undo()
+    assert path.read_text() == "old\n" and [p.name for p in tmp_path.iterdir()] == ["report.md"]
+    write_text(path, "new\n")
+    assert path.read_text() == "new\n"
