@@ -46,11 +46,12 @@ class Plan:
     recipe: str
     stages: list[Any]                # resolved StageConfigs
 
-    def to_yaml(self) -> str:
+    def to_yaml(self, seed: int = 0) -> str:
+        """The recipe as it would run with run seed ``seed`` (each stage's seed shifted by it)."""
         import yaml
 
         body = {"name": self.recipe, "target": self.target.name,
-                "stages": [s.model_dump(mode="json") for s in self.stages]}
+                "stages": [_with_run_seed(s, seed).model_dump(mode="json") for s in self.stages]}
         return yaml.safe_dump(body, sort_keys=False)
 
 

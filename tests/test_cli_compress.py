@@ -45,6 +45,10 @@ def test_print_recipe_shows_resolved_stages():
     kinds = [s["kind"] for s in body["stages"]]
     assert kinds == ["finetune", "prune", "distill", "export-onnx", "quantize"]
     assert body["stages"][-1]["max_accuracy_drop"] == 1.0  # the target's budget, resolved
+    seeded = yaml.safe_load(run("compress", "--target", "cpu", "--print-recipe", "--seed", "3").output)
+    assert [s.get("seed") for s in seeded["stages"]] == [None if s.get("seed") is None else s["seed"] + 3
+                                                          for s in body["stages"]]  # as the run would use them
+    assert seeded["stages"][1]["seed"] == body["stages"][1]["seed"] + 3  # prune has a seed
 
 
 def test_list_stages():

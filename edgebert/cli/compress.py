@@ -54,7 +54,7 @@ def command(model, target, data, out, recipe, print_recipe, list_stages, seed, o
         return
     the_plan = pipeline.plan(target, recipe)
     if print_recipe:
-        click.echo(the_plan.to_yaml(), nl=False)
+        click.echo(the_plan.to_yaml(seed), nl=False)
         return
     out = out or str(pipeline.default_out(model, the_plan.target.name))
     click.echo(f"Compressing {model} for target {the_plan.target.name} (recipe {the_plan.recipe}: "
