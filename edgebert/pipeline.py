@@ -375,7 +375,10 @@ def _assemble(root: Path, art, manifest: dict[str, Any], the_plan: Plan, previou
         # the target's own in target_runtime / target_precision (they differ where a TensorRT engine is deferred)
         "runtime": _RUNTIMES.get(fmt, target.runtime),
         "precision": _file_precision(root / "model", primary, art, manifest),
-        "target_runtime": target.runtime, "target_precision": target.precision,
+        "target_runtime": target.runtime,
+        # an engine's precision is build-tensorrt's (jetson-int8 builds int8 for an fp16 target)
+        "target_precision": _first([r for r in reversed(manifest["stages"]) if r["kind"] == "build-tensorrt"],
+                                   "metrics.precision") or target.precision,
         "fallback_runtime": target.fallback_runtime, "format": fmt,
         "model": f"model/{primary}", "files": sorted(f"model/{n}" for n in art.deploy),
         "tokenizer": "tokenizer/", "labels": "labels.json",
@@ -405,8 +408,8 @@ def _file_precision(model_dir: Path, name: str, art, manifest: dict[str, Any]) -
     path = model_dir / name
     if path.suffix == ".onnx":
         return onnx_precision(path)
-    if path.suffix == ".ort" and art.onnx:  # converted from the recipe's last ONNX model, same precision
-        return onnx_precision(art.path(art.onnx))
+    if path.suffix == ".ort":  # converted from the recipe's last ONNX model, same precision
+        return onnx_precision(art.path(art.onnx)) if art.onnx else "unknown"
     if path.suffix == ".safetensors":
         from safetensors import safe_open
 
@@ -418,7 +421,8 @@ def _file_precision(model_dir: Path, name: str, art, manifest: dict[str, Any]) -
     if path.suffix == ".plan":  # what build-tensorrt built it with
         return _first([r for r in reversed(manifest["stages"]) if r["kind"] == "build-tensorrt"],
                       "metrics.precision") or "unknown"
-    return "fp32"  # TorchScript / torch.export files are written from the fp32 model
+    # TorchScript / torch.export files are written from the fp32 model, or its torch int8 dynamic quantization
+    return "int8" if getattr(art, "torch_quantization", None) else "fp32"
 
 
 def _input_names(model_dir: Path, primary: str) -> list[str] | None:

@@ -301,7 +301,7 @@ def test_engine_is_skipped_off_the_gpu(classifier, tiny_sentiment_dir, tmp_path,
     assert onnx_budgets["within_memory"] is None and engine["budgets"]["within_latency"] is None
     text = (tmp_path / "b" / "bench.md").read_text()
     assert "**artifact/model.onnx**: target jetson's budgets on this device: p50" in text
-    assert "(budget 100000 ms: met); peak RSS – MB (budget 1024 MB: not measured)" in text
+    assert "(budget 100000 ms: met); peak RSS – MiB (budget 1024 MiB: not measured)" in text
 
 
 def test_baselines_without_optimum(classifier, tiny_sentiment_dir, tmp_path, monkeypatch):

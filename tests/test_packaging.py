@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import glob
-import tomllib
 from pathlib import Path
 
+import pytest
+
+tomllib = pytest.importorskip("tomllib", reason="tomllib is in the standard library from Python 3.11")
 ROOT = Path(__file__).resolve().parents[1]
 
 

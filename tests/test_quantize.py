@@ -219,6 +219,10 @@ def test_fp16_keeps_layernorm_in_fp32(clf, tmp_path):
                     assert inits[i] == onnx.TensorProto.FLOAT, (node.name, i)
         check = _validate(clf, out)
         assert check["label_agreement"] == 1.0 and check["max_abs_logit_diff"] < 0.02, check
+        from edgebert.bench.variants import onnx_precision
+
+        # what bench and the manifest call it: fp16 (the float32 LayerNorm weights are a small share)
+        assert onnx_precision(out) == "fp16" and onnx_precision(clf[name]) == "fp32"
 
 
 # -- exclusions, groups ------------------------------------------------------------------------

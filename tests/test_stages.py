@@ -179,6 +179,12 @@ def test_deferred_engine_deploys_what_runs_now(tmp_path, tiny_classifier_dir, ti
     report = (result.out / "report.md").read_text()
     assert "(onnxruntime, fp32); the target runs tensorrt fp16 once model/build_engine.sh" in report
     assert "fallback `model/model.safetensors` (pytorch, fp16)" in report
+    from edgebert.bench.variants import discover
+
+    # bench checks the target's budgets on what it deploys: the ONNX file and the fp16 checkpoint's folder
+    budgets = {v.name: v.budgets for v in discover(result.out)}
+    assert budgets["art/model"] == budgets["art/model.onnx"] == {"target": "server-gpu", "latency_ms": 2,
+                                                                "memory_mb": 4096}
 
 
 def test_cpu_deploy_reads_precision_from_the_file(tmp_path, tiny_classifier_dir, tiny_sentiment_dir):

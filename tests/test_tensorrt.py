@@ -183,7 +183,8 @@ def test_build_engine(tiny_onnx, precision, tmp_path):
 @needs_tensorrt
 def test_bench_times_the_engine_beside_its_onnx(tiny_onnx, tiny_sentiment_dir, tmp_path):
     """edgebert bench --device cuda on an engine: it loads once, scores the split and agrees with the
-    ONNX model it was built from (batch 1, real lengths within the profile)."""
+    ONNX model it was built from (batch 1, real lengths within the profile; scoring batches of 20
+    rows exceed the profile's maximum batch of 8 and run in chunks)."""
     import json
 
     import torch

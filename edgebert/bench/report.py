@@ -124,7 +124,7 @@ def _budget_note(row: dict[str, Any]) -> str:
     b = row["budgets"]
     parts = []
     for label, value, unit, budget, within in (("p50", row.get("p50_ms"), "ms", b.get("latency_ms"), b.get("within_latency")),
-                                               ("peak RSS", row.get("peak_rss_mb"), "MB", b.get("memory_mb"),
+                                               ("peak RSS", row.get("peak_rss_mb"), "MiB", b.get("memory_mb"),
                                                 b.get("within_memory"))):
         if budget is None:
             continue

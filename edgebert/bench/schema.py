@@ -27,6 +27,8 @@ A variant::
                     cuda_max_allocated_mb}
                    | {error} | None
     validation     export check of a baseline ({n, max_abs_logit_diff, label_agreement, ...}) | None
+    budgets        (optional) the artifact target's budgets on a file it deploys: {target, latency_ms,
+                   memory_mb, within_latency, within_memory} (None: no budget or not measured) | None
 """
 
 from __future__ import annotations

@@ -188,10 +188,13 @@ def onnx_precision(path: Path) -> str:
                 "QAttention", "DynamicQuantizeMatMul", "MatMulIntegerToFloat", "QGemm"}
     if ops & int8_ops:
         return "int8"
-    types = {i.data_type for i in model.graph.initializer}
-    if onnx.TensorProto.FLOAT16 in types and onnx.TensorProto.FLOAT not in types:
+    elements: dict[int, int] = {}
+    for init in model.graph.initializer:
+        elements[init.data_type] = elements.get(init.data_type, 0) + int(np.prod(init.dims, dtype=np.int64))
+    half, single = elements.get(onnx.TensorProto.FLOAT16, 0), elements.get(onnx.TensorProto.FLOAT, 0)
+    if half and half >= 0.9 * (half + single):  # fp16 weights; LayerNorm / Softmax inputs kept fp32 are small
         return "fp16"
-    if onnx.TensorProto.FLOAT16 in types:
+    if half:
         return "mixed"
     return "fp32"
 
@@ -223,9 +226,9 @@ def _file_variant(path: Path, kind: str, *, label_dir: Path, source: str, name: 
 
 
 def _tensorrt_importable() -> bool:
-    import importlib.util
+    from edgebert.export.tensorrt import tensorrt_available
 
-    return importlib.util.find_spec("tensorrt") is not None
+    return tensorrt_available()
 
 
 def _engine_precision(path: Path) -> str:
@@ -331,6 +334,10 @@ def _target_budgets(root: Path) -> dict[str, Any] | None:
     deployed = {(root / str(deploy["model"])).resolve()} if deploy.get("model") else set()
     if target.get("runtime") == "tensorrt":
         deployed |= {p.resolve() for p in (root / "model").glob("*.plan")}
+    fallback = deploy.get("fallback") if isinstance(deploy.get("fallback"), dict) else {}
+    for rel in (deploy.get("model"), fallback.get("model")):  # a PyTorch checkpoint is benched as its folder
+        if rel and str(rel).endswith(".safetensors"):
+            deployed.add((root / str(rel)).parent.resolve())
     return {"target": target.get("name"), "latency_ms": budgets.get("latency_ms"),
             "memory_mb": budgets.get("memory_mb"), "deployed": deployed}
 

@@ -32,6 +32,7 @@ RUNTIME_MODULES = {
     "onnxruntime": ("numpy", "onnxruntime", "tokenizers"),
     "torchscript": ("numpy", "torch", "tokenizers"),
     "pytorch": ("numpy", "torch", "transformers", "tokenizers"),
+    "tensorrt": ("numpy", "torch", "tensorrt", "tokenizers"),
 }
 
 
