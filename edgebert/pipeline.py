@@ -377,8 +377,7 @@ def _assemble(root: Path, art, manifest: dict[str, Any], the_plan: Plan, previou
         "precision": _file_precision(root / "model", primary, art, manifest),
         "target_runtime": target.runtime,
         # an engine's precision is build-tensorrt's (jetson-int8 builds int8 for an fp16 target)
-        "target_precision": _first([r for r in reversed(manifest["stages"]) if r["kind"] == "build-tensorrt"],
-                                   "metrics.precision") or target.precision,
+        "target_precision": engine_precision(manifest) or target.precision,
         "fallback_runtime": target.fallback_runtime, "format": fmt,
         "model": f"model/{primary}", "files": sorted(f"model/{n}" for n in art.deploy),
         "tokenizer": "tokenizer/", "labels": "labels.json",
@@ -418,11 +417,18 @@ def _file_precision(model_dir: Path, name: str, art, manifest: dict[str, Any]) -
         floats = dtypes & {"F32", "F16", "BF16"}
         return {frozenset({"F16"}): "fp16", frozenset({"BF16"}): "bf16", frozenset({"F32"}): "fp32"}.get(
             frozenset(floats), "mixed")
-    if path.suffix == ".plan":  # what build-tensorrt built it with
-        return _first([r for r in reversed(manifest["stages"]) if r["kind"] == "build-tensorrt"],
-                      "metrics.precision") or "unknown"
+    if path.suffix == ".plan":
+        return engine_precision(manifest) or "unknown"
     # TorchScript / torch.export files are written from the fp32 model, or its torch int8 dynamic quantization
     return "int8" if getattr(art, "torch_quantization", None) else "fp32"
+
+
+def engine_precision(manifest: dict[str, Any]) -> str | None:
+    """The precision the last build-tensorrt stage of a manifest built (or deferred) its engine with."""
+    builds = [r for r in reversed(manifest.get("stages") or [])
+              if isinstance(r, dict) and r.get("kind") == "build-tensorrt"]
+    value = _first(builds, "metrics.precision")
+    return None if value is None else str(value)
 
 
 def _input_names(model_dir: Path, primary: str) -> list[str] | None:

@@ -196,10 +196,10 @@ def target_recipe(target: TargetProfile) -> tuple[str, list[StageConfig]]:
     if isinstance(target.recipe, list):
         return f"{target.name} (inline)", parse_stages(target.recipe, f"{target.source or target.name}: recipe")
     try:
-        recipe_file(target.recipe)
+        path = recipe_file(target.recipe)
     except ConfigError as exc:  # name the profile and its key: the recipe name is the profile's mistake
         raise ConfigError(f"{target.source or target.name}: recipe: {exc}") from exc
-    return load_recipe(target.recipe)
+    return load_recipe(path)
 
 
 def resolve_stages(stages: list[StageConfig], target: TargetProfile) -> list[StageConfig]:

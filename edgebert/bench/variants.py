@@ -235,13 +235,13 @@ def _engine_precision(path: Path) -> str:
     """What build-tensorrt built an artifact's engine with (its manifest), else unknown."""
     for manifest in (path.parent / "manifest.json", path.parent.parent / "manifest.json"):
         if manifest.is_file():
+            from edgebert.pipeline import engine_precision
+
             try:
                 data = json.loads(manifest.read_text(encoding="utf-8"))
             except (OSError, ValueError):
                 return "unknown"
-            for rec in reversed(data.get("stages") or []):
-                if isinstance(rec, dict) and rec.get("kind") == "build-tensorrt":
-                    return str((rec.get("metrics") or {}).get("precision") or "unknown")
+            return (engine_precision(data) if isinstance(data, dict) else None) or "unknown"
     return "unknown"
 
 

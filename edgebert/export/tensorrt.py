@@ -327,8 +327,7 @@ class Engine:
 
 def run_engine(plan_path: str | os.PathLike, feeds: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
     """Load a serialized engine, run it once on ``feeds`` (name -> array); every output as numpy."""
-    engine = Engine(plan_path)
-    return {name: tensor.cpu().numpy() for name, tensor in engine(engine.to_device(feeds)).items()}
+    return {name: tensor.cpu().numpy() for name, tensor in Engine(plan_path)(feeds).items()}
 
 
 def _shape_arg(names: Sequence[str], shape: Shape) -> str:

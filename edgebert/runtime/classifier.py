@@ -384,7 +384,7 @@ class _TensorRTBackend:
 
         if self._engine is None:
             self._engine = Engine(self.path)
-        return self._engine.logits(self._engine(self._engine.to_device(feeds)))
+        return self._engine.logits(self._engine(feeds))
 
 
 # -- the classifier ------------------------------------------------------------------------------

@@ -292,7 +292,7 @@ def _validate_engine(onnx_path, plan_path, ctx: RunContext, art: Artifact) -> di
         feeds = onnx_feeds(names, dict(tokenizer([text], truncation=True, max_length=128, return_tensors="np")))
         lengths.append(int(feeds[names[0]].shape[1]))
         ref1.append(np.asarray(session.run(None, feeds)[0])[0])
-        got1.append(engine.logits(engine(engine.to_device(feeds)))[0])
+        got1.append(engine.logits(engine(feeds))[0])
     return comparison_report(ref1, got1, [np.stack(ref1)], [np.stack(got1)], lengths)
 
 

@@ -196,10 +196,9 @@ def parse_stage(values: Any, where: str) -> StageConfig:
 
 
 def model_shape(config) -> dict[str, Any]:
-    """What the stage checks read of a model's config: model type and layer / head counts."""
+    """What the stage checks read of a model's config: model type and layer count."""
     return {"model_type": getattr(config, "model_type", None),
-            "num_hidden_layers": int(getattr(config, "num_hidden_layers", 0) or 0),
-            "num_attention_heads": int(getattr(config, "num_attention_heads", 0) or 0)}
+            "num_hidden_layers": int(getattr(config, "num_hidden_layers", 0) or 0)}
 
 
 def check_model(stages: Sequence[StageConfig], config, source: str = "recipe") -> None:

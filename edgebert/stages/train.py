@@ -98,7 +98,7 @@ def finetune(art: Artifact, cfg: FinetuneStageConfig, ctx: RunContext) -> StageR
 def _check_prune(cfg: PruneStageConfig, shape: dict[str, Any]) -> None:
     """Layer counts and indices against the model's layers (before any work); updates ``shape``."""
     n = shape["num_hidden_layers"]
-    if isinstance(cfg.layers, int) and not isinstance(cfg.layers, bool):
+    if isinstance(cfg.layers, int):
         if cfg.layers >= n:
             raise ConfigError(f"layers: {cfg.layers} would drop every layer of a {n}-layer model; "
                               f"drop at most {n - 1}.")
