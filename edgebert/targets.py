@@ -55,7 +55,10 @@ class Shapes(StageConfig):
     max_batch: int = Field(1, ge=1, description="Largest batch the deployed model must accept")
     min_length: int = Field(1, ge=1, description="Shortest input in tokens (special tokens included)")
     opt_length: int = Field(64, ge=1, description="Typical input length in tokens (tuning optimum)")
-    max_length: int = Field(128, ge=8, description="Longest input in tokens; longer texts are truncated")
+    max_length: int = Field(
+        128, ge=8, le=8192,
+        description="Longest input in tokens; longer texts are truncated. Also the token cap of every stage "
+                    "whose recipe entry does not set its own max_length (training, scoring, validation)")
 
     @model_validator(mode="after")
     def _order(self):
@@ -209,8 +212,17 @@ def resolve_stages(stages: list[StageConfig], target: TargetProfile) -> list[Sta
     out = []
     for cfg in stages:
         stage = get_stage(cfg.kind)
+        cfg = _with_max_length(cfg, target.shapes.max_length)
         out.append(stage.resolve(cfg, target) if stage.resolve else cfg)
     return out
+
+
+def _with_max_length(cfg: StageConfig, max_length: int) -> StageConfig:
+    """``cfg`` with the target's token cap where the stage has a ``max_length`` the recipe left unset
+    (a model trained, scored and validated at the lengths the device will feed it)."""
+    if "max_length" not in type(cfg).model_fields or "max_length" in cfg.model_fields_set:
+        return cfg
+    return type(cfg).model_validate({**cfg.model_dump(exclude_unset=True), "max_length": max_length})
 
 
 def describe(target: TargetProfile) -> str:

@@ -227,6 +227,26 @@ def test_fusing_a_model_fusion_does_not_know_fails_before_any_work(tiny_sentimen
         compress(str(tmp_path / "roberta"), "cpu", data=str(tiny_sentiment_dir), out=tmp_path / "o", progress=False)
 
 
+def test_stages_take_the_targets_max_length_unless_the_recipe_sets_one(tmp_path):
+    from edgebert.targets import targets_dir
+
+    profile = yaml.safe_load((targets_dir() / "cpu.yaml").read_text(encoding="utf-8"))
+    profile.update(name="short", shapes={**profile["shapes"], "opt_length": 32, "max_length": 64})
+    (tmp_path / "short.yaml").write_text(yaml.safe_dump(profile), encoding="utf-8")
+    recipe = write_recipe(tmp_path / "r.yaml", [
+        {"kind": "finetune"}, {"kind": "prune", "heads": 0.5, "max_length": 256}, {"kind": "distill"},
+        {"kind": "export-onnx"}, {"kind": "quantize"}])
+    stages = plan(str(tmp_path / "short.yaml"), recipe).stages
+    assert {s.kind: s.max_length for s in stages} == {
+        "finetune": 64, "prune": 256, "distill": 64, "export-onnx": 64, "quantize": 64}
+    assert stages[1].heads == 0.5 and stages[-1].max_accuracy_drop == 1.0  # the rest as before
+    assert all(s.max_length == 128 for s in plan("cpu", recipe).stages if s.kind != "prune")  # cpu: 128
+    profile["shapes"]["max_length"] = 9000
+    (tmp_path / "short.yaml").write_text(yaml.safe_dump(profile), encoding="utf-8")
+    with pytest.raises(ConfigError, match=r"short.yaml:\n  shapes.max_length: .*8192"):
+        plan(str(tmp_path / "short.yaml"), recipe)
+
+
 def test_unknown_stage_and_target_list_the_known_ones(tmp_path):
     recipe = write_recipe(tmp_path / "bad.yaml", [{"kind": "lowrank"}])
     with pytest.raises(UnknownStageError, match=r"Known: finetune, prune, distill, sparsify"):

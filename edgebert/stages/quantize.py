@@ -25,6 +25,9 @@ class QuantizeStageConfig(QuantizeConfig):
     try_per_channel: bool = Field(
         True, description="When int8 with per-tensor weights exceeds the budget, try per-channel weights before "
                           "keeping layers in float (int8 modes; kept when fewer layers stay float)")
+    max_length: int = Field(128, ge=8, le=8192,
+                            description="Token cap of the dev-scoring and calibration inputs (unset in the recipe: the "
+                                        "target's shapes.max_length)")
 
 
 def _resolve(cfg: QuantizeStageConfig, target) -> QuantizeStageConfig:
@@ -55,9 +58,9 @@ def quantize(art: Artifact, cfg: QuantizeStageConfig, ctx: RunContext) -> StageR
 
         names = [i.name for i in onnx.load(str(src), load_external_data=False).graph.input]
         feeds = calibration_feeds(tokenizer, data.split("train").texts, names, samples=cfg.calibration_samples,
-                                  seed=ctx.seed)
-    eval_fn = onnx_accuracy_fn(tokenizer, dev.texts, dev.labels)
-    lib_cfg = QuantizeConfig(**cfg.model_dump(exclude={"try_per_channel"}))
+                                  seed=ctx.seed, max_length=cfg.max_length)
+    eval_fn = onnx_accuracy_fn(tokenizer, dev.texts, dev.labels, max_length=cfg.max_length)
+    lib_cfg = QuantizeConfig(**cfg.model_dump(exclude={"try_per_channel", "max_length"}))
     report = quantize_with_budget(src, out, lib_cfg, eval_fn, calibration_feeds=feeds)
     search = None
     if cfg.try_per_channel and not cfg.per_channel and cfg.mode != "fp16" and (
@@ -109,9 +112,9 @@ def _torch_dynamic(art: Artifact, cfg: QuantizeStageConfig, ctx: RunContext) -> 
 
     loaded = models.load(_ref(art, art.model))
     dev = ctx.dataset.with_labels(loaded.label_names).split("dev")
-    before = predict_logits(loaded.model, loaded.tokenizer, dev)
+    before = predict_logits(loaded.model, loaded.tokenizer, dev, max_length=cfg.max_length)
     quantized = torch_quantize_dynamic(loaded.model.eval(), per_channel=cfg.per_channel)
-    after = predict_logits(quantized, loaded.tokenizer, dev)
+    after = predict_logits(quantized, loaded.tokenizer, dev, max_length=cfg.max_length)
     check = _agreement(before, after, dev.labels)
     drop = 100.0 * (check["accuracy_before"] - check["accuracy_after"])
     metrics = {"dev_accuracy": check["accuracy_after"], "fp32_dev_accuracy": check["accuracy_before"],
