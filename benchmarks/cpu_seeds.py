@@ -35,6 +35,7 @@ import statistics
 import sys
 from pathlib import Path
 
+from edgebert.artifact import host_info
 from cpu_goals import ARTIFACTS, DATA, RESULTS, ROOT, recipe_line, sh  # run as a script: benchmarks/ is on sys.path
 
 GOAL_DROP = 1.0
@@ -80,6 +81,10 @@ def seed_row(seed: int, model: Path, art: Path, bench: dict) -> dict:
         "best_epoch": report["best_epoch"], "dev_accuracy": best["dev_accuracy"], "dev_agreement": best["dev_agreement"],
         "distill_seconds": distill["seconds"],
         "layer_map": report.get("layer_map"),
+        # which fine-tuning run the teacher came from: runs/ is not kept, and re-making the teacher on
+        # another host gives another model (float rounding), so rows can come from different teachers
+        "teacher_sha256": manifest["run"].get("model_sha256"),
+        "host": host_info()["processor"],
     }
 
 
@@ -94,21 +99,52 @@ def summary(rows: list[dict]) -> dict:
             "goal_met": sum(r["drop_points"] <= GOAL_DROP for r in rows)}
 
 
+def teacher_ids(rows: list[dict]) -> list[int]:
+    """Which teacher each row was distilled from (0, 1, ... in order of appearance). Told apart by
+    the teacher's sha256 where recorded; a row made before that was recorded counts as the teacher of
+    equal test accuracy."""
+    teachers: list[tuple[str | None, float]] = []
+    ids = []
+    for r in rows:
+        sha, acc = r.get("teacher_sha256"), round(r["teacher_test_accuracy"], 6)
+        same = [i for i, (s, a) in enumerate(teachers) if (s == sha if s and sha else a == acc)]
+        if not same:
+            teachers.append((sha, acc))
+            same = [len(teachers) - 1]
+        elif sha and not teachers[same[0]][0]:
+            teachers[same[0]] = (sha, acc)
+        ids.append(same[0])
+    return ids
+
+
 def markdown(record: dict) -> str:
     s = record["summary"]
     name = Path(record["recipe_file"]).stem if record.get("recipe_file") else "cpu"
-    lines = [f"# {name} recipe over seeds: MiniLM on {record['dataset']} (test split, n={record['rows'][0]['n']})", "",
-             f"Command: `{record['command']}`  ", f"Date: {record['date']}; host: {record['host']}", "",
-             f"Fine-tuned fp32 model (the teacher): test accuracy {record['rows'][0]['teacher_test_accuracy']:.4f}. "
-             f"Recipe: {record['recipe']}.", "",
-             "| run seed | stage seeds | layers kept | epoch kept | dev acc | dev agreement | test acc | drop (points) "
-             "| test agreement | distill s |",
-             "|---|---|---|---|---|---|---|---|---|---|"]
-    for r in record["rows"]:
+    rows = record["rows"]
+    ids = teacher_ids(rows)
+    n_teachers = len(set(ids))
+    lines = [f"# {name} recipe over seeds: MiniLM on {record['dataset']} (test split, n={rows[0]['n']})", "",
+             f"Command: `{record['command']}`  ", f"Date: {record['date']}; host: {record['host']}", ""]
+    if n_teachers == 1:
+        lines += [f"Fine-tuned fp32 model (the teacher): test accuracy {rows[0]['teacher_test_accuracy']:.4f}. "
+                  f"Recipe: {record['recipe']}.", ""]
+    else:
+        lines += [f"Recipe: {record['recipe']}. These rows were distilled from {n_teachers} different fine-tuned "
+                  "fp32 models (teachers; column 'teacher', with its test accuracy): each was made by "
+                  "`python benchmarks/finetune_minilm.py --keep runs/models`, re-run where runs/ was not kept, and "
+                  "float rounding on another host gives another model. Each row's drop is from its own teacher.", ""]
+    lines += ["| run seed | stage seeds | layers kept | epoch kept | dev acc | dev agreement | test acc | drop (points) "
+              "| test agreement | distill s |" + (" teacher |" if n_teachers > 1 else ""),
+              "|---|---|---|---|---|---|---|---|---|---|" + ("---|" if n_teachers > 1 else "")]
+    for r, tid in zip(rows, ids):
         seeds = ", ".join(f"{k} {v}" for k, v in r["stage_seeds"].items())
+        teacher = ""
+        if n_teachers > 1:
+            tag = chr(ord("A") + tid)
+            teacher = f" {tag} ({r['teacher_test_accuracy']:.4f}{', ' + r['host'] if r.get('host') else ''}) |"
         lines.append(f"| {r['seed']} | {seeds} | {r['layer_map']} | {r['best_epoch']} | {r['dev_accuracy']:.4f} | "
                      f"{r['dev_agreement']:.4f} | {r['test_accuracy']:.4f} | {r['drop_points']:+.2f} | "
-                     f"{r['test_agreement']:.4f} | {r['distill_seconds']:.0f} |")
+                     f"{r['test_agreement']:.4f} | {r['distill_seconds']:.0f} |{teacher}")
     a, d = s["test_accuracy"], s["drop_points"]
     sd = lambda x: f"{x:.2f}" if x is not None else "n/a"  # noqa: E731
     lines += ["", f"Over {len(s['seeds'])} seeds: test accuracy mean {a['mean']:.4f} (min {a['min']:.4f}, max "
@@ -125,7 +161,7 @@ def main() -> None:
     ap.add_argument("--recipe", type=Path, metavar="FILE",
                     help="path to a candidate recipe .yaml, run instead of the cpu target's recipe")
     args = ap.parse_args()
-    from edgebert.artifact import host_info, now_iso, write_json
+    from edgebert.artifact import now_iso, write_json
 
     ds = args.dataset
     model = ROOT / f"runs/models/minilm-{ds}"

@@ -1,0 +1,42 @@
+"""Helpers of the benchmark scripts that decide what a published record says."""
+
+from __future__ import annotations
+
+import importlib
+from pathlib import Path
+
+import pytest
+
+BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
+
+
+@pytest.fixture
+def cpu_seeds(monkeypatch):
+    monkeypatch.syspath_prepend(str(BENCHMARKS))  # the scripts import each other as top-level modules
+    return importlib.import_module("cpu_seeds")
+
+
+def _row(seed, teacher_acc, sha=None, drop=0.5):
+    row = {"seed": seed, "stage_seeds": {"prune": seed, "distill": seed}, "layer_map": [0, 1, 2, 5],
+           "best_epoch": 5, "dev_accuracy": 0.85, "dev_agreement": 0.93, "test_accuracy": teacher_acc - drop / 100,
+           "drop_points": drop, "test_agreement": 0.94, "distill_seconds": 100.0, "n": 1821,
+           "teacher_test_accuracy": teacher_acc}
+    if sha:
+        row.update(teacher_sha256=sha, host="host B")
+    return row
+
+
+def test_seed_record_says_when_rows_come_from_different_teachers(cpu_seeds):
+    # rows 0-1 made before teacher hashes were recorded; 3-4 from a re-made teacher (another sha256)
+    rows = [_row(0, 0.8896), _row(1, 0.8896), _row(3, 0.8902, "b" * 64), _row(4, 0.8902, "b" * 64, drop=1.2)]
+    assert cpu_seeds.teacher_ids(rows) == [0, 0, 1, 1]
+    assert cpu_seeds.teacher_ids([_row(0, 0.8896), _row(1, 0.8896, "a" * 64)]) == [0, 0]  # same accuracy, no sha
+    assert cpu_seeds.teacher_ids([_row(0, 0.8896, "a" * 64), _row(1, 0.8896, "c" * 64)]) == [0, 1]  # shas differ
+    record = {"dataset": "sst2", "command": "python benchmarks/cpu_seeds.py", "date": "d", "host": "h",
+              "recipe": "r", "rows": rows, "summary": cpu_seeds.summary(rows), "shuffle": "epoch_seed"}
+    text = cpu_seeds.markdown(record)
+    assert "distilled from 2 different fine-tuned fp32 models" in text
+    assert "| A (0.8896) |" in text and "| B (0.8902, host B) |" in text
+    assert "met by 3 of 4 seeds" in text
+    one = cpu_seeds.markdown({**record, "rows": rows[:2], "summary": cpu_seeds.summary(rows[:2])})
+    assert "the teacher): test accuracy 0.8896" in one and "teacher |" not in one
