@@ -89,7 +89,11 @@ def recipe_line(manifest: dict) -> str:
         cfg = stage.get("config") or {}
         if stage["kind"] in keys:
             shown = [k for k in keys[stage["kind"]] if k in cfg]
-            shown += [k for k in ("hidden_weight", "attention_weight") if stage["kind"] == "distill" and cfg.get(k)]
+            if stage["kind"] == "distill":  # settings shown where they differ from distill's defaults
+                from edgebert.compress.distill import DistillConfig
+
+                shown += [k for k in ("hidden_weight", "attention_weight", "learning_rate", "head_learning_rate",
+                                      "patience") if k in cfg and cfg[k] != DistillConfig.model_fields[k].default]
             parts.append(stage["kind"] + " " + ", ".join(f"{k}={cfg[k]}" for k in shown))
     return "; ".join(parts)
 
