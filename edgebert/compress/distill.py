@@ -66,11 +66,13 @@ class DistillConfig(StageConfig):
     max_grad_norm: float = Field(1.0, gt=0, description="Gradient clipping norm")
     seed: int = Field(0, description="Seed for shuffling and dropout")
     patience: int = Field(2, ge=0, description="Stop after this many epochs without dev improvement (0: never stop early)")
-    select: Literal["accuracy", "agreement"] = Field(
+    select: Literal["accuracy", "agreement", "kl"] = Field(
         "accuracy",
         description="Which epoch's student to keep: best dev accuracy (ties broken by agreement with the teacher), "
-                    "or best dev agreement with the teacher (ties broken by accuracy). On a small dev set, "
-                    "agreement varies less than accuracy and is what distillation optimises",
+                    "best dev agreement with the teacher (ties broken by accuracy), or lowest dev KL to the "
+                    "teacher's softened outputs (ties broken by agreement). On a small dev set, agreement varies "
+                    "less than accuracy, and KL, a mean over every sentence's probabilities rather than a count "
+                    "of flipped labels, less than agreement; both are what distillation optimises",
     )
     augment: int = Field(
         0, ge=0, le=100,
@@ -438,12 +440,15 @@ def distill(teacher, student, tokenizer, train_split, dev_split, label_names: li
 
 def selection_key(select: str, accuracy: float, agreement: float, kl: float) -> tuple[float, float, float]:
     """What ``DistillConfig.select`` compares between epochs (larger is better): the chosen measure
-    first, then the other one, then the lower KL to the teacher (small dev sets tie on the first two)."""
+    first, then the others (accuracy / agreement: the other one, then the lower KL to the teacher, as
+    small dev sets tie on the first two; kl: agreement, then accuracy)."""
     if select == "accuracy":
         return accuracy, agreement, -kl
     if select == "agreement":
         return agreement, accuracy, -kl
-    raise ConfigError(f"distill select must be 'accuracy' or 'agreement', got '{select}'")
+    if select == "kl":
+        return -kl, agreement, accuracy
+    raise ConfigError(f"distill select must be 'accuracy', 'agreement' or 'kl', got '{select}'")
 
 
 def _transfer_set(train_split, cfg: DistillConfig, mask_token: str | None, epoch: int):
