@@ -289,7 +289,9 @@ def _validate_engine(onnx_path, plan_path, ctx: RunContext, art: Artifact) -> di
     names = [i.name for i in session.get_inputs()]
     ref1, got1, lengths = [], [], []
     for text in ctx.texts_for_validation():
-        feeds = onnx_feeds(names, dict(tokenizer([text], truncation=True, max_length=128, return_tensors="np")))
+        # truncated to the engine's profile (the target's max_length), which it refuses to exceed
+        feeds = onnx_feeds(names, dict(tokenizer([text], truncation=True, max_length=engine.max_length,
+                                                 return_tensors="np")))
         lengths.append(int(feeds[names[0]].shape[1]))
         ref1.append(np.asarray(session.run(None, feeds)[0])[0])
         got1.append(engine.logits(engine(feeds))[0])

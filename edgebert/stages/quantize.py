@@ -81,7 +81,7 @@ def quantize(art: Artifact, cfg: QuantizeStageConfig, ctx: RunContext) -> StageR
             report = dict(alt, quantize=dict(alt["quantize"], path=str(out)))
         else:
             alt_path.unlink()
-    validation = compare_onnx(src, out, tokenizer, ctx.texts_for_validation())
+    validation = compare_onnx(src, out, tokenizer, ctx.texts_for_validation(), max_length=cfg.max_length)
     metrics: dict[str, Any] = {
         "dev_accuracy": report["accuracy"], "fp32_dev_accuracy": report["fp32_accuracy"],
         "accuracy_drop_points": report["accuracy_drop"], "within_budget": report["within_budget"],
