@@ -40,3 +40,17 @@ def test_seed_record_says_when_rows_come_from_different_teachers(cpu_seeds):
     assert "met by 3 of 4 seeds" in text
     one = cpu_seeds.markdown({**record, "rows": rows[:2], "summary": cpu_seeds.summary(rows[:2])})
     assert "the teacher): test accuracy 0.8896" in one and "teacher |" not in one
+
+
+def test_cpu_recipe_has_the_stages_of_the_candidate_it_adopted():
+    # recipes/cpu.yaml adopted benchmarks/recipes/cpu-lr1e4-kl.yaml's stages, and the published cpu
+    # records re-used that candidate's stage folders (compress skips a stage only when its key, which
+    # hashes the resolved stage configs, matches). If the recipes part, those records no longer apply.
+    from edgebert.targets import load_recipe, load_target, resolve_stages
+
+    target = load_target("cpu")
+    cpu = resolve_stages(load_recipe("cpu")[1], target)
+    candidate = resolve_stages(load_recipe(BENCHMARKS / "recipes" / "cpu-lr1e4-kl.yaml")[1], target)
+    assert [s.model_dump(mode="json") for s in cpu] == [s.model_dump(mode="json") for s in candidate]
+    distill = next(s for s in cpu if s.kind == "distill")
+    assert (distill.select, distill.learning_rate, distill.head_learning_rate, distill.patience) == ("kl", 1e-4, 1e-4, 0)
