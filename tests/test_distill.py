@@ -15,6 +15,7 @@ from edgebert.compress.distill import (
     default_layer_map,
     distill,
     epoch_seed,
+    learning_rate_warning,
     selection_key,
 )
 from edgebert.compress.prune import drop_layers_, prune_heads_
@@ -276,3 +277,18 @@ def test_epoch_seeds_never_repeat_across_run_seeds():
     assert len(seen) == 7 * 5 and min(seen) > 0  # random.Random(-n) draws as random.Random(n) does
     assert [epoch_seed(0, e) for e in (1, 2, 3)] == [1, 2, 3]  # seed 0 unchanged: published runs reproduce
     assert epoch_seed(1, 1) != epoch_seed(0, 2)
+
+
+def test_learning_rate_warning_names_rates_above_the_familys_fine_tuning_rate():
+    from transformers import AlbertConfig, BertConfig
+
+    minilm = BertConfig(hidden_size=384, num_attention_heads=12, intermediate_size=1536)
+    base, albert = BertConfig(), AlbertConfig()
+    # the cpu recipe's 1e-4: a third of MiniLM's fine-tuning rate, above base BERT's and ALBERT's 3e-5
+    assert learning_rate_warning(minilm, 1e-4) is None
+    assert learning_rate_warning(minilm, None) is None and learning_rate_warning(albert, None) is None
+    assert "base-size BERT models (3e-05)" in learning_rate_warning(base, 1e-4)
+    note = learning_rate_warning(albert, 1e-4)
+    assert "learning_rate 0.0001" in note and "ALBERT models (3e-05)" in note and "--recipe" in note
+    assert learning_rate_warning(albert, 3e-5) is None
+    assert "compact BERT" in learning_rate_warning(minilm, 5e-4)

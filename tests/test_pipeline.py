@@ -77,6 +77,9 @@ def test_each_stage_is_validated_against_its_input(tiny_run):
     assert manifest["summary"]["final_dev_accuracy"] == q["metrics"]["dev_accuracy"]
     # the distilled student reaches the task again (the tiny task is trivially learnable)
     assert by_kind["distill"]["metrics"]["dev_accuracy"] >= 0.9
+    # the tiny recipe distils at 3e-3, above compact BERT's fine-tuning rate (3e-4): recorded and logged
+    assert "above the fine-tuning rate of compact BERT" in by_kind["distill"]["metrics"]["learning_rate_warning"]
+    assert any(m.startswith("Warning: distill learning_rate 0.003") for m in tiny_run[2])
 
 
 def test_artifact_runs_and_matches_its_stage_output(tiny_run):

@@ -145,9 +145,13 @@ def _change_in_place(art: Artifact, ctx: RunContext, change, keys: tuple[str, ..
 def distill(art: Artifact, cfg: DistillStageConfig, ctx: RunContext) -> StageResult:
     from edgebert.compress.distill import DistillConfig as LibConfig
     from edgebert.compress.distill import distill as run_distill
+    from edgebert.compress.distill import learning_rate_warning
 
     teacher, data = _load(_ref(art, art.teacher), ctx)
     student, _ = _load(_ref(art, art.model), ctx)
+    lr_warning = learning_rate_warning(student.model.config, cfg.learning_rate)
+    if lr_warning:
+        ctx.log(f"Warning: {lr_warning}.")
     report = run_distill(teacher.model, student.model, student.tokenizer, data.split("train"), data.split("dev"),
                          student.label_names, LibConfig(**cfg.model_dump()), progress=ctx.progress)
     after = _dev_logits(student, data, cfg.max_length)
@@ -158,6 +162,8 @@ def distill(art: Artifact, cfg: DistillStageConfig, ctx: RunContext) -> StageRes
     check["student_accuracy_before"] = report["student_before"]["accuracy"]  # measured by distill itself
     metrics = {"dev_accuracy": check["accuracy_after"], "teacher_dev_accuracy": check["accuracy_before"],
                "report": report}
+    if lr_warning:
+        metrics["learning_rate_warning"] = lr_warning
     return StageResult(art.replace(model=art.rel(out)), metrics=metrics, validation=check)
 
 
