@@ -96,18 +96,14 @@ def learning_rate_warning(config, learning_rate: float | None) -> str | None:
     fine-tuned at 3e-4), where it is a third of the fine-tuning rate; the same 1e-4 is above what
     base-size BERT and ALBERT are fine-tuned at (3e-5), and was never measured there."""
     from edgebert.train import default_learning_rates
+    from edgebert.train.finetune import model_family
 
     if not learning_rate:
         return None
     family_lr = default_learning_rates(config)[0]
     if learning_rate <= family_lr:
         return None
-    if config.model_type == "albert":
-        family = "ALBERT"
-    elif int(getattr(config, "hidden_size", 768)) <= 512:
-        family = "compact BERT (hidden <= 512)"
-    else:
-        family = "base-size BERT"
+    family = model_family(config)
     return (f"distill learning_rate {learning_rate:g} is above the fine-tuning rate of {family} models "
             f"({family_lr:g}); a student that starts from fine-tuned weights usually distils at or below it "
             "(not measured on this family): if accuracy suffers, lower learning_rate in a recipe (--recipe FILE)")

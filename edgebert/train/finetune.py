@@ -70,14 +70,21 @@ def default_learning_rates(config) -> tuple[float, float]:
     freshly initialised head (0.41 -> 0.64 at 1e-4). Base-size BERT / ALBERT keep the 2e-5..5e-5
     range of their papers' GLUE recipes (not measured here: no base-size weights offline).
     """
-    hidden = int(getattr(config, "hidden_size", 768))
-    if config.model_type == "albert":
-        body = 3e-5
-    elif hidden <= 512:
-        body = 3e-4
-    else:
-        body = 3e-5
+    body = FAMILY_LEARNING_RATES[model_family(config)]
     return body, body * 10
+
+
+# Encoder learning rate per family (see default_learning_rates); the head gets 10x.
+FAMILY_LEARNING_RATES = {"ALBERT": 3e-5, "compact BERT (hidden <= 512)": 3e-4, "base-size BERT": 3e-5}
+
+
+def model_family(config) -> str:
+    """The family whose default learning rates a model takes (a key of FAMILY_LEARNING_RATES)."""
+    if config.model_type == "albert":
+        return "ALBERT"
+    if int(getattr(config, "hidden_size", 768)) <= 512:
+        return "compact BERT (hidden <= 512)"
+    return "base-size BERT"
 
 
 @dataclass
