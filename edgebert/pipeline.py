@@ -54,6 +54,13 @@ class Plan:
                 "stages": [_with_run_seed(s, seed).model_dump(mode="json") for s in self.stages]}
         return yaml.safe_dump(body, sort_keys=False)
 
+    def for_model(self, config) -> Plan:
+        """This plan with the stages' model-dependent defaults filled in for the input model's
+        ``config`` (distillation's learning rates per model family)."""
+        from edgebert.stages.registry import resolve_for_model
+
+        return Plan(self.target, self.recipe, resolve_for_model(self.stages, config))
+
 
 @dataclass
 class CompressResult:
@@ -230,6 +237,7 @@ def compress(model: str = DEFAULT_MODEL, target: str = DEFAULT_TARGET, *, data: 
     out = Path(out) if out is not None else default_out(model, the_plan.target.name)
     config = models.load_config(model)
     get_spec(config)  # UnsupportedArchitectureError before any work
+    the_plan = the_plan.for_model(config)
     check_model(the_plan.stages, config, f"recipe '{the_plan.recipe}'")  # e.g. fusion of a RoBERTa, too many layers
     dataset = data if isinstance(data, Dataset) else load_dataset(data, **data_options)
     trained = models.model_labels(config)

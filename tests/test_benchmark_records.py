@@ -42,15 +42,40 @@ def test_seed_record_says_when_rows_come_from_different_teachers(cpu_seeds):
     assert "the teacher): test accuracy 0.8896" in one and "teacher |" not in one
 
 
+def _minilm_config():
+    from transformers import BertConfig
+
+    # all-MiniLM-L6-v2's shape (its family decides distillation's default rates); no weights needed
+    return BertConfig(hidden_size=384, num_hidden_layers=6, num_attention_heads=12, intermediate_size=1536)
+
+
+def _resolved(recipe, target_name: str):
+    from edgebert.stages.registry import resolve_for_model
+    from edgebert.targets import load_recipe, load_target, resolve_stages
+
+    stages = resolve_stages(load_recipe(recipe)[1], load_target(target_name))
+    return [s.model_dump(mode="json") for s in resolve_for_model(stages, _minilm_config())]
+
+
 def test_cpu_recipe_has_the_stages_of_the_candidate_it_adopted():
     # recipes/cpu.yaml adopted benchmarks/recipes/cpu-lr1e4-kl.yaml's stages, and the published cpu
     # records re-used that candidate's stage folders (compress skips a stage only when its key, which
-    # hashes the resolved stage configs, matches). If the recipes part, those records no longer apply.
-    from edgebert.targets import load_recipe, load_target, resolve_stages
+    # hashes the stage configs resolved for the model, matches). The cpu recipe leaves distillation's
+    # rates to the family default, which for MiniLM is the candidate's 1e-4. If the recipes part, those
+    # records no longer apply.
+    cpu = _resolved("cpu", "cpu")
+    assert cpu == _resolved(BENCHMARKS / "recipes" / "cpu-lr1e4-kl.yaml", "cpu")
+    distill = next(s for s in cpu if s["kind"] == "distill")
+    assert (distill["select"], distill["learning_rate"], distill["head_learning_rate"], distill["patience"]) == \
+        ("kl", 1e-4, 1e-4, 0)
 
-    target = load_target("cpu")
-    cpu = resolve_stages(load_recipe("cpu")[1], target)
-    candidate = resolve_stages(load_recipe(BENCHMARKS / "recipes" / "cpu-lr1e4-kl.yaml")[1], target)
-    assert [s.model_dump(mode="json") for s in cpu] == [s.model_dump(mode="json") for s in candidate]
-    distill = next(s for s in cpu if s.kind == "distill")
-    assert (distill.select, distill.learning_rate, distill.head_learning_rate, distill.patience) == ("kl", 1e-4, 1e-4, 0)
+
+@pytest.mark.parametrize("recipe", ["mobile", "jetson", "jetson-int8", "server-gpu"])
+def test_layer_recipes_distil_as_the_probe_measured(recipe):
+    # mobile, jetson and server-gpu drop 2 layers and distil 3 epochs; their distillation settings are
+    # those of the probe benchmarks/recipes/layers2-3ep-lr1e4-kl.yaml (record
+    # cpu-seeds-layers2-3ep-lr1e4-kl-sst2), for MiniLM: the same prune and distill stages.
+    probe = {s["kind"]: s for s in _resolved(BENCHMARKS / "recipes" / "layers2-3ep-lr1e4-kl.yaml", "cpu")}
+    mine = {s["kind"]: s for s in _resolved(recipe, "cpu")}
+    for kind in ("finetune", "prune", "distill"):
+        assert mine[kind] == probe[kind], kind

@@ -49,6 +49,16 @@ def test_print_recipe_shows_resolved_stages():
     assert [s.get("seed") for s in seeded["stages"]] == [None if s.get("seed") is None else s["seed"] + 3
                                                           for s in body["stages"]]  # as the run would use them
     assert seeded["stages"][1]["seed"] == body["stages"][1]["seed"] + 3  # prune has a seed
+    # distillation's rates filled in for --model (the embedded MiniLM: compact BERT)
+    assert (body["stages"][2]["learning_rate"], body["stages"][2]["head_learning_rate"]) == (1e-4, 1e-4)
+
+
+def test_print_recipe_without_a_readable_model_leaves_model_defaults_unset(tmp_path):
+    result = run("compress", "--target", "mobile", "--print-recipe", "--model", str(tmp_path / "missing"))
+    assert result.exit_code == 0, result.output
+    assert "learning rates are left unset" in result.stderr and "does not exist" in result.stderr
+    distill = next(s for s in yaml.safe_load(result.stdout)["stages"] if s["kind"] == "distill")
+    assert distill["learning_rate"] is None and distill["head_learning_rate"] is None
 
 
 def test_list_stages():

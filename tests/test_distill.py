@@ -12,10 +12,12 @@ from edgebert import models
 from edgebert.compress.distill import (
     DistillConfig,
     _attention_probe,
+    default_distill_learning_rates,
     default_layer_map,
     distill,
     epoch_seed,
     learning_rate_warning,
+    resolve_learning_rates,
     selection_key,
 )
 from edgebert.compress.prune import drop_layers_, prune_heads_
@@ -23,7 +25,7 @@ from edgebert.config import build_config
 from edgebert.data import load_dataset
 from edgebert.errors import CompressionError, ConfigError
 
-QUICK = dict(epochs=4, batch_size=8, learning_rate=1e-3, patience=0, seed=0)
+QUICK = dict(epochs=4, batch_size=8, learning_rate=1e-3, head_learning_rate=1e-2, patience=0, seed=0)
 
 
 @pytest.fixture(scope="module")
@@ -292,3 +294,32 @@ def test_learning_rate_warning_names_rates_above_the_familys_fine_tuning_rate():
     assert "learning_rate 0.0001" in note and "ALBERT models (3e-05)" in note and "--recipe" in note
     assert learning_rate_warning(albert, 3e-5) is None
     assert "compact BERT" in learning_rate_warning(minilm, 5e-4)
+
+
+def test_distillation_learning_rates_default_to_a_third_of_the_familys_fine_tuning_rate():
+    from transformers import AlbertConfig, BertConfig
+
+    from edgebert.train import default_learning_rates
+
+    minilm = BertConfig(hidden_size=384, num_attention_heads=12, intermediate_size=1536)
+    base, albert = BertConfig(), AlbertConfig()
+    assert default_distill_learning_rates(minilm) == (1e-4, 1e-4)  # measured: the cpu recipe's rates
+    assert default_distill_learning_rates(base) == (1e-5, 1e-5) == default_distill_learning_rates(albert)
+    for config in (minilm, base, albert):
+        body, head = default_distill_learning_rates(config)
+        assert body == head and body == pytest.approx(default_learning_rates(config)[0] / 3)
+        assert learning_rate_warning(config, body) is None  # the defaults never warn
+
+    unset = DistillConfig(epochs=5, select="kl")
+    resolved = resolve_learning_rates(unset, minilm)
+    assert (resolved.learning_rate, resolved.head_learning_rate) == (1e-4, 1e-4)
+    assert (resolved.epochs, resolved.select) == (5, "kl") and unset.learning_rate is None  # a copy
+    assert resolve_learning_rates(unset, albert).learning_rate == 1e-5
+    # an explicit encoder rate: the head follows it (the head is trained already), the family does not count
+    only_body = resolve_learning_rates(DistillConfig(learning_rate=2e-5), minilm)
+    assert (only_body.learning_rate, only_body.head_learning_rate) == (2e-5, 2e-5)
+    explicit = DistillConfig(learning_rate=1e-4, head_learning_rate=1e-3)
+    assert resolve_learning_rates(explicit, albert) is explicit
+    # what the pipeline keys: unset rates resolved for MiniLM dump as the same rates written out
+    assert resolved.model_dump(mode="json") == DistillConfig(
+        epochs=5, select="kl", learning_rate=1e-4, head_learning_rate=1e-4).model_dump(mode="json")

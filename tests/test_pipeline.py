@@ -166,6 +166,46 @@ def test_run_seed_shifts_every_stage_seed(tiny_classifier_dir, tiny_sentiment_di
     assert any(not np.array_equal(weights[0][k], weights[3][k]) for k in weights[0])
 
 
+def test_distillation_rates_are_resolved_for_the_model_before_the_stage_is_keyed(
+        tiny_classifier_dir, tiny_sentiment_dir, tmp_path):
+    """A recipe that leaves distill's rates unset runs at the model family's (compact BERT: 1e-4,
+    head alike), records them, and keys the stage as a recipe that writes them out: re-run with the
+    rates spelled out, nothing runs again."""
+    from edgebert.compress.distill import default_distill_learning_rates
+
+    config = AutoConfig.from_pretrained(tiny_classifier_dir)
+    rates = default_distill_learning_rates(config)
+    assert rates == (1e-4, 1e-4)  # the tiny model's hidden size is <= 512
+    stages = [{"kind": "prune", "ffn": 0.25, "samples": 16},
+              {"kind": "distill", "epochs": 1, "batch_size": 4, "patience": 0},
+              {"kind": "export-pytorch"}]
+    out = tmp_path / "run"
+    unset = write_recipe(tmp_path / "unset.yaml", stages)
+    planned = plan("cpu", unset)
+    assert next(s for s in planned.stages if s.kind == "distill").learning_rate is None
+    assert next(s for s in planned.for_model(config).stages if s.kind == "distill").learning_rate == 1e-4
+    first = compress(str(tiny_classifier_dir), "cpu", data=str(tiny_sentiment_dir), out=out, recipe=unset,
+                     progress=False)
+    distill = first.manifest["stages"][1]
+    assert (distill["config"]["learning_rate"], distill["config"]["head_learning_rate"]) == rates
+    assert (first.manifest["recipe"][1]["learning_rate"], first.manifest["recipe"][1]["head_learning_rate"]) == rates
+    report = distill["metrics"]["report"]
+    assert (report["learning_rate"], report["head_learning_rate"]) == rates
+    assert "learning_rate_warning" not in distill["metrics"]
+
+    stages[1].update(learning_rate=1e-4, head_learning_rate=1e-4)
+    spelled = write_recipe(tmp_path / "spelled.yaml", stages)  # the recipe name is no input
+    again = compress(str(tiny_classifier_dir), "cpu", data=str(tiny_sentiment_dir), out=out, recipe=spelled,
+                     progress=False)
+    assert again.ran == [] and again.skipped == ["01-prune", "02-distill", "03-export-pytorch"]
+    stages[1]["learning_rate"] = 2e-4  # another rate: the stage runs again
+    other = write_recipe(tmp_path / "other.yaml", stages)
+    third = compress(str(tiny_classifier_dir), "cpu", data=str(tiny_sentiment_dir), out=out, recipe=other,
+                     progress=False)
+    assert third.ran == ["02-distill", "03-export-pytorch"]
+    assert third.manifest["stages"][1]["config"]["head_learning_rate"] == 1e-4  # as written
+
+
 def test_output_folder_of_another_run_is_refused(tiny_run, tiny_classifier_dir, tiny_sentiment_dir, tmp_path):
     result, recipe, _ = tiny_run
     with pytest.raises(OutputExistsError, match="another run"):

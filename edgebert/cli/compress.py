@@ -20,7 +20,9 @@ from edgebert.cli.options import data_options, pop_data_options
                    "folder resumes and skips unchanged stages.")
 @click.option("--recipe", "recipe", default=None,
               help="Recipe to run instead of the target's: a name in recipes/ or a path to a recipe .yaml file.")
-@click.option("--print-recipe", is_flag=True, help="Print the resolved recipe that would run, and exit.")
+@click.option("--print-recipe", is_flag=True,
+              help="Print the resolved recipe that would run on --model (defaults that depend on the model, "
+                   "such as distillation's learning rates, filled in for it), and exit.")
 @click.option("--list-stages", is_flag=True, help="List the stage kinds a recipe can use, and exit.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Run seed, added to each stage's own seed (importance sample, shuffling, augmentation); "
               "0 keeps the recipe's seeds, another value repeats the run with other random draws.")
@@ -54,6 +56,14 @@ def command(model, target, data, out, recipe, print_recipe, list_stages, seed, o
         return
     the_plan = pipeline.plan(target, recipe)
     if print_recipe:
+        from edgebert import models
+        from edgebert.errors import ModelLoadError, ModelNotFoundError
+
+        try:
+            the_plan = the_plan.for_model(models.load_config(model))
+        except (ModelNotFoundError, ModelLoadError) as exc:
+            click.echo(f"Note: distillation's learning rates are left unset below (compress fills them in "
+                       f"per model family): {exc}", err=True)
         click.echo(the_plan.to_yaml(seed), nl=False)
         return
     out = out or str(pipeline.default_out(model, the_plan.target.name))

@@ -33,11 +33,13 @@ from edgebert.models.specs import ArchSpec, get_path, get_spec
 if TYPE_CHECKING:
     import torch
 
-__all__ = ["DistillConfig", "default_layer_map", "distill", "epoch_seed"]
+__all__ = ["DistillConfig", "default_distill_learning_rates", "default_layer_map", "distill", "epoch_seed",
+           "resolve_learning_rates"]
 
 
 class DistillConfig(StageConfig):
-    """How to distil a teacher into a student. ``None`` learning rates pick the student family's default."""
+    """How to distil a teacher into a student. ``None`` learning rates pick the student family's
+    distillation default (:func:`default_distill_learning_rates`)."""
 
     kind: Literal["distill"] = "distill"
     temperature: float = Field(2.0, gt=0, description="Softmax temperature of the soft (KL) loss")
@@ -53,11 +55,14 @@ class DistillConfig(StageConfig):
     )
     epochs: int = Field(3, ge=1, le=1000, description="Maximum number of passes over the training split")
     learning_rate: float | None = Field(
-        None, gt=0, lt=1, description="Peak learning rate of the student encoder (default: per model family)"
+        None, gt=0, lt=1,
+        description="Peak learning rate of the student encoder (default: per model family, a third of its "
+                    "fine-tuning rate: 1e-4 for compact BERT such as MiniLM, 1e-5 for base-size BERT and ALBERT)",
     )
     head_learning_rate: float | None = Field(
         None, gt=0, lt=1,
-        description="Peak learning rate of the pooler and classifier head (default: 10x the encoder's)",
+        description="Peak learning rate of the pooler and classifier head (default: the encoder's; the head "
+                    "is already trained, unlike in fine-tuning)",
     )
     batch_size: int = Field(32, ge=1, description="Examples per optimisation step")
     max_length: int = Field(128, ge=8, le=8192, description="Token cap per example (longer texts are truncated)")
@@ -88,13 +93,42 @@ class DistillConfig(StageConfig):
         return self
 
 
+# Distillation learning rate per family (a key of edgebert.train.finetune.FAMILY_LEARNING_RATES), encoder
+# and head alike: a third of the family's fine-tuning rate, since the student starts from fine-tuned weights
+# and a trained head. Measured on MiniLM (compact BERT): 1e-4 on both, with select: kl and patience: 0, met
+# the cpu goal in 5 of 5 SST-2 seeds where the fine-tuning defaults (3e-4, head 3e-3) met it in 2 of 5
+# (README "Distillation's learning rate"). Base-size BERT and ALBERT: the same third, not measured here
+# (no base-size weights offline).
+DISTILL_LEARNING_RATES = {"ALBERT": 1e-5, "compact BERT (hidden <= 512)": 1e-4, "base-size BERT": 1e-5}
+
+
+def default_distill_learning_rates(config) -> tuple[float, float]:
+    """(encoder, head) peak distillation learning rates for the family of the model with ``config``."""
+    from edgebert.train.finetune import model_family
+
+    body = DISTILL_LEARNING_RATES[model_family(config)]
+    return body, body
+
+
+def resolve_learning_rates(cfg: DistillConfig, config) -> DistillConfig:
+    """``cfg`` with the rates it leaves unset filled in for the model with ``config``: the encoder's
+    from :func:`default_distill_learning_rates`, the head's equal to the encoder's. The pipeline
+    resolves them before it keys a stage, so the manifest records the rates used and a recipe that
+    leaves them unset keys the same as one that spells out the same rates."""
+    body = cfg.learning_rate or default_distill_learning_rates(config)[0]
+    head = cfg.head_learning_rate or body
+    if (body, head) == (cfg.learning_rate, cfg.head_learning_rate):
+        return cfg
+    return cfg.model_copy(update={"learning_rate": body, "head_learning_rate": head})
+
+
 def learning_rate_warning(config, learning_rate: float | None) -> str | None:
     """A note when an explicit distillation learning rate is above the fine-tuning rate of the student's
     family (``edgebert.train.default_learning_rates``), else None.
 
-    Recipes give absolute rates: the ``cpu`` recipe's 1e-4 was measured on MiniLM (compact BERT,
-    fine-tuned at 3e-4), where it is a third of the fine-tuning rate; the same 1e-4 is above what
-    base-size BERT and ALBERT are fine-tuned at (3e-5), and was never measured there."""
+    A recipe's rates are absolute: 1e-4, a third of MiniLM's (compact BERT's) fine-tuning rate, is
+    above what base-size BERT and ALBERT are fine-tuned at (3e-5). Leaving the rates unset picks each
+    family's own (:data:`DISTILL_LEARNING_RATES`), which never warns."""
     from edgebert.train import default_learning_rates
     from edgebert.train.finetune import model_family
 
@@ -293,7 +327,6 @@ def distill(teacher, student, tokenizer, train_split, dev_split, label_names: li
     from edgebert.data import collate_batches
     from edgebert.evaluation import predict_logits
     from edgebert.metrics import classification_metrics
-    from edgebert.train import default_learning_rates
     from edgebert.train.finetune import _adamw, _param_groups
 
     cfg = cfg or DistillConfig()
@@ -303,9 +336,8 @@ def distill(teacher, student, tokenizer, train_split, dev_split, label_names: li
                                f"training and {len(dev_split)} dev rows.")
     layer_map, head_map = _check_models(teacher, student, label_names, cfg)
     s_spec, t_spec = get_spec(student), get_spec(teacher)
-    body_lr, head_lr = default_learning_rates(student.config)
-    body_lr = cfg.learning_rate or body_lr
-    head_lr = cfg.head_learning_rate or (cfg.learning_rate * 10 if cfg.learning_rate else head_lr)
+    resolved = resolve_learning_rates(cfg, student.config)
+    body_lr, head_lr = resolved.learning_rate, resolved.head_learning_rate
     trainable = [p for p in student.parameters() if p.requires_grad]
     if not trainable:
         raise TrainingError("Nothing to train: every parameter of the student is frozen.")

@@ -130,6 +130,7 @@ class StageDef:
     host: Callable[[Any], str | None] | None = None  # (cfg) -> what of this host the output depends on (in its key)
     revision: Callable[[Any], str | None] | None = None  # (cfg) -> how the code's behaviour for cfg changed (in its key)
     check: Callable[[Any, dict[str, Any]], None] | None = None  # (cfg, model shape) -> ConfigError before any work
+    for_model: Callable[[Any, Any], Any] | None = None  # (cfg, input model's config) -> cfg with model defaults
 
 
 STAGES: dict[str, StageDef] = {}
@@ -139,7 +140,8 @@ def register_stage(config: type[StageConfig], *, reads: str, changes: str, summa
                    resolve: Callable[[Any, Any], Any] | None = None,
                    host: Callable[[Any], str | None] | None = None,
                    revision: Callable[[Any], str | None] | None = None,
-                   check: Callable[[Any, dict[str, Any]], None] | None = None):
+                   check: Callable[[Any, dict[str, Any]], None] | None = None,
+                   for_model: Callable[[Any, Any], Any] | None = None):
     """Register ``fn`` as the stage of ``config``'s ``kind`` (decorator). ``host(cfg)`` names what of
     the machine the stage's output depends on (e.g. the device it measured on), so that a resumed
     run on another kind of machine does not reuse it. ``revision(cfg)`` names a change of the stage's
@@ -147,7 +149,9 @@ def register_stage(config: type[StageConfig], *, reads: str, changes: str, summa
     resumed after the change redoes the stage instead of reusing an output the code no longer makes,
     while every other run keeps its key. ``check(cfg, shape)`` raises ConfigError when the stage
     cannot run on the model described by ``shape`` (see :func:`model_shape`), before any stage runs;
-    it updates ``shape`` where the stage changes it (prune dropping layers)."""
+    it updates ``shape`` where the stage changes it (prune dropping layers). ``for_model(cfg, config)``
+    fills defaults that depend on the input model (distillation's learning rates per model family)
+    before the stage is keyed, so the manifest records them."""
     if reads not in READS or changes not in CHANGES:
         raise ValueError(f"reads must be one of {READS} and changes one of {CHANGES}")
     kind = config.model_fields["kind"].default
@@ -155,7 +159,8 @@ def register_stage(config: type[StageConfig], *, reads: str, changes: str, summa
     def deco(fn):
         if kind in STAGES and STAGES[kind].fn is not fn:
             raise ValueError(f"stage kind '{kind}' is registered twice")
-        STAGES[kind] = StageDef(kind, config, fn, reads, changes, summary, resolve, host, revision, check)
+        STAGES[kind] = StageDef(kind, config, fn, reads, changes, summary, resolve, host, revision, check,
+                                for_model)
         return fn
 
     return deco
@@ -199,6 +204,15 @@ def model_shape(config) -> dict[str, Any]:
     """What the stage checks read of a model's config: model type and layer count."""
     return {"model_type": getattr(config, "model_type", None),
             "num_hidden_layers": int(getattr(config, "num_hidden_layers", 0) or 0)}
+
+
+def resolve_for_model(stages: Sequence[StageConfig], config) -> list[StageConfig]:
+    """Each stage's model-dependent defaults (``for_model``) filled in for the input model ``config``."""
+    out = []
+    for cfg in stages:
+        stage = get_stage(cfg.kind)
+        out.append(stage.for_model(cfg, config) if stage.for_model else cfg)
+    return out
 
 
 def check_model(stages: Sequence[StageConfig], config, source: str = "recipe") -> None:

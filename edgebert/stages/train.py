@@ -12,7 +12,7 @@ from typing import Any, Literal
 
 from pydantic import Field
 
-from edgebert.compress.distill import DistillConfig
+from edgebert.compress.distill import DistillConfig, resolve_learning_rates
 from edgebert.compress.prune import PruneConfig
 from edgebert.compress.sparsify import SparsifyConfig
 from edgebert.errors import ConfigError
@@ -141,7 +141,8 @@ def _change_in_place(art: Artifact, ctx: RunContext, change, keys: tuple[str, ..
 @register_stage(DistillStageConfig, reads="torch", changes="torch",
                 summary="Train the pruned student to imitate the fine-tuned teacher (KL on logits + hard labels)",
                 # row order seeded by distill.epoch_seed (was seed + epoch): the same for seed 0 only
-                revision=lambda cfg: "epoch_seed: 1000 blocks" if cfg.seed else None)
+                revision=lambda cfg: "epoch_seed: 1000 blocks" if cfg.seed else None,
+                for_model=resolve_learning_rates)  # per model family, before the stage is keyed
 def distill(art: Artifact, cfg: DistillStageConfig, ctx: RunContext) -> StageResult:
     from edgebert.compress.distill import DistillConfig as LibConfig
     from edgebert.compress.distill import distill as run_distill
