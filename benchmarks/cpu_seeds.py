@@ -16,7 +16,9 @@ seed the test accuracy, the drop from the fine-tuned fp32 model in points (goal:
 agreement with it, the distilled epoch kept and its dev figures; then mean, sample standard
 deviation, min and max over the seeds. Seeds already in the record are kept; a record of another
 recipe file, of another text of the same file (its sha256; without --recipe that of the recipe the cpu
-target names, recipes/cpu.yaml) or of the old distillation shuffle is refused (move it aside).
+target names, recipes/cpu.yaml), of the old distillation shuffle, or whose rows were made with other
+resolved settings than the recipe gets now (a default changed: distill's learning rates at commit
+5f8f055) is refused (move it aside).
 
 How independent the seeds are: run seed S adds S to each stage's seed, so prune's importance sample
 and distillation's row order and text perturbations (seeded by distill.epoch_seed(stage seed, epoch))
@@ -60,6 +62,25 @@ def target_recipe_file() -> Path:
     if not isinstance(name, str):
         sys.exit("the cpu target's recipe is written inline, not in a recipe file")
     return recipe_file(name)
+
+
+def planned_recipe_line(recipe: Path | None, model_config) -> str:
+    """The record's "Recipe:" line for the stages that ``recipe`` (None: the cpu target's) would run on
+    the model with ``model_config``, defaults that depend on the model (distillation's learning rates)
+    filled in as compress fills them."""
+    from edgebert.pipeline import plan
+
+    stages = plan("cpu", recipe).for_model(model_config).stages
+    return recipe_line({"stages": [{"kind": s.kind, "config": s.model_dump(mode="json")} for s in stages]})
+
+
+def stale_record(old: dict, planned: str) -> str | None:
+    """Why new seeds may not join the record ``old`` although its recipe file is unchanged: its rows were
+    made with other resolved settings (distill's default learning rates before commit 5f8f055), else None."""
+    if old.get("rows") and old.get("recipe") and old["recipe"] != planned:
+        return (f"its rows were made with '{old['recipe']}', the recipe now runs with '{planned}' (a default "
+                "changed; the record reproduces at the commit it was made at)")
+    return None
 
 
 def seed_row(seed: int, model: Path, art: Path, bench: dict) -> dict:
@@ -182,6 +203,11 @@ def main() -> None:
         sys.exit(f"{out_json} holds runs of another recipe ({old.get('recipe_file') or 'the cpu target'}"
                  f"{', sha256 ' + str(old.get('recipe_sha256'))[:12] if old.get('recipe_sha256') else ''}); "
                  "move it aside first")
+    from edgebert import models
+
+    why = stale_record(old, planned_recipe_line(recipe, models.load_config(str(model))))
+    if why:
+        sys.exit(f"{out_json}: {why}; move it aside first")
     rows = {r["seed"]: r for r in old.get("rows", [])}
 
     def command(seeds) -> str:

@@ -76,6 +76,25 @@ def test_layer_recipes_distil_as_the_probe_measured(recipe):
     # those of the probe benchmarks/recipes/layers2-3ep-lr1e4-kl.yaml (record
     # cpu-seeds-layers2-3ep-lr1e4-kl-sst2), for MiniLM: the same prune and distill stages.
     probe = {s["kind"]: s for s in _resolved(BENCHMARKS / "recipes" / "layers2-3ep-lr1e4-kl.yaml", "cpu")}
-    mine = {s["kind"]: s for s in _resolved(recipe, "cpu")}
+    target = {"mobile": "mobile", "jetson": "jetson", "jetson-int8": "jetson", "server-gpu": "server-gpu"}[recipe]
+    mine = {s["kind"]: s for s in _resolved(recipe, target)}  # as they run on their own targets
     for kind in ("finetune", "prune", "distill"):
         assert mine[kind] == probe[kind], kind
+
+
+def test_seed_records_refuse_rows_at_defaults_that_changed(cpu_seeds):
+    # layers2-3ep.yaml leaves distill's rates unset: its record was made at finetune's family rates (3e-4,
+    # head 3e-3); the same file now distils at 1e-4, so new seeds must not join the old rows
+    import json
+
+    config = _minilm_config()
+    records = BENCHMARKS / "results"
+    old = json.loads((records / "cpu-seeds-layers2-3ep-sst2.json").read_text())
+    planned = cpu_seeds.planned_recipe_line(BENCHMARKS / "recipes" / "layers2-3ep.yaml", config)
+    assert "learning_rate=0.0001" in planned and "learning_rate" not in old["recipe"]
+    assert "reproduces at the commit" in cpu_seeds.stale_record(old, planned)
+    # records whose rates were written out, or resolve to the same, may take more seeds
+    for record, recipe in (("cpu-seeds-sst2.json", None), ("cpu-seeds-banking77.json", None),
+                           ("cpu-seeds-layers2-3ep-lr1e4-kl-sst2.json", BENCHMARKS / "recipes" / "layers2-3ep-lr1e4-kl.yaml")):
+        old = json.loads((records / record).read_text())
+        assert cpu_seeds.stale_record(old, cpu_seeds.planned_recipe_line(recipe, config)) is None, record

@@ -323,3 +323,16 @@ def test_distillation_learning_rates_default_to_a_third_of_the_familys_fine_tuni
     # what the pipeline keys: unset rates resolved for MiniLM dump as the same rates written out
     assert resolved.model_dump(mode="json") == DistillConfig(
         epochs=5, select="kl", learning_rate=1e-4, head_learning_rate=1e-4).model_dump(mode="json")
+
+
+def test_library_distill_resolves_unset_rates_for_the_student(teacher_dir, sentiment):
+    # distill() called directly (not through compress) fills the rates in from the student's family
+    teacher, student, ds = _teacher_and_student(teacher_dir, sentiment, keep=[1])
+    cfg = dict(epochs=1, batch_size=8, patience=0, seed=0)
+    expected = default_distill_learning_rates(student.config)
+    res = distill(teacher.model, student, teacher.tokenizer, ds.split("train"), ds.split("dev"),
+                  ds.label_names, DistillConfig(**cfg))
+    assert (res["learning_rate"], res["head_learning_rate"]) == expected == (1e-4, 1e-4)
+    res = distill(teacher.model, student, teacher.tokenizer, ds.split("train"), ds.split("dev"),
+                  ds.label_names, DistillConfig(**cfg, learning_rate=3e-5))
+    assert (res["learning_rate"], res["head_learning_rate"]) == (3e-5, 3e-5)  # the head follows the encoder

@@ -57,7 +57,7 @@ class DistillConfig(StageConfig):
     learning_rate: float | None = Field(
         None, gt=0, lt=1,
         description="Peak learning rate of the student encoder (default: per model family, a third of its "
-                    "fine-tuning rate: 1e-4 for compact BERT such as MiniLM, 1e-5 for base-size BERT and ALBERT)",
+                    "encoder fine-tuning rate: 1e-4 for compact BERT such as MiniLM, 1e-5 for base-size BERT and ALBERT)",
     )
     head_learning_rate: float | None = Field(
         None, gt=0, lt=1,
@@ -94,11 +94,12 @@ class DistillConfig(StageConfig):
 
 
 # Distillation learning rate per family (a key of edgebert.train.finetune.FAMILY_LEARNING_RATES), encoder
-# and head alike: a third of the family's fine-tuning rate, since the student starts from fine-tuned weights
-# and a trained head. Measured on MiniLM (compact BERT): 1e-4 on both, with select: kl and patience: 0, met
-# the cpu goal in 5 of 5 SST-2 seeds where the fine-tuning defaults (3e-4, head 3e-3) met it in 2 of 5
-# (README "Distillation's learning rate"). Base-size BERT and ALBERT: the same third, not measured here
-# (no base-size weights offline).
+# and head alike: a third of the family's encoder fine-tuning rate, since the student starts from fine-tuned
+# weights and a trained head. Measured on MiniLM (compact BERT), together with select: kl and patience: 0:
+# 1e-4 on both met the cpu goal in 5 of 5 SST-2 seeds, where finetune's rates (3e-4, head 3e-3) with
+# select: agreement and patience 2 met it in 2 of 5, and 1e-4 with those two unchanged missed it on one of
+# 2 seeds by 2.25 points (README "Distillation's learning rate"). Base-size BERT and ALBERT: the same third,
+# not measured here (no base-size weights offline).
 DISTILL_LEARNING_RATES = {"ALBERT": 1e-5, "compact BERT (hidden <= 512)": 1e-4, "base-size BERT": 1e-5}
 
 
