@@ -158,7 +158,34 @@ def test_tensorrt_required_but_missing_is_a_clear_error(tmp_path, tiny_classifie
     stages = [{"kind": "export-onnx", "fuse": False}, {"kind": "build-tensorrt", "require": True}]
     with pytest.raises(MissingDependencyError, match="TensorRT not installed"):
         run_recipe(tmp_path, tiny_classifier_dir, tiny_sentiment_dir, stages, target="jetson")
-    assert not (tmp_path / "art" / "model").exists()
+    assert not (tmp_path / "art").exists()  # refused before any stage ran: no export made first
+
+
+def test_tensorrt_stage_refuses_a_graph_the_device_could_not_build(tmp_path, tiny_classifier_dir, tiny_sentiment_dir,
+                                                                   monkeypatch):
+    """Even where the recipe check is bypassed (fused graph into build-tensorrt), the stage inspects the ONNX
+    with onnx alone before it writes build_engine.sh, also where TensorRT is absent."""
+    from edgebert.errors import ExportError
+    from edgebert.stages import registry
+
+    monkeypatch.setattr(registry, "check_order", lambda *args, **kwargs: None)
+    stages = [{"kind": "export-onnx", "fuse": True}, {"kind": "build-tensorrt", "precision": "fp16"}]
+    with pytest.raises(ExportError, match="onnxruntime-only operators"):
+        run_recipe(tmp_path, tiny_classifier_dir, tiny_sentiment_dir, stages, target="jetson")
+    assert not list((tmp_path / "art").rglob("build_engine.sh"))
+
+
+def test_tensorrt_stage_key_names_the_host(tmp_path, tiny_classifier_dir, tiny_sentiment_dir, monkeypatch):
+    """A run deferred where TensorRT is absent is not reused where it is (nor an engine across GPUs)."""
+    from edgebert.stages import export
+
+    stages = [{"kind": "export-onnx", "fuse": False}, {"kind": "build-tensorrt", "precision": "fp16"}]
+    run_recipe(tmp_path, tiny_classifier_dir, tiny_sentiment_dir, stages, target="jetson")
+    again = run_recipe(tmp_path, tiny_classifier_dir, tiny_sentiment_dir, stages, target="jetson")
+    assert again.ran == []
+    monkeypatch.setattr(export, "_tensorrt_host", lambda cfg: "tensorrt 10.3.0 on Orin")
+    moved = run_recipe(tmp_path, tiny_classifier_dir, tiny_sentiment_dir, stages, target="jetson")
+    assert moved.ran == ["02-build-tensorrt"]
 
 
 def test_deferred_engine_deploys_what_runs_now(tmp_path, tiny_classifier_dir, tiny_sentiment_dir):

@@ -240,29 +240,52 @@ def _resolve_tensorrt(cfg: BuildTensorRTConfig, target) -> BuildTensorRTConfig:
     return cfg.model_copy(update=update)
 
 
+def _tensorrt_host(cfg: BuildTensorRTConfig) -> str:
+    """What of this host a TensorRT stage's output depends on (part of its key): whether TensorRT is
+    here, its version and the GPU, so that a run deferred on a host without TensorRT builds the engine
+    when resumed where TensorRT is, and an engine built on one GPU is not reused on another."""
+    from edgebert.export.tensorrt import tensorrt_available
+
+    if not tensorrt_available():
+        return "tensorrt: not installed"
+    import tensorrt  # pragma: no cover - GPU hosts
+    import torch
+
+    gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "no CUDA device"
+    return f"tensorrt {tensorrt.__version__} on {gpu}"
+
+
+def _check_tensorrt(cfg: BuildTensorRTConfig, shape: dict[str, Any]) -> None:
+    """``require: true`` without TensorRT fails before any stage runs (not after fine-tuning and export)."""
+    from edgebert.export.tensorrt import tensorrt_available
+
+    if cfg.require and not tensorrt_available():
+        raise MissingDependencyError(
+            "tensorrt", None, "build a TensorRT engine (build-tensorrt with require: true). TensorRT not installed: "
+            "install it (JetPack / NVIDIA's tensorrt wheels) or drop 'require' to build on the device with build_engine.sh")
+
+
 @register_stage(BuildTensorRTConfig, reads="onnx", changes="export", resolve=_resolve_tensorrt,
+                host=lambda cfg: _tensorrt_host(cfg), check=lambda cfg, shape: _check_tensorrt(cfg, shape),
                 summary="TensorRT engine (fp16 / int8 Q/DQ, LayerNorm in fp32) + build_engine.sh for the device")
 def build_tensorrt(art: Artifact, cfg: BuildTensorRTConfig, ctx: RunContext) -> StageResult:
-    from edgebert.export.tensorrt import build_engine, tensorrt_available, write_build_script
+    from edgebert.export.tensorrt import _inspect_onnx, build_engine, tensorrt_available, write_build_script
 
     src = art.path(art.onnx)
     onnx = ctx.work / "model.onnx"
     shutil.copyfile(src, onnx)
     if src.with_name(src.name + ".data").exists():
         shutil.copyfile(src.with_name(src.name + ".data"), ctx.work / "model.onnx.data")
-    import onnx as onnx_lib
-
-    names = [i.name for i in onnx_lib.load(str(onnx), load_external_data=False).graph.input]
+    # what TensorRT would refuse (onnxruntime-only operators, asymmetric int8), checked here with onnx alone, so
+    # that build_engine.sh is never written for a model the device cannot build
+    names = _inspect_onnx(onnx, cfg.precision)
     shapes = {"min": tuple(cfg.min_shape), "opt": tuple(cfg.opt_shape), "max": tuple(cfg.max_shape)}
     script = write_build_script("model.onnx", "model.plan", ctx.work, shapes=shapes, precision=cfg.precision,
                                 input_names=names, workspace_mb=cfg.workspace_mb)
     deploy = {**art.deploy, "model.onnx": art.rel(onnx), "build_engine.sh": art.rel(script)}
     metrics: dict[str, Any] = {"precision": cfg.precision, "shapes": shapes, "script": script.name}
     if not tensorrt_available():
-        if cfg.require:
-            raise MissingDependencyError(
-                "tensorrt", None, "build a TensorRT engine (build-tensorrt with require: true). TensorRT not installed: "
-                "install it (JetPack / NVIDIA's tensorrt wheels) or drop 'require' to build on the device with build_engine.sh")
+        _check_tensorrt(cfg, {})  # compress checked it before any stage ran; the stage alone checks again
         metrics["engine"] = "deferred: TensorRT not installed here; run model/build_engine.sh on the device"
         return StageResult(art.replace(deploy=deploy, primary=art.primary or "model.onnx"), metrics=metrics,
                            validation=None)
