@@ -246,6 +246,13 @@ def test_bad_recipes_fail_before_any_work(tmp_path, stages, message):
     ([{"kind": "prune", "layers": [0, 5]}, {"kind": "export-onnx"}], r"keeps \[5\], but the model has 2 layers"),
     ([{"kind": "prune", "layers": 1}, {"kind": "prune", "layers": [1]}, {"kind": "export-onnx"}],
      r"stage 2 \(prune\): layers: keeps \[1\], but the model has 1 layers"),
+    # 2 -> 1 layer: one teacher layer (0..1) per student layer
+    ([{"kind": "prune", "layers": 1}, {"kind": "distill", "layer_map": [0, 1]}, {"kind": "export-onnx"}],
+     r"stage 2 \(distill\): layer_map \[0, 1\] must name one teacher layer \(0..1\) for each of the student's 1"),
+    ([{"kind": "prune", "layers": 1}, {"kind": "distill", "layer_map": [2]}, {"kind": "export-onnx"}],
+     r"layer_map \[2\] must name one teacher layer \(0..1\)"),
+    ([{"kind": "prune", "layers": 1}, {"kind": "prune", "ffn": 0.5}, {"kind": "distill", "layer_map": [0, 0]},
+      {"kind": "export-onnx"}], r"stage 3 \(distill\): layer_map"),  # the teacher: before the first prune
 ])
 def test_recipe_that_does_not_fit_the_model_fails_before_any_work(stages, message, tiny_classifier_dir,
                                                                   tiny_sentiment_dir, tmp_path, monkeypatch):
@@ -258,6 +265,24 @@ def test_recipe_that_does_not_fit_the_model_fails_before_any_work(stages, messag
         compress(str(tiny_classifier_dir), "cpu", data=str(tiny_sentiment_dir), out=tmp_path / "o", recipe=recipe,
                  progress=False)
     assert not (tmp_path / "o").exists()
+
+
+def test_layer_maps_that_fit_pass_the_model_check():
+    from transformers import BertConfig
+
+    from edgebert.config import build_config
+    from edgebert.stages.registry import check_model, get_stage
+
+    def stages(*entries):
+        return [build_config(get_stage(e["kind"]).config, dict(e), source="t") for e in entries]
+
+    six = BertConfig(num_hidden_layers=6)
+    check_model(stages({"kind": "prune", "layers": 2}, {"kind": "distill", "layer_map": [0, 2, 4, 5]}), six)
+    check_model(stages({"kind": "prune", "layers": [1, 3]}, {"kind": "prune", "heads": 0.5},
+                       {"kind": "distill", "layer_map": [1, 5]}), six)  # the teacher keeps its 6 layers
+    check_model(stages({"kind": "prune", "heads": 0.5}, {"kind": "distill", "layer_map": [5, 4, 3, 2, 1, 0]}), six)
+    with pytest.raises(ConfigError, match="0..5"):
+        check_model(stages({"kind": "prune", "layers": [1, 3]}, {"kind": "distill", "layer_map": [1, 6]}), six)
 
 
 def test_fusing_a_model_fusion_does_not_know_fails_before_any_work(tiny_sentiment_dir, tmp_path):

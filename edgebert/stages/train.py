@@ -98,6 +98,7 @@ def finetune(art: Artifact, cfg: FinetuneStageConfig, ctx: RunContext) -> StageR
 def _check_prune(cfg: PruneStageConfig, shape: dict[str, Any]) -> None:
     """Layer counts and indices against the model's layers (before any work); updates ``shape``."""
     n = shape["num_hidden_layers"]
+    shape.setdefault("teacher_layers", n)  # the model before the first prune teaches distill
     if isinstance(cfg.layers, int):
         if cfg.layers >= n:
             raise ConfigError(f"layers: {cfg.layers} would drop every layer of a {n}-layer model; "
@@ -138,7 +139,18 @@ def _change_in_place(art: Artifact, ctx: RunContext, change, keys: tuple[str, ..
                        metrics=metrics, validation=check)
 
 
-@register_stage(DistillStageConfig, reads="torch", changes="torch",
+def _check_distill(cfg: DistillStageConfig, shape: dict[str, Any]) -> None:
+    """An explicit layer map against the student's and the teacher's layer counts (before any work)."""
+    if cfg.layer_map is None:
+        return
+    n_s = shape["num_hidden_layers"]
+    n_t = shape.get("teacher_layers", n_s)
+    if len(cfg.layer_map) != n_s or max(cfg.layer_map) >= n_t:
+        raise ConfigError(f"layer_map {cfg.layer_map} must name one teacher layer (0..{n_t - 1}) for each of the "
+                          f"student's {n_s} layers (the model after the prune stages before it).")
+
+
+@register_stage(DistillStageConfig, reads="torch", changes="torch", check=_check_distill,
                 summary="Train the pruned student to imitate the fine-tuned teacher (KL on logits + hard labels)",
                 # row order seeded by distill.epoch_seed (was seed + epoch): the same for seed 0 only
                 revision=lambda cfg: "epoch_seed: 1000 blocks" if cfg.seed else None,
