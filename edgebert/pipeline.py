@@ -47,12 +47,16 @@ class Plan:
     stages: list[Any]                # resolved StageConfigs
 
     def to_yaml(self, seed: int = 0) -> str:
-        """The recipe as it would run with run seed ``seed`` (each stage's seed shifted by it)."""
+        """The recipe as it would run with run seed ``seed`` (each stage's seed shifted by it), as a
+        recipe file that ``--recipe`` reads back (saved as ``<name>.yaml``)."""
         import yaml
 
-        body = {"name": self.recipe, "target": self.target.name,
-                "stages": [_with_run_seed(s, seed).model_dump(mode="json") for s in self.stages]}
-        return yaml.safe_dump(body, sort_keys=False)
+        notes = [f"# recipe '{self.recipe}' resolved for target '{self.target.name}'; to run it as --recipe FILE, "
+                 f"save it as {self.recipe}.yaml (or set name: to the file's name)"]
+        if seed:
+            notes.append(f"# stage seeds include run seed {seed}: run this file with --seed 0 to use them as they are")
+        body = {"name": self.recipe, "stages": [_with_run_seed(s, seed).model_dump(mode="json") for s in self.stages]}
+        return "\n".join(notes) + "\n" + yaml.safe_dump(body, sort_keys=False)
 
     def for_model(self, config) -> Plan:
         """This plan with the stages' model-dependent defaults filled in for the input model's

@@ -53,6 +53,23 @@ def test_print_recipe_shows_resolved_stages():
     assert (body["stages"][2]["learning_rate"], body["stages"][2]["head_learning_rate"]) == (1e-4, 1e-4)
 
 
+def test_printed_recipe_runs_as_a_recipe_file(tmp_path):
+    from edgebert import models
+    from edgebert.pipeline import plan
+
+    result = run("compress", "--target", "jetson", "--print-recipe")
+    assert result.exit_code == 0, result.output
+    assert result.output.startswith("# recipe 'jetson' resolved for target 'jetson'")
+    saved = tmp_path / "jetson.yaml"
+    saved.write_text(result.output, encoding="utf-8")
+    dump = lambda p: [s.model_dump(mode="json") for s in p.stages]  # noqa: E731
+    # read back, it is the recipe compress runs on the default model (MiniLM), defaults filled in
+    assert dump(plan("jetson", saved)) == dump(plan("jetson").for_model(models.load_config("minilm")))
+    assert next(s for s in plan("jetson", saved).stages if s.kind == "distill").learning_rate == 1e-4
+    seeded = run("compress", "--target", "jetson", "--print-recipe", "--seed", "2").output
+    assert "run this file with --seed 0" in seeded
+
+
 def test_print_recipe_without_a_readable_model_leaves_model_defaults_unset(tmp_path):
     result = run("compress", "--target", "mobile", "--print-recipe", "--model", str(tmp_path / "missing"))
     assert result.exit_code == 0, result.output
