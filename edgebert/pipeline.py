@@ -14,11 +14,15 @@ Each stage writes into a staging folder renamed into place when it finished, and
 rewritten (atomically) after every stage, so an interrupted run resumes from the last finished
 stage and never leaves a half-written file in place of a finished one. A re-run skips every stage
 whose config and inputs are unchanged (a chain of keys: each stage's key hashes the previous key and
-its own resolved config) and whose output folder still has the recorded sha256.
+its own resolved config) and whose output folder still has the recorded sha256. While a run writes,
+OUT/.edgebert-compress.lock names its process: a second run into the same folder is refused, and a
+run killed before it could clean up (SIGKILL) leaves a lock and staging folders that the next run
+removes.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -177,6 +181,68 @@ def _prepare_out(out: Path, run: dict[str, Any], overwrite: bool) -> dict[str, A
     return previous
 
 
+LOCK_NAME = ".edgebert-compress.lock"
+
+
+def _lock_holder(out: Path) -> str | None:
+    """Who holds ``out``'s run lock ("pid N on HOST"), None when nobody does; a lock left by a process
+    of this host that no longer runs (killed) is removed."""
+    import socket
+
+    lock = out / LOCK_NAME
+    try:
+        pid_text, _, host = lock.read_text(encoding="utf-8").partition(" ")
+        pid = int(pid_text)
+    except (OSError, ValueError):
+        return None if not lock.exists() else f"an unreadable lock file {lock}"
+    if host.strip() == socket.gethostname():
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            lock.unlink(missing_ok=True)
+            return None
+        except PermissionError:
+            pass  # alive, another user's
+    return f"process {pid} on {host.strip() or 'an unknown host'}"
+
+
+def _check_lock(out: Path) -> None:
+    holder = _lock_holder(out) if out.is_dir() else None
+    if holder:
+        raise OutputExistsError(
+            f"Output folder '{out}' is being written by another edgebert compress ({holder}). Wait for it, or "
+            f"choose another --out. If no such run is active, delete {out / LOCK_NAME}.")
+
+
+@contextlib.contextmanager
+def _run_lock(root: Path):
+    """Hold ``root``'s run lock while stages write into it (two runs into one folder would mix files)."""
+    import socket
+
+    try:
+        fd = os.open(root / LOCK_NAME, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+    except FileExistsError:
+        _check_lock(root)  # raises while a live run holds it; else the stale lock is gone now
+        fd = os.open(root / LOCK_NAME, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+    with os.fdopen(fd, "w", encoding="utf-8") as f:
+        f.write(f"{os.getpid()} {socket.gethostname()}")
+    try:
+        yield
+    finally:
+        (root / LOCK_NAME).unlink(missing_ok=True)
+
+
+def _remove_leftovers(root: Path) -> None:
+    """Staging folders of a run that was killed (SIGKILL, power loss) before it could remove them."""
+    for parent in (root, root / "stages"):
+        for pattern in (".*.partial-*", ".*.old-*"):
+            for leftover in parent.glob(pattern) if parent.is_dir() else []:
+                if leftover.is_dir():
+                    shutil.rmtree(leftover, ignore_errors=True)
+                else:
+                    leftover.unlink(missing_ok=True)
+
+
 def _seed_everything(seed: int) -> None:
     import random
 
@@ -258,78 +324,81 @@ def compress(model: str = DEFAULT_MODEL, target: str = DEFAULT_TARGET, *, data: 
     location, model_hash = _model_identity(model)
     run = {"model": str(model), "model_source": location, "model_sha256": model_hash,
            "data": _data_identity(dataset), "target": the_plan.target.name, "recipe": the_plan.recipe, "seed": seed}
+    _check_lock(out)  # before --overwrite could delete a folder another run is writing
     previous = _prepare_out(out, run, overwrite)
     out.mkdir(parents=True, exist_ok=True)
     root = out.resolve()
-    old_stages = {s.get("index"): s for s in (previous or {}).get("stages", []) if s.get("status") == "done"}
+    with _run_lock(root):
+        _remove_leftovers(root)
+        old_stages = {s.get("index"): s for s in (previous or {}).get("stages", []) if s.get("status") == "done"}
 
-    manifest: dict[str, Any] = {
-        "schema_version": SCHEMA_VERSION, "kind": ARTIFACT_KIND, "status": "running",
-        "created": (previous or {}).get("created", now_iso()), "updated": now_iso(),
-        "run": run, "target": the_plan.target.model_dump(mode="json"),
-        "recipe": [s.model_dump(mode="json") for s in the_plan.stages],
-        "versions": library_versions(), "host": _host(host_info()), "stages": [],
-    }
-    art = Artifact(root=root, model=location)
-    # The chain starts from what the stages read (model, data, seed); the recipe's name does not matter.
-    inputs = {k: _same(run, k) for k in ("model_sha256", "data", "seed")}
-    key = hashlib.sha256(json.dumps(inputs, sort_keys=True, default=str).encode()).hexdigest()
-    result = CompressResult(out=out, manifest=manifest)
-    diverged = False
-    total = len(the_plan.stages)
-    for index, cfg in enumerate(the_plan.stages, start=1):
-        stage = get_stage(cfg.kind)
-        cfg = _with_run_seed(cfg, seed)
-        key = _key(key, cfg, stage.host(cfg) if stage.host else None,
-                   stage.revision(cfg) if stage.revision else None)
-        name = f"{index:02d}-{cfg.kind}"
-        folder = root / "stages" / name
-        old = old_stages.get(index)
-        if not diverged and old and old.get("key") == key and folder.is_dir() \
-                and sha256_tree(folder) == old.get("output_sha256"):
-            art = Artifact.from_json(root, old["state"])
-            manifest["stages"].append(old)
-            result.skipped.append(name)
-            say(f"[{index}/{total}] {cfg.kind}: unchanged, reused {folder.relative_to(root)}")
-            continue
-        if not diverged:  # from here on every stage runs again; older outputs are stale
-            diverged = True
-            for stale in sorted((root / "stages").glob("*")) if (root / "stages").is_dir() else []:
-                if stale.name >= name:
-                    shutil.rmtree(stale, ignore_errors=True)
-        say(f"[{index}/{total}] {cfg.kind}: running")
-        _seed_everything(seed + index)
-        input_sha = _input_hash(art, stage)
-        started, t0 = now_iso(), time.perf_counter()
-        with staged_dir(folder) as work:
-            ctx = RunContext(dataset=dataset, target=the_plan.target, work=work, seed=seed + index,
-                             progress=progress, log=say)
-            res = stage.fn(art, cfg, ctx)
-            staging_rel = art.rel(work)
-        seconds = time.perf_counter() - t0
-        state = _relocate(res.artifact.to_json(), staging_rel, f"stages/{name}")
-        art = Artifact.from_json(root, state)
-        record = {
-            "index": index, "kind": cfg.kind, "name": name, "status": "done",
-            "config": cfg.model_dump(mode="json"), "key": key,
-            "input_sha256": input_sha, "output_sha256": sha256_tree(folder),
-            "skipped": res.skipped, "metrics": _relocate(res.metrics, str(root / staging_rel), str(folder)),
-            "validation": res.validation, "seconds": round(seconds, 3), "started": started, "finished": now_iso(),
-            "seed": seed + index, "versions": library_versions(), "host": host_info(), "state": state,
+        manifest: dict[str, Any] = {
+            "schema_version": SCHEMA_VERSION, "kind": ARTIFACT_KIND, "status": "running",
+            "created": (previous or {}).get("created", now_iso()), "updated": now_iso(),
+            "run": run, "target": the_plan.target.model_dump(mode="json"),
+            "recipe": [s.model_dump(mode="json") for s in the_plan.stages],
+            "versions": library_versions(), "host": _host(host_info()), "stages": [],
         }
-        manifest["stages"].append(record)
+        art = Artifact(root=root, model=location)
+        # The chain starts from what the stages read (model, data, seed); the recipe's name does not matter.
+        inputs = {k: _same(run, k) for k in ("model_sha256", "data", "seed")}
+        key = hashlib.sha256(json.dumps(inputs, sort_keys=True, default=str).encode()).hexdigest()
+        result = CompressResult(out=out, manifest=manifest)
+        diverged = False
+        total = len(the_plan.stages)
+        for index, cfg in enumerate(the_plan.stages, start=1):
+            stage = get_stage(cfg.kind)
+            cfg = _with_run_seed(cfg, seed)
+            key = _key(key, cfg, stage.host(cfg) if stage.host else None,
+                       stage.revision(cfg) if stage.revision else None)
+            name = f"{index:02d}-{cfg.kind}"
+            folder = root / "stages" / name
+            old = old_stages.get(index)
+            if not diverged and old and old.get("key") == key and folder.is_dir() \
+                    and sha256_tree(folder) == old.get("output_sha256"):
+                art = Artifact.from_json(root, old["state"])
+                manifest["stages"].append(old)
+                result.skipped.append(name)
+                say(f"[{index}/{total}] {cfg.kind}: unchanged, reused {folder.relative_to(root)}")
+                continue
+            if not diverged:  # from here on every stage runs again; older outputs are stale
+                diverged = True
+                for stale in sorted((root / "stages").glob("*")) if (root / "stages").is_dir() else []:
+                    if stale.name >= name:
+                        shutil.rmtree(stale, ignore_errors=True)
+            say(f"[{index}/{total}] {cfg.kind}: running")
+            _seed_everything(seed + index)
+            input_sha = _input_hash(art, stage)
+            started, t0 = now_iso(), time.perf_counter()
+            with staged_dir(folder) as work:
+                ctx = RunContext(dataset=dataset, target=the_plan.target, work=work, seed=seed + index,
+                                 progress=progress, log=say)
+                res = stage.fn(art, cfg, ctx)
+                staging_rel = art.rel(work)
+            seconds = time.perf_counter() - t0
+            state = _relocate(res.artifact.to_json(), staging_rel, f"stages/{name}")
+            art = Artifact.from_json(root, state)
+            record = {
+                "index": index, "kind": cfg.kind, "name": name, "status": "done",
+                "config": cfg.model_dump(mode="json"), "key": key,
+                "input_sha256": input_sha, "output_sha256": sha256_tree(folder),
+                "skipped": res.skipped, "metrics": _relocate(res.metrics, str(root / staging_rel), str(folder)),
+                "validation": res.validation, "seconds": round(seconds, 3), "started": started, "finished": now_iso(),
+                "seed": seed + index, "versions": library_versions(), "host": host_info(), "state": state,
+            }
+            manifest["stages"].append(record)
+            manifest["updated"] = now_iso()
+            write_json(root / "manifest.json", manifest)
+            result.ran.append(name)
+            say(f"[{index}/{total}] {cfg.kind}: " + (f"nothing to do ({res.skipped})" if res.skipped else
+                                                      f"done in {seconds:.1f} s{_headline(record)}"))
+
+        _assemble(root, art, manifest, the_plan, previous)
+        manifest["status"] = "complete"
         manifest["updated"] = now_iso()
         write_json(root / "manifest.json", manifest)
-        result.ran.append(name)
-        say(f"[{index}/{total}] {cfg.kind}: " + (f"nothing to do ({res.skipped})" if res.skipped else
-                                                  f"done in {seconds:.1f} s{_headline(record)}"))
-
-    _assemble(root, art, manifest, the_plan, previous)
-    manifest["status"] = "complete"
-    manifest["updated"] = now_iso()
-    write_json(root / "manifest.json", manifest)
-    write_text(root / "report.md", report_markdown(manifest))
-    return result
+        write_text(root / "report.md", report_markdown(manifest))
+        return result
 
 
 def _host(info: dict[str, Any]) -> dict[str, Any]:

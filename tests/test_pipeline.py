@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import numpy as np
@@ -138,10 +139,43 @@ def test_interrupted_run_resumes_from_last_finished_stage(tiny_classifier_dir, t
     assert not (out / "model").exists()
     leftovers = [p.name for p in (out / "stages").iterdir()]
     assert leftovers == ["01-export-onnx"], leftovers  # no half-written quantize folder
+    assert not (out / ".edgebert-compress.lock").exists()  # released on the way out
     monkeypatch.setitem(registry.STAGES, "quantize", stage)
     result = compress(str(tiny_classifier_dir), "cpu", data=str(tiny_sentiment_dir), out=out, recipe=recipe,
                       progress=False)
     assert result.skipped == ["01-export-onnx"] and result.ran == ["02-quantize"]
+
+
+def test_a_killed_runs_staging_folders_and_lock_are_cleared(tiny_classifier_dir, tiny_sentiment_dir, tmp_path):
+    """SIGKILL leaves no chance to clean up: the next run removes the staging folders and the lock of the
+    dead process, and refuses a folder whose lock a live process holds."""
+    import subprocess
+    import sys
+
+    from edgebert.pipeline import LOCK_NAME
+
+    recipe = write_recipe(tmp_path / "r.yaml", [{"kind": "export-onnx", "fuse": False}])
+    out = tmp_path / "art"
+    compress(str(tiny_classifier_dir), "cpu", data=str(tiny_sentiment_dir), out=out, recipe=recipe, progress=False)
+    (out / "stages" / ".02-quantize.partial-x1").mkdir()
+    (out / "stages" / ".02-quantize.partial-x1" / "model.onnx").write_bytes(b"half")
+    (out / ".model.partial-x2").mkdir()
+    (out / "stages" / ".01-export-onnx.old-123").mkdir()
+    import socket
+
+    live = f"{os.getpid()} {socket.gethostname()}"  # this test's process: alive
+    (out / LOCK_NAME).write_text(live)
+    with pytest.raises(OutputExistsError, match="being written by another edgebert compress"):
+        compress(str(tiny_classifier_dir), "cpu", data=str(tiny_sentiment_dir), out=out, recipe=recipe,
+                 progress=False, overwrite=True)  # not even --overwrite deletes a folder in use
+    assert (out / "manifest.json").is_file()
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    (out / LOCK_NAME).write_text(f"{int(dead.stdout)} {socket.gethostname()}")
+    again = compress(str(tiny_classifier_dir), "cpu", data=str(tiny_sentiment_dir), out=out, recipe=recipe,
+                     progress=False)
+    assert again.skipped == ["01-export-onnx"]
+    hidden = [p.name for p in out.rglob(".*")]
+    assert hidden == [], hidden  # staging leftovers and the dead run's lock are gone
 
 
 def test_run_seed_shifts_every_stage_seed(tiny_classifier_dir, tiny_sentiment_dir, tmp_path):
