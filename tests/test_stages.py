@@ -150,6 +150,27 @@ CHECKS = {"finetune": _finetune, "prune": _prune, "distill": _distill, "sparsify
           "build-tensorrt": _tensorrt, "export-pytorch": _pytorch}
 
 
+def test_finetune_when_needed_keeps_a_trained_head(tmp_path, tiny_classifier_dir, tiny_sentiment_dir):
+    """A model with a trained head for the data's labels is not fine-tuned again (when: needed, the default):
+    the stage is recorded as skipped with its dev score, and the next stages get the input model."""
+    result = run_recipe(tmp_path, tiny_classifier_dir, tiny_sentiment_dir,
+                        [{"kind": "finetune"}, {"kind": "export-onnx", "fuse": False}])
+    finetune, export = result.manifest["stages"]
+    assert "already has a trained head" in finetune["skipped"]
+    assert finetune["metrics"]["dev"]["accuracy"] >= 0.5 and not list((tmp_path / "art" / "stages" / "01-finetune").iterdir())
+    assert finetune["state"]["model"] == str(tiny_classifier_dir) == export["state"]["model"]
+
+
+def test_export_torchscript_pt2_through_the_pipeline(tmp_path, tiny_classifier_dir, tiny_sentiment_dir):
+    result = run_recipe(tmp_path, tiny_classifier_dir, tiny_sentiment_dir,
+                        [{"kind": "export-torchscript", "format": "pt2"}])
+    rec = result.manifest["stages"][0]
+    assert sorted(p.name for p in (tmp_path / "art" / "stages" / "01-export-torchscript").iterdir()) == ["model.pt2"]
+    assert rec["validation"]["label_agreement"] == 1.0 and rec["validation"]["max_abs_logit_diff"] < 1e-4
+    deploy = result.manifest["deploy"]
+    assert (deploy["model"], deploy["format"], deploy["runtime"]) == ("model/model.pt2", "torch-export", "pytorch")
+
+
 def test_tensorrt_required_but_missing_is_a_clear_error(tmp_path, tiny_classifier_dir, tiny_sentiment_dir):
     from edgebert.export.tensorrt import tensorrt_available
 
