@@ -25,6 +25,22 @@ def test_targets_lists_one_line_each():
     assert all("recipe" in line for line in lines)
 
 
+def test_targets_lists_the_valid_profiles_beside_a_broken_one(tmp_path, monkeypatch):
+    import shutil
+
+    from edgebert.targets import targets_dir
+
+    for name in ("cpu", "mobile"):
+        shutil.copy(targets_dir() / f"{name}.yaml", tmp_path / f"{name}.yaml")
+    (tmp_path / "broken.yaml").write_text("name: broken\nruntime: abacus\n", encoding="utf-8")
+    monkeypatch.setenv("EDGEBERT_TARGETS", str(tmp_path))
+    result = run("targets")
+    assert result.exit_code == 1 and "Traceback" not in result.output
+    assert "1 target profile(s)" in result.output and "broken.yaml" in result.output
+    listed = [line.split()[0] for line in result.stdout.strip().splitlines()]
+    assert listed == ["cpu", "mobile"]
+
+
 def test_targets_show_prints_profile_and_recipe():
     result = run("targets", "show", "jetson")
     assert result.exit_code == 0, result.output

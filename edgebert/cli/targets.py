@@ -21,9 +21,18 @@ def command(ctx):
     if not names:
         click.echo(f"No target profiles in {targets_dir()}.")
         return
+    from edgebert.errors import ConfigError
+
     width = max(len(n) for n in names)
+    bad = 0
     for name in names:
-        click.echo(f"{name:{width}}  {describe(load_target(name))}")
+        try:
+            click.echo(f"{name:{width}}  {describe(load_target(name))}")
+        except ConfigError as exc:  # one broken profile does not hide the others
+            bad += 1
+            click.echo(f"{name:{width}}  (invalid) {exc}", err=True)
+    if bad:
+        raise click.ClickException(f"{bad} target profile(s) in {targets_dir()} are invalid (see above).")
 
 
 @command.command("show")
