@@ -7,6 +7,7 @@ import csv
 import json
 import shutil
 import sys
+from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
@@ -341,3 +342,20 @@ def test_optimum_baseline(classifier, tiny_sentiment_dir, tmp_path):
     assert opt["validation"]["optimum_preset"] in ("avx512_vnni", "avx512", "avx2", "arm64")
     assert any("AutoQuantizationConfig" in n for n in opt["notes"])
     assert opt["accuracy"]["n"] == 20 and opt["memory"]["torch_imported"] is False
+
+
+@pytest.mark.slow
+def test_optimum_anchor_with_a_chosen_preset(classifier, tmp_path):
+    # benchmarks/anchor_presets.py builds the AVX2 anchor on any x86 CPU to compare it with the flags' pick
+    try:
+        from optimum.onnxruntime import ORTModelForSequenceClassification, ORTQuantizer  # noqa: F401
+    except ImportError as exc:
+        pytest.skip(f"optimum / optimum-onnx not usable here: {exc}")
+    from edgebert.bench.baselines import build_optimum_int8
+    from edgebert.bench.variants import discover
+
+    clf, _ = classifier
+    spec = build_optimum_int8(discover(str(clf))[0], tmp_path / "a", preset="avx2")
+    assert spec.error is None and Path(spec.path).is_file()
+    assert spec.validation == {"optimum_preset": "avx2", "preset_reason": "chosen by the caller"}
+    assert any("AutoQuantizationConfig.avx2(" in n for n in spec.notes)

@@ -107,9 +107,10 @@ def build_onnx_fp32(source: VariantSpec, folder: Path, texts: list[str], *, max_
                       notes=["torch.onnx.export(dynamo=False, opset_version=17), dynamic batch and sequence"])
 
 
-def build_optimum_int8(source: VariantSpec, folder: Path) -> VariantSpec:
-    """Optimum's export + ORTQuantizer dynamic int8 (preset by CPU flags) of ``source``."""
-    preset, why = optimum_preset()
+def build_optimum_int8(source: VariantSpec, folder: Path, preset: str | None = None) -> VariantSpec:
+    """Optimum's export + ORTQuantizer dynamic int8 of ``source``, with AutoQuantizationConfig's
+    ``preset`` (default: the one :func:`optimum_preset` picks from the CPU's flags)."""
+    preset, why = (preset, "chosen by the caller") if preset else optimum_preset()
     name = BASELINE_NAMES[1]
     try:
         from optimum.onnxruntime import ORTModelForSequenceClassification, ORTQuantizer
