@@ -116,17 +116,37 @@ def write_json(path: str | os.PathLike, data: Any) -> None:
     write_text(path, json.dumps(data, indent=2, ensure_ascii=False, default=str) + "\n")
 
 
-def check_output_dir(out: str | os.PathLike, *, overwrite: bool = False) -> Path:
-    """Refuse an output folder that already holds files, unless ``overwrite``."""
+def check_output_dir(out: str | os.PathLike, *, overwrite: bool = False, kind: str | None = None) -> Path:
+    """Refuse an output folder that already holds files, unless ``overwrite``. With ``kind``, the
+    folder is replaced as a whole, so ``overwrite`` applies only to a folder whose manifest.json says
+    it is edgebert's output of that kind: a folder of other files is never deleted."""
     out = Path(out)
     if out.exists() and not out.is_dir():
         raise OutputExistsError(f"Output path '{out}' exists and is a file, not a folder.")
-    if out.is_dir() and any(out.iterdir()) and not overwrite:
-        raise OutputExistsError(
-            f"Output folder '{out}' already holds files (another run?). "
-            "Choose another --out, or pass --overwrite to replace it."
-        )
+    if out.is_dir() and any(out.iterdir()):
+        if not overwrite:
+            raise OutputExistsError(
+                f"Output folder '{out}' already holds files (another run?). "
+                "Choose another --out, or pass --overwrite to replace it."
+            )
+        if kind is not None and manifest_kind(out) != kind:
+            raise OutputExistsError(not_ours_message(out, f"{kind} output"))
     return out
+
+
+def manifest_kind(folder: str | os.PathLike) -> str | None:
+    """The ``kind`` that ``folder/manifest.json`` records, None where there is none or it is unreadable."""
+    try:
+        data = json.loads((Path(folder) / "manifest.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return data.get("kind") if isinstance(data, dict) else None
+
+
+def not_ours_message(out: Path, what: str) -> str:
+    return (f"Output folder '{out}' holds files that are not an edgebert {what} (no manifest.json of that "
+            "kind). --overwrite replaces only edgebert's own output folders, never other files: choose another "
+            "--out, or empty or delete that folder yourself.")
 
 
 @contextlib.contextmanager

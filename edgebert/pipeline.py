@@ -143,7 +143,8 @@ def _read_manifest(out: Path) -> dict[str, Any] | None:
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except ValueError as exc:
-        raise OutputExistsError(f"'{path}' is not valid JSON ({exc}); choose another --out or pass --overwrite.") from None
+        raise OutputExistsError(f"'{path}' is not valid JSON ({exc}): choose another --out, or delete that folder "
+                                "yourself if it is a broken run of yours.") from None
     return data if isinstance(data, dict) else None
 
 
@@ -161,15 +162,14 @@ def _prepare_out(out: Path, run: dict[str, Any], overwrite: bool) -> dict[str, A
         raise OutputExistsError(f"Output path '{out}' exists and is a file, not a folder.")
     if not out.is_dir() or not any(out.iterdir()):
         return None
+    previous = _read_manifest(out)
+    if previous is None or previous.get("kind") != ARTIFACT_KIND:  # never deleted, not even with --overwrite
+        from edgebert.artifact import not_ours_message
+
+        raise OutputExistsError(not_ours_message(out, "compress artifact"))
     if overwrite:
         shutil.rmtree(out)
         return None
-    previous = _read_manifest(out)
-    if previous is None or previous.get("kind") != ARTIFACT_KIND:
-        raise OutputExistsError(
-            f"Output folder '{out}' already holds files that are not an edgebert compress artifact. "
-            "Choose another --out, or pass --overwrite to replace it."
-        )
     before = previous.get("run", {})
     differs = [k for k in ("model_sha256", "data", "target", "seed") if _same(before, k) != _same(run, k)]
     if differs:

@@ -120,6 +120,16 @@ def test_existing_output_is_refused_and_failure_leaves_nothing(tiny_bert_dir, ti
     with pytest.raises(OutputExistsError, match="--overwrite"):
         finetune(str(tiny_bert_dir), str(tiny_sentiment_dir), out=out, progress=False)
     assert (out / "something.txt").read_text() == "another run"
+    with pytest.raises(OutputExistsError, match="not an edgebert finetune output"):  # never deleted
+        finetune(str(tiny_bert_dir), str(tiny_sentiment_dir), out=out, progress=False, overwrite=True)
+    assert (out / "something.txt").read_text() == "another run"
+    mine = tmp_path / "mine"  # a finetune output of edgebert's own is replaced with --overwrite
+    finetune(str(tiny_bert_dir), str(tiny_sentiment_dir), out=mine, config=FinetuneConfig(**{**QUICK, "epochs": 1}),
+             progress=False)
+    (mine / "stale.txt").write_text("from before")
+    finetune(str(tiny_bert_dir), str(tiny_sentiment_dir), out=mine, config=FinetuneConfig(**{**QUICK, "epochs": 1}),
+             progress=False, overwrite=True)
+    assert not (mine / "stale.txt").exists() and (mine / "manifest.json").is_file()
 
     # a crash during saving leaves neither a partial folder nor a staging folder behind
     import transformers
@@ -133,7 +143,7 @@ def test_existing_output_is_refused_and_failure_leaves_nothing(tiny_bert_dir, ti
         finetune(str(tiny_bert_dir), str(tiny_sentiment_dir), out=target,
                  config=FinetuneConfig(**{**QUICK, "epochs": 1}), progress=False)
     assert not target.exists()
-    assert [p.name for p in tmp_path.iterdir()] == ["taken"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["mine", "taken"]
 
 
 def test_default_learning_rates_per_family(tiny_bert_dir, tiny_albert_dir):

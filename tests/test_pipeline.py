@@ -246,9 +246,10 @@ def test_output_folder_of_another_run_is_refused(tiny_run, tiny_classifier_dir, 
         compress(str(tiny_classifier_dir), "cpu", data=str(tiny_sentiment_dir), out=result.out, recipe=recipe,
                  progress=False)
     (tmp_path / "notes.txt").write_text("mine")
-    with pytest.raises(OutputExistsError, match="not an edgebert compress artifact"):
-        compress(str(tiny_classifier_dir), "cpu", data=str(tiny_sentiment_dir), out=tmp_path, recipe=recipe,
-                 progress=False)
+    for overwrite in (False, True):  # --overwrite replaces only edgebert's own artifacts
+        with pytest.raises(OutputExistsError, match="not an edgebert compress artifact"):
+            compress(str(tiny_classifier_dir), "cpu", data=str(tiny_sentiment_dir), out=tmp_path, recipe=recipe,
+                     progress=False, overwrite=overwrite)
     assert (tmp_path / "notes.txt").read_text() == "mine"
 
 

@@ -26,7 +26,7 @@ from edgebert.cli.options import data_options, pop_data_options
 @click.option("--list-stages", is_flag=True, help="List the stage kinds a recipe can use, and exit.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Run seed, added to each stage's own seed (importance sample, shuffling, augmentation); "
               "0 keeps the recipe's seeds, another value repeats the run with other random draws.")
-@click.option("--overwrite", is_flag=True, help="Replace an output folder that holds another run.")
+@click.option("--overwrite", is_flag=True, help="Replace an output folder that holds another compress run (only an edgebert artifact folder is ever deleted).")
 @click.option("--quiet", is_flag=True, help="No progress bars.")
 def command(model, target, data, out, recipe, print_recipe, list_stages, seed, overwrite, quiet, **kwargs):
     """Compress a classifier for a target device and write one artifact folder.

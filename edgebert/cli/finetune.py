@@ -15,7 +15,7 @@ from edgebert.train.finetune import FinetuneConfig
 @data_options
 @click.option("--out", "out", type=click.Path(file_okay=False), default=None,
               help="Output model folder [default: runs/<model>-<data>].")
-@click.option("--overwrite", is_flag=True, help="Replace an existing output folder.")
+@click.option("--overwrite", is_flag=True, help="Replace an existing finetune output folder (only one edgebert wrote is ever deleted).")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 @config_options(FinetuneConfig)
 def command(model, data, out, overwrite, quiet, **kwargs):

@@ -229,7 +229,7 @@ def finetune(model: str | os.PathLike, data: Any, *, out: str | os.PathLike,
     from edgebert.evaluation import score
 
     cfg = config or FinetuneConfig()
-    out = check_output_dir(out, overwrite=overwrite)
+    out = check_output_dir(out, overwrite=overwrite, kind="finetune")
     started, t0 = now_iso(), time.perf_counter()
     ds = data if isinstance(data, Dataset) else load_dataset(data, seed=cfg.seed, **data_options)
     set_seed(cfg.seed)
