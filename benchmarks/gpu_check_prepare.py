@@ -38,7 +38,8 @@ def main() -> None:
     from edgebert import models
 
     exclude = ROOT / ".git" / "info" / "exclude"
-    if exclude.is_file() and "/.device-carry/" not in exclude.read_text():
+    if exclude.parent.parent.is_dir() and (not exclude.is_file() or "/.device-carry/" not in exclude.read_text()):
+        exclude.parent.mkdir(exist_ok=True)  # a fresh clone may have no .git/info
         with exclude.open("a") as f:
             f.write("/.device-carry/\n")
     shutil.rmtree(CARRY, ignore_errors=True)
