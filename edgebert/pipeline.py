@@ -160,15 +160,21 @@ def _prepare_out(out: Path, run: dict[str, Any], overwrite: bool) -> dict[str, A
     """The previous manifest of this same run (to resume / skip), or None; refuses another run's folder."""
     if out.exists() and not out.is_dir():
         raise OutputExistsError(f"Output path '{out}' exists and is a file, not a folder.")
-    if not out.is_dir() or not any(out.iterdir()):
+    if not out.is_dir() or not any(p.name != LOCK_NAME for p in out.iterdir()):
         return None
     previous = _read_manifest(out)
     if previous is None or previous.get("kind") != ARTIFACT_KIND:  # never deleted, not even with --overwrite
         from edgebert.artifact import not_ours_message
 
         raise OutputExistsError(not_ours_message(out, "compress artifact"))
-    if overwrite:
-        shutil.rmtree(out)
+    if overwrite:  # everything but the lock this run holds
+        for p in out.iterdir():
+            if p.name == LOCK_NAME:
+                continue
+            if p.is_dir() and not p.is_symlink():
+                shutil.rmtree(p)
+            else:
+                p.unlink()
         return None
     before = previous.get("run", {})
     differs = [k for k in ("model_sha256", "data", "target", "seed") if _same(before, k) != _same(run, k)]
@@ -219,14 +225,21 @@ def _run_lock(root: Path):
     """Hold ``root``'s run lock while stages write into it (two runs into one folder would mix files)."""
     import socket
 
+    def take() -> int:
+        return os.open(root / LOCK_NAME, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+
     try:
-        fd = os.open(root / LOCK_NAME, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+        fd = take()
     except FileExistsError:
         _check_lock(root)  # raises while a live run holds it; else the stale lock is gone now
-        fd = os.open(root / LOCK_NAME, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
-    with os.fdopen(fd, "w", encoding="utf-8") as f:
-        f.write(f"{os.getpid()} {socket.gethostname()}")
+        try:
+            fd = take()
+        except FileExistsError:  # another run took it in between
+            raise OutputExistsError(f"Output folder '{root}' was just taken by another edgebert compress; "
+                                    "choose another --out.") from None
     try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(f"{os.getpid()} {socket.gethostname()}")
         yield
     finally:
         (root / LOCK_NAME).unlink(missing_ok=True)
@@ -324,11 +337,15 @@ def compress(model: str = DEFAULT_MODEL, target: str = DEFAULT_TARGET, *, data: 
     location, model_hash = _model_identity(model)
     run = {"model": str(model), "model_source": location, "model_sha256": model_hash,
            "data": _data_identity(dataset), "target": the_plan.target.name, "recipe": the_plan.recipe, "seed": seed}
-    _check_lock(out)  # before --overwrite could delete a folder another run is writing
-    previous = _prepare_out(out, run, overwrite)
+    if out.exists() and not out.is_dir():
+        raise OutputExistsError(f"Output path '{out}' exists and is a file, not a folder.")
+    if out.exists() and not out.is_dir():
+        raise OutputExistsError(f"Output path '{out}' exists and is a file, not a folder.")
+    _check_lock(out)  # a folder another run is writing: refused before anything is created
     out.mkdir(parents=True, exist_ok=True)
     root = out.resolve()
-    with _run_lock(root):
+    with _run_lock(root):  # the lock first, then the folder's state: no other run can start in between
+        previous = _prepare_out(out, run, overwrite)
         _remove_leftovers(root)
         old_stages = {s.get("index"): s for s in (previous or {}).get("stages", []) if s.get("status") == "done"}
 
@@ -344,6 +361,8 @@ def compress(model: str = DEFAULT_MODEL, target: str = DEFAULT_TARGET, *, data: 
         inputs = {k: _same(run, k) for k in ("model_sha256", "data", "seed")}
         key = hashlib.sha256(json.dumps(inputs, sort_keys=True, default=str).encode()).hexdigest()
         result = CompressResult(out=out, manifest=manifest)
+        if previous is None:  # a run stopped in its first stage still leaves a folder that says whose it is
+            write_json(root / "manifest.json", manifest)
         diverged = False
         total = len(the_plan.stages)
         for index, cfg in enumerate(the_plan.stages, start=1):

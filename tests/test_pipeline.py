@@ -146,6 +146,32 @@ def test_interrupted_run_resumes_from_last_finished_stage(tiny_classifier_dir, t
     assert result.skipped == ["01-export-onnx"] and result.ran == ["02-quantize"]
 
 
+def test_a_run_stopped_in_its_first_stage_resumes(tiny_classifier_dir, tiny_sentiment_dir, tmp_path, monkeypatch):
+    """The manifest is written before stage 1: a folder whose first stage was interrupted is this run's
+    (resumed, or replaced with --overwrite), not a folder of unknown files."""
+    from edgebert.stages import registry
+
+    recipe = write_recipe(tmp_path / "r.yaml", [{"kind": "export-onnx", "fuse": False}])
+    out = tmp_path / "art"
+    stage = registry.get_stage("export-onnx")
+
+    def boom(*a, **k):
+        raise KeyboardInterrupt
+
+    monkeypatch.setitem(registry.STAGES, "export-onnx", registry.StageDef(**{**stage.__dict__, "fn": boom}))
+    with pytest.raises(KeyboardInterrupt):
+        compress(str(tiny_classifier_dir), "cpu", data=str(tiny_sentiment_dir), out=out, recipe=recipe, progress=False)
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert (manifest["kind"], manifest["status"], manifest["stages"]) == ("edgebert-artifact", "running", [])
+    monkeypatch.setitem(registry.STAGES, "export-onnx", stage)
+    result = compress(str(tiny_classifier_dir), "cpu", data=str(tiny_sentiment_dir), out=out, recipe=recipe,
+                      progress=False)
+    assert result.ran == ["01-export-onnx"] and (out / "model" / "model.onnx").is_file()
+    again = compress(str(tiny_classifier_dir), "cpu", data=str(tiny_sentiment_dir), out=out, recipe=recipe,
+                     progress=False, overwrite=True)
+    assert again.ran == ["01-export-onnx"]
+
+
 def test_a_killed_runs_staging_folders_and_lock_are_cleared(tiny_classifier_dir, tiny_sentiment_dir, tmp_path):
     """SIGKILL leaves no chance to clean up: the next run removes the staging folders and the lock of the
     dead process, and refuses a folder whose lock a live process holds."""

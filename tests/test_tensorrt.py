@@ -224,3 +224,32 @@ def test_build_int8_engine_from_qdq(tiny_onnx, tmp_path):
     report = build_engine(tmp_path / "qdq.onnx", tmp_path / "int8.plan", min_shape=(1, 4), opt_shape=(2, 16),
                           max_shape=(4, 64), precision="int8")
     assert report["precision"] == "int8" and report["plan_bytes"] > 0
+
+
+def test_inspect_reads_external_zero_points_beside_the_model(tiny_onnx, tmp_path, monkeypatch):
+    """Zero points stored in model.onnx.data (large per-channel models) are read from the model's folder,
+    whatever the working directory."""
+    import onnx
+
+    from edgebert.compress.quantize import QuantizeConfig, calibration_feeds, quantize_onnx
+    from edgebert.export.tensorrt import _inspect_onnx
+
+    loaded, folder = tiny_onnx
+    feeds = calibration_feeds(loaded.tokenizer, ["i love it", "awful film", "great", "boring"], NAMES, batch_size=2)
+    for name, symmetric in (("asym", False), ("sym", True)):
+        quantize_onnx(folder / "model.onnx", tmp_path / f"{name}.onnx",
+                      QuantizeConfig(mode="int8-static", symmetric=symmetric), calibration_feeds=feeds)
+        external = tmp_path / name / "model.onnx"
+        external.parent.mkdir()
+        model = onnx.load(str(tmp_path / f"{name}.onnx"))
+        for init in model.graph.initializer:  # raw bytes, which is what goes to the external file
+            init.CopyFrom(onnx.numpy_helper.from_array(onnx.numpy_helper.to_array(init), init.name))
+        onnx.save(model, str(external), save_as_external_data=True, all_tensors_to_one_file=True,
+                  location="model.onnx.data", size_threshold=0)
+        zps = [i for i in onnx.load(str(external), load_external_data=False).graph.initializer
+               if i.name.endswith("zero_point")]
+        assert zps and all(onnx.external_data_helper.uses_external_data(z) for z in zps)
+    monkeypatch.chdir(tmp_path)  # nothing named model.onnx.data here
+    with pytest.raises(ExportError, match="symmetric"):
+        _inspect_onnx(tmp_path / "asym" / "model.onnx", "int8")
+    assert _inspect_onnx(tmp_path / "sym" / "model.onnx", "int8") == NAMES

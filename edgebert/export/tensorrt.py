@@ -131,7 +131,7 @@ def _inspect_onnx(onnx_path: Path, precision: str) -> list[str]:
                 continue
             from onnx import numpy_helper
 
-            if zp.data_type != onnx.TensorProto.INT8 or np.any(numpy_helper.to_array(zp) != 0):
+            if zp.data_type != onnx.TensorProto.INT8 or np.any(numpy_helper.to_array(zp, base_dir=str(onnx_path.parent)) != 0):
                 raise ExportError(
                     f"TensorRT needs symmetric int8 quantization (int8, zero point 0); node '{node.name}' is not. "
                     "Quantize with QuantizeConfig(mode='int8-static', symmetric=True, weight_type='s8')."
