@@ -46,5 +46,5 @@ def test_jetson_image_runs_edgebert():
     assert "FROM nvcr.io/nvidia/l4t-jetpack" in text
     # torch pinned to the Jetson index's CUDA build (PyPI's newer aarch64 wheel is CPU-only), kept by a
     # constraint file, and the build fails if a CPU-only torch or onnxruntime got in anyway
-    assert '"torch==${TORCH_VERSION}"' in text and "ENV PIP_CONSTRAINT=" in text
+    assert '--no-deps --index-url ${JETSON_INDEX} "torch==${TORCH_VERSION}"' in text and "ENV PIP_CONSTRAINT=" in text
     assert "assert torch.version.cuda" in text and "'CUDAExecutionProvider' in p" in text
