@@ -398,3 +398,30 @@ def test_minilm_fuse_and_int8(minilm_dir, shared_data, tmp_path):
           f"max |logit diff| {check['max_abs_logit_diff']:.4f}, label agreement {check['label_agreement']:.3f}")
     assert fused_check["max_abs_logit_diff"] < 1e-3, fused_check
     assert check["label_agreement"] >= 0.95, check
+
+
+def test_move_onnx_keeps_external_weights_under_the_new_name(tmp_path):
+    import numpy as np
+    # the per-channel alternative replaces model.onnx: its external data must follow as model.onnx.data
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    from edgebert.stages.quantize import move_onnx
+
+    weight = numpy_helper.from_array(np.arange(12, dtype=np.float32).reshape(3, 4), "w")
+    graph = helper.make_graph([helper.make_node("MatMul", ["x", "w"], ["y"])], "g",
+                              [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 4])], [weight])
+    model = helper.make_model(graph)
+    src, dst = tmp_path / "per_channel.onnx", tmp_path / "model.onnx"
+    onnx.save(model, str(src), save_as_external_data=True, all_tensors_to_one_file=True,
+              location="per_channel.onnx.data", size_threshold=0)
+    (tmp_path / "model.onnx.data").write_bytes(b"stale weights of the per-tensor model")
+    move_onnx(src, dst)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["model.onnx", "model.onnx.data"]
+    moved = onnx.load(str(dst))
+    assert np.array_equal(numpy_helper.to_array(moved.graph.initializer[0]), numpy_helper.to_array(weight))
+    plain = tmp_path / "plain.onnx"
+    onnx.save(model, str(plain))
+    move_onnx(plain, tmp_path / "p2.onnx")
+    assert (tmp_path / "p2.onnx").is_file() and not plain.exists()

@@ -10,6 +10,7 @@ manifest.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from pydantic import Field
@@ -77,10 +78,11 @@ def quantize(art: Artifact, cfg: QuantizeStageConfig, ctx: RunContext) -> StageR
         chosen = "per-channel" if rank(alt) < rank(report) else "per-tensor"
         search = {"per-tensor": _brief(report), "per-channel": _brief(alt), "chosen": chosen}
         if chosen == "per-channel":
-            alt_path.replace(out)
+            move_onnx(alt_path, out)
             report = dict(alt, quantize=dict(alt["quantize"], path=str(out)))
         else:
             alt_path.unlink()
+            alt_path.with_name(alt_path.name + ".data").unlink(missing_ok=True)
     validation = compare_onnx(src, out, tokenizer, ctx.texts_for_validation(), max_length=cfg.max_length)
     metrics: dict[str, Any] = {
         "dev_accuracy": report["accuracy"], "fp32_dev_accuracy": report["fp32_accuracy"],
@@ -121,3 +123,20 @@ def _torch_dynamic(art: Artifact, cfg: QuantizeStageConfig, ctx: RunContext) -> 
                "accuracy_drop_points": drop, "applied": "when exporting TorchScript"}
     return StageResult(art.replace(torch_quantization={"mode": cfg.mode, "per_channel": cfg.per_channel}),
                        metrics=metrics, validation=check)
+
+
+def move_onnx(src: Path, dst: Path) -> None:
+    """Move an ONNX file to ``dst``; a model with external weights (``src.onnx.data``, models over 2 GB)
+    is re-saved so that ``dst`` names ``dst.onnx.data``, the file the artifact deploys beside it."""
+    data = src.with_name(src.name + ".data")
+    if not data.exists():
+        src.replace(dst)
+        return
+    import onnx
+
+    model = onnx.load(str(src))  # with its external data
+    dst_data = dst.with_name(dst.name + ".data")
+    dst_data.unlink(missing_ok=True)
+    onnx.save(model, str(dst), save_as_external_data=True, all_tensors_to_one_file=True, location=dst_data.name)
+    src.unlink()
+    data.unlink()
