@@ -408,10 +408,10 @@ def test_move_onnx_keeps_external_weights_under_the_new_name(tmp_path):
 
     from edgebert.stages.quantize import move_onnx
 
-    weight = numpy_helper.from_array(np.arange(12, dtype=np.float32).reshape(3, 4), "w")
+    weight = numpy_helper.from_array(np.arange(512, dtype=np.float32).reshape(16, 32), "w")  # 2 KB: external
     graph = helper.make_graph([helper.make_node("MatMul", ["x", "w"], ["y"])], "g",
-                              [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3])],
-                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 4])], [weight])
+                              [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 16])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 32])], [weight])
     model = helper.make_model(graph)
     src, dst = tmp_path / "per_channel.onnx", tmp_path / "model.onnx"
     onnx.save(model, str(src), save_as_external_data=True, all_tensors_to_one_file=True,
@@ -419,6 +419,7 @@ def test_move_onnx_keeps_external_weights_under_the_new_name(tmp_path):
     (tmp_path / "model.onnx.data").write_bytes(b"stale weights of the per-tensor model")
     move_onnx(src, dst)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["model.onnx", "model.onnx.data"]
+    assert onnx.load(str(dst), load_external_data=False).graph.initializer[0].external_data[0].value == "model.onnx.data"
     moved = onnx.load(str(dst))
     assert np.array_equal(numpy_helper.to_array(moved.graph.initializer[0]), numpy_helper.to_array(weight))
     plain = tmp_path / "plain.onnx"
