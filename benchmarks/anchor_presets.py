@@ -43,7 +43,8 @@ def build_anchor(model: Path, out: Path, preset: str) -> Path:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--dataset", choices=("sst2", "banking77"), default="sst2")
-    ap.add_argument("--presets", nargs="+", default=["avx2", "avx512_vnni"])
+    ap.add_argument("--presets", nargs="+", default=["avx2", "avx512_vnni"],
+                    choices=["arm64", "avx2", "avx512", "avx512_vnni"])
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--latency-samples", type=int, default=200)
     args = ap.parse_args()

@@ -50,13 +50,15 @@ class Plan:
     recipe: str
     stages: list[Any]                # resolved StageConfigs
 
-    def to_yaml(self, seed: int = 0) -> str:
+    def to_yaml(self, seed: int = 0, model: str | None = None) -> str:
         """The recipe as it would run with run seed ``seed`` (each stage's seed shifted by it), as a
         recipe file that ``--recipe`` reads back (saved as ``<name>.yaml``)."""
         import yaml
 
-        notes = [f"# recipe '{self.recipe}' resolved for target '{self.target.name}'; to run it as --recipe FILE, "
-                 f"save it as {self.recipe}.yaml (or set name: to the file's name)"]
+        notes = [f"# recipe '{self.recipe}' resolved for target '{self.target.name}'"
+                 + (f" and model '{model}' (its defaults, e.g. distillation's learning rates, are that model "
+                    "family's)" if model else "")
+                 + f"; to run it as --recipe FILE, save it as {self.recipe}.yaml (or set name: to the file's name)"]
         if seed:
             notes.append(f"# stage seeds include run seed {seed}: run this file with --seed 0 to use them as they are")
         body = {"name": self.recipe, "stages": [_with_run_seed(s, seed).model_dump(mode="json") for s in self.stages]}

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import json
 
 import pytest
@@ -33,10 +35,13 @@ def test_targets_lists_the_valid_profiles_beside_a_broken_one(tmp_path, monkeypa
     for name in ("cpu", "mobile"):
         shutil.copy(targets_dir() / f"{name}.yaml", tmp_path / f"{name}.yaml")
     (tmp_path / "broken.yaml").write_text("name: broken\nruntime: abacus\n", encoding="utf-8")
+    norecipe = (tmp_path / "mobile.yaml").read_text().replace("name: mobile", "name: norecipe")
+    norecipe = re.sub(r"(?m)^recipe: .*$", "recipe: nosuch", norecipe)
+    (tmp_path / "norecipe.yaml").write_text(norecipe, encoding="utf-8")
     monkeypatch.setenv("EDGEBERT_TARGETS", str(tmp_path))
     result = run("targets")
     assert result.exit_code == 1 and "Traceback" not in result.output
-    assert "1 target profile(s)" in result.output and "broken.yaml" in result.output
+    assert "2 target profile(s)" in result.output and "broken.yaml" in result.output and "nosuch" in result.output
     listed = [line.split()[0] for line in result.stdout.strip().splitlines()]
     assert listed == ["cpu", "mobile"]
 

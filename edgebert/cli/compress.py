@@ -59,12 +59,13 @@ def command(model, target, data, out, recipe, print_recipe, list_stages, seed, o
         from edgebert import models
         from edgebert.errors import ModelLoadError, ModelNotFoundError
 
+        resolved_for = None
         try:
-            the_plan = the_plan.for_model(models.load_config(model))
+            the_plan, resolved_for = the_plan.for_model(models.load_config(model)), model
         except (ModelNotFoundError, ModelLoadError) as exc:
             click.echo(f"Note: distillation's learning rates are left unset below (compress fills them in "
                        f"per model family): {exc}", err=True)
-        click.echo(the_plan.to_yaml(seed), nl=False)
+        click.echo(the_plan.to_yaml(seed, model=resolved_for), nl=False)
         return
     out = out or str(pipeline.default_out(model, the_plan.target.name))
     click.echo(f"Compressing {model} for target {the_plan.target.name} (recipe {the_plan.recipe}: "

@@ -15,7 +15,8 @@ def command(ctx):
     """
     if ctx.invoked_subcommand is not None:
         return
-    from edgebert.targets import describe, list_targets, load_target, targets_dir
+    from edgebert.pipeline import plan
+    from edgebert.targets import describe, list_targets, targets_dir
 
     names = list_targets()
     if not names:
@@ -27,7 +28,7 @@ def command(ctx):
     bad = 0
     for name in names:
         try:
-            click.echo(f"{name:{width}}  {describe(load_target(name))}")
+            click.echo(f"{name:{width}}  {describe(plan(name).target)}")  # the profile and its recipe load
         except ConfigError as exc:  # one broken profile does not hide the others
             bad += 1
             click.echo(f"{name:{width}}  (invalid) {exc}", err=True)
