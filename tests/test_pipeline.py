@@ -13,6 +13,7 @@ from transformers import AutoConfig
 
 from edgebert.errors import ConfigError, OutputExistsError, UnknownStageError, UnknownTargetError
 from edgebert.pipeline import compress, plan
+from edgebert.stages import registry as stage_registry
 
 # Tiny models learn with a flat 3e-3 (see conftest._tiny_training); two layers, so prune drops one.
 TINY_RECIPE = [
@@ -119,19 +120,23 @@ def test_changed_stage_reruns_from_there(tiny_run, tiny_bert_dir, tiny_sentiment
     assert manifest["stages"][-1]["config"]["per_channel"] is True
 
 
-def test_interrupted_run_resumes_from_last_finished_stage(tiny_classifier_dir, tiny_sentiment_dir, tmp_path,
-                                                          monkeypatch):
-    from edgebert.stages import registry
-
-    recipe = write_recipe(tmp_path / "r.yaml", [{"kind": "export-onnx", "fuse": False},
-                                                {"kind": "quantize", "mode": "int8-dynamic"}])
-    out = tmp_path / "art"
-    stage = registry.get_stage("quantize")
+def _interrupt_at(kind: str, monkeypatch):
+    """Make stage ``kind`` raise KeyboardInterrupt (as Ctrl-C would) when it starts; returns the real stage."""
+    stage = stage_registry.get_stage(kind)
 
     def boom(*a, **k):
         raise KeyboardInterrupt
 
-    monkeypatch.setitem(registry.STAGES, "quantize", registry.StageDef(**{**stage.__dict__, "fn": boom}))
+    monkeypatch.setitem(stage_registry.STAGES, kind, stage_registry.StageDef(**{**stage.__dict__, "fn": boom}))
+    return stage
+
+
+def test_interrupted_run_resumes_from_last_finished_stage(tiny_classifier_dir, tiny_sentiment_dir, tmp_path,
+                                                          monkeypatch):
+    recipe = write_recipe(tmp_path / "r.yaml", [{"kind": "export-onnx", "fuse": False},
+                                                {"kind": "quantize", "mode": "int8-dynamic"}])
+    out = tmp_path / "art"
+    stage = _interrupt_at("quantize", monkeypatch)
     with pytest.raises(KeyboardInterrupt):
         compress(str(tiny_classifier_dir), "cpu", data=str(tiny_sentiment_dir), out=out, recipe=recipe, progress=False)
     manifest = json.loads((out / "manifest.json").read_text())
@@ -140,7 +145,7 @@ def test_interrupted_run_resumes_from_last_finished_stage(tiny_classifier_dir, t
     leftovers = [p.name for p in (out / "stages").iterdir()]
     assert leftovers == ["01-export-onnx"], leftovers  # no half-written quantize folder
     assert not (out / ".edgebert-compress.lock").exists()  # released on the way out
-    monkeypatch.setitem(registry.STAGES, "quantize", stage)
+    monkeypatch.setitem(stage_registry.STAGES, "quantize", stage)
     result = compress(str(tiny_classifier_dir), "cpu", data=str(tiny_sentiment_dir), out=out, recipe=recipe,
                       progress=False)
     assert result.skipped == ["01-export-onnx"] and result.ran == ["02-quantize"]
@@ -149,21 +154,14 @@ def test_interrupted_run_resumes_from_last_finished_stage(tiny_classifier_dir, t
 def test_a_run_stopped_in_its_first_stage_resumes(tiny_classifier_dir, tiny_sentiment_dir, tmp_path, monkeypatch):
     """The manifest is written before stage 1: a folder whose first stage was interrupted is this run's
     (resumed, or replaced with --overwrite), not a folder of unknown files."""
-    from edgebert.stages import registry
-
     recipe = write_recipe(tmp_path / "r.yaml", [{"kind": "export-onnx", "fuse": False}])
     out = tmp_path / "art"
-    stage = registry.get_stage("export-onnx")
-
-    def boom(*a, **k):
-        raise KeyboardInterrupt
-
-    monkeypatch.setitem(registry.STAGES, "export-onnx", registry.StageDef(**{**stage.__dict__, "fn": boom}))
+    stage = _interrupt_at("export-onnx", monkeypatch)
     with pytest.raises(KeyboardInterrupt):
         compress(str(tiny_classifier_dir), "cpu", data=str(tiny_sentiment_dir), out=out, recipe=recipe, progress=False)
     manifest = json.loads((out / "manifest.json").read_text())
     assert (manifest["kind"], manifest["status"], manifest["stages"]) == ("edgebert-artifact", "running", [])
-    monkeypatch.setitem(registry.STAGES, "export-onnx", stage)
+    monkeypatch.setitem(stage_registry.STAGES, "export-onnx", stage)
     result = compress(str(tiny_classifier_dir), "cpu", data=str(tiny_sentiment_dir), out=out, recipe=recipe,
                       progress=False)
     assert result.ran == ["01-export-onnx"] and (out / "model" / "model.onnx").is_file()
