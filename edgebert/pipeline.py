@@ -159,9 +159,8 @@ def _same(run: dict[str, Any], key: str) -> Any:
 
 
 def _prepare_out(out: Path, run: dict[str, Any], overwrite: bool) -> dict[str, Any] | None:
-    """The previous manifest of this same run (to resume / skip), or None; refuses another run's folder."""
-    if out.exists() and not out.is_dir():
-        raise OutputExistsError(f"Output path '{out}' exists and is a file, not a folder.")
+    """The previous manifest of this same run (to resume / skip), or None; refuses another run's folder.
+    ``out`` is a folder (compress checked it) whose run lock this run holds."""
     if not out.is_dir() or not any(p.name != LOCK_NAME for p in out.iterdir()):
         return None
     previous = _read_manifest(out)
@@ -339,8 +338,6 @@ def compress(model: str = DEFAULT_MODEL, target: str = DEFAULT_TARGET, *, data: 
     location, model_hash = _model_identity(model)
     run = {"model": str(model), "model_source": location, "model_sha256": model_hash,
            "data": _data_identity(dataset), "target": the_plan.target.name, "recipe": the_plan.recipe, "seed": seed}
-    if out.exists() and not out.is_dir():
-        raise OutputExistsError(f"Output path '{out}' exists and is a file, not a folder.")
     if out.exists() and not out.is_dir():
         raise OutputExistsError(f"Output path '{out}' exists and is a file, not a folder.")
     _check_lock(out)  # a folder another run is writing: refused before anything is created

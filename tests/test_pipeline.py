@@ -275,6 +275,11 @@ def test_output_folder_of_another_run_is_refused(tiny_run, tiny_classifier_dir, 
             compress(str(tiny_classifier_dir), "cpu", data=str(tiny_sentiment_dir), out=tmp_path, recipe=recipe,
                      progress=False, overwrite=overwrite)
     assert (tmp_path / "notes.txt").read_text() == "mine"
+    (tmp_path / "a-file").write_text("mine")
+    with pytest.raises(OutputExistsError, match="is a file, not a folder"):
+        compress(str(tiny_classifier_dir), "cpu", data=str(tiny_sentiment_dir), out=tmp_path / "a-file",
+                 recipe=recipe, progress=False, overwrite=True)
+    assert (tmp_path / "a-file").read_text() == "mine"
 
 
 @pytest.mark.parametrize("stages, message", [

@@ -15,6 +15,7 @@ def command(ctx):
     """
     if ctx.invoked_subcommand is not None:
         return
+    from edgebert.errors import ConfigError
     from edgebert.pipeline import plan
     from edgebert.targets import describe, list_targets, targets_dir
 
@@ -22,8 +23,6 @@ def command(ctx):
     if not names:
         click.echo(f"No target profiles in {targets_dir()}.")
         return
-    from edgebert.errors import ConfigError
-
     width = max(len(n) for n in names)
     bad = 0
     for name in names:

@@ -173,6 +173,14 @@ def default_layer_map(student, teacher) -> list[int]:
     return [math.ceil((i + 1) * n_t / n_s) - 1 for i in range(n_s)]
 
 
+def layer_map_problem(layer_map: list[int], student_layers: int, teacher_layers: int) -> str | None:
+    """What is wrong with ``layer_map`` for these layer counts (one teacher layer per student layer), or None."""
+    if len(layer_map) != student_layers or max(layer_map) >= teacher_layers:
+        return (f"layer_map {layer_map} must name one teacher layer (0..{teacher_layers - 1}) for each of the "
+                f"student's {student_layers} layers")
+    return None
+
+
 def _check_models(teacher, student, label_names, cfg: DistillConfig) -> tuple[list[int], list[list[int] | None]]:
     for role, m in (("teacher", teacher), ("student", student)):
         if int(m.config.num_labels) != len(label_names):
@@ -183,9 +191,9 @@ def _check_models(teacher, student, label_names, cfg: DistillConfig) -> tuple[li
                                f"{student.config.vocab_size}); they must share one tokenizer.")
     n_s, n_t = int(student.config.num_hidden_layers), int(teacher.config.num_hidden_layers)
     layer_map = list(cfg.layer_map) if cfg.layer_map is not None else default_layer_map(student, teacher)
-    if len(layer_map) != n_s or max(layer_map) >= n_t:
-        raise CompressionError(f"layer_map {layer_map} must name one teacher layer (0..{n_t - 1}) for each "
-                               f"of the student's {n_s} layers.")
+    problem = layer_map_problem(layer_map, n_s, n_t)
+    if problem:
+        raise CompressionError(f"{problem}.")
     if cfg.hidden_weight > 0 and teacher.config.hidden_size != student.config.hidden_size:
         raise CompressionError(
             f"hidden_weight={cfg.hidden_weight} needs equal hidden sizes, but the teacher has "

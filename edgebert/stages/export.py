@@ -266,7 +266,7 @@ def _check_tensorrt(cfg: BuildTensorRTConfig, shape: dict[str, Any]) -> None:
 
 
 @register_stage(BuildTensorRTConfig, reads="onnx", changes="export", resolve=_resolve_tensorrt,
-                host=lambda cfg: _tensorrt_host(cfg), check=lambda cfg, shape: _check_tensorrt(cfg, shape),
+                host=lambda cfg: _tensorrt_host(cfg), check=_check_tensorrt,  # host looked up at call time (tests)
                 summary="TensorRT engine (fp16 / int8 Q/DQ, LayerNorm in fp32) + build_engine.sh for the device")
 def build_tensorrt(art: Artifact, cfg: BuildTensorRTConfig, ctx: RunContext) -> StageResult:
     from edgebert.export.tensorrt import _inspect_onnx, build_engine, tensorrt_available, write_build_script

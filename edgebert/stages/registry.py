@@ -294,10 +294,9 @@ def check_order(stages: Sequence[StageConfig], source: str = "recipe") -> None:
                     f"{here}: TensorRT cannot parse the {qmode} model of stage {quantized_at} (onnxruntime-only "
                     "integer ops). For an int8 engine quantize with mode int8-static, symmetric: true (Q/DQ); for "
                     "fp16 leave the ONNX model in fp32 (TensorRT converts it).")
-        if cfg.kind == "build-tensorrt" and quantized_at is not None and \
-                getattr(stages[quantized_at - 1], "mode", None) == "int8-static" and not (
-                getattr(stages[quantized_at - 1], "symmetric", False)
-                and getattr(stages[quantized_at - 1], "weight_type", "s8") == "s8"):
+        feeding = stages[quantized_at - 1] if quantized_at is not None else None
+        if cfg.kind == "build-tensorrt" and getattr(feeding, "mode", None) == "int8-static" and not (
+                getattr(feeding, "symmetric", False) and getattr(feeding, "weight_type", "s8") == "s8"):
             raise ConfigError(
                 f"{here}: TensorRT takes only symmetric int8 Q/DQ (int8, zero point 0); set symmetric: true and "
                 f"weight_type: s8 on the quantize of stage {quantized_at}.")

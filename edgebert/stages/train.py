@@ -12,7 +12,7 @@ from typing import Any, Literal
 
 from pydantic import Field
 
-from edgebert.compress.distill import DistillConfig, resolve_learning_rates
+from edgebert.compress.distill import DistillConfig, layer_map_problem, resolve_learning_rates
 from edgebert.compress.prune import PruneConfig
 from edgebert.compress.sparsify import SparsifyConfig
 from edgebert.errors import ConfigError
@@ -144,10 +144,9 @@ def _check_distill(cfg: DistillStageConfig, shape: dict[str, Any]) -> None:
     if cfg.layer_map is None:
         return
     n_s = shape["num_hidden_layers"]
-    n_t = shape.get("teacher_layers", n_s)
-    if len(cfg.layer_map) != n_s or max(cfg.layer_map) >= n_t:
-        raise ConfigError(f"layer_map {cfg.layer_map} must name one teacher layer (0..{n_t - 1}) for each of the "
-                          f"student's {n_s} layers (the model after the prune stages before it).")
+    problem = layer_map_problem(cfg.layer_map, n_s, shape.get("teacher_layers", n_s))
+    if problem:
+        raise ConfigError(f"{problem} (the model after the prune stages before it).")
 
 
 @register_stage(DistillStageConfig, reads="torch", changes="torch", check=_check_distill,
