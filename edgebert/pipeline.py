@@ -14,10 +14,10 @@ Each stage writes into a staging folder renamed into place when it finished, and
 rewritten (atomically) after every stage, so an interrupted run resumes from the last finished
 stage and never leaves a half-written file in place of a finished one. A re-run skips every stage
 whose config and inputs are unchanged (a chain of keys: each stage's key hashes the previous key and
-its own resolved config) and whose output folder still has the recorded sha256. While a run writes,
-OUT/.edgebert-compress.lock names its process: a second run into the same folder is refused, and a
-run killed before it could clean up (SIGKILL) leaves a lock and staging folders that the next run
-removes.
+its own resolved config) and whose output folder still has the recorded sha256. While a run writes, it holds
+an operating-system lock on OUT/.edgebert-compress.lock: a second run into the same folder is refused,
+and the lock of a run that was killed (SIGKILL, a stopped container) is released by the system; the
+staging folders such a run leaves are removed by the next run.
 """
 
 from __future__ import annotations
@@ -191,59 +191,48 @@ def _prepare_out(out: Path, run: dict[str, Any], overwrite: bool) -> dict[str, A
 LOCK_NAME = ".edgebert-compress.lock"
 
 
-def _lock_holder(out: Path) -> str | None:
-    """Who holds ``out``'s run lock ("pid N on HOST"), None when nobody does; a lock left by a process
-    of this host that no longer runs (killed) is removed."""
-    import socket
+def _lock(root: Path):
+    """``root``'s run lock: an operating-system lock (flock) on ``root/LOCK_NAME``, released by the OS
+    when its holder exits in any way (SIGKILL, a stopped container), so no lock is ever left stale.
+    The file itself stays in place (waiters must share its inode)."""
+    import filelock
 
-    lock = out / LOCK_NAME
-    try:
-        pid_text, _, host = lock.read_text(encoding="utf-8").partition(" ")
-        pid = int(pid_text)
-    except (OSError, ValueError):
-        return None if not lock.exists() else f"an unreadable lock file {lock}"
-    if host.strip() == socket.gethostname():
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            lock.unlink(missing_ok=True)
-            return None
-        except PermissionError:
-            pass  # alive, another user's
-    return f"process {pid} on {host.strip() or 'an unknown host'}"
+    return filelock.FileLock(str(root / LOCK_NAME), timeout=0)
+
+
+def _busy(out: Path) -> OutputExistsError:
+    return OutputExistsError(
+        f"Output folder '{out}' is being written by another edgebert compress (it holds {out / LOCK_NAME}). "
+        "Wait for it to finish, or choose another --out.")
 
 
 def _check_lock(out: Path) -> None:
-    holder = _lock_holder(out) if out.is_dir() else None
-    if holder:
-        raise OutputExistsError(
-            f"Output folder '{out}' is being written by another edgebert compress ({holder}). Wait for it, or "
-            f"choose another --out. If no such run is active, delete {out / LOCK_NAME}.")
+    """Refuse a folder another run is writing (its lock is held), before anything is created."""
+    if not (out / LOCK_NAME).is_file():
+        return
+    import filelock
+
+    try:
+        with _lock(out):
+            pass
+    except filelock.Timeout:
+        raise _busy(out) from None
 
 
 @contextlib.contextmanager
 def _run_lock(root: Path):
     """Hold ``root``'s run lock while stages write into it (two runs into one folder would mix files)."""
-    import socket
+    import filelock
 
-    def take() -> int:
-        return os.open(root / LOCK_NAME, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
-
+    lock = _lock(root)
     try:
-        fd = take()
-    except FileExistsError:
-        _check_lock(root)  # raises while a live run holds it; else the stale lock is gone now
-        try:
-            fd = take()
-        except FileExistsError:  # another run took it in between
-            raise OutputExistsError(f"Output folder '{root}' was just taken by another edgebert compress; "
-                                    "choose another --out.") from None
+        lock.acquire()
+    except filelock.Timeout:
+        raise _busy(root) from None
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(f"{os.getpid()} {socket.gethostname()}")
         yield
     finally:
-        (root / LOCK_NAME).unlink(missing_ok=True)
+        lock.release()
 
 
 def _remove_leftovers(root: Path) -> None:

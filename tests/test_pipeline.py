@@ -144,7 +144,10 @@ def test_interrupted_run_resumes_from_last_finished_stage(tiny_classifier_dir, t
     assert not (out / "model").exists()
     leftovers = [p.name for p in (out / "stages").iterdir()]
     assert leftovers == ["01-export-onnx"], leftovers  # no half-written quantize folder
-    assert not (out / ".edgebert-compress.lock").exists()  # released on the way out
+    import filelock
+
+    with filelock.FileLock(str(out / ".edgebert-compress.lock"), timeout=0):  # released on the way out
+        pass
     monkeypatch.setitem(stage_registry.STAGES, "quantize", stage)
     result = compress(str(tiny_classifier_dir), "cpu", data=str(tiny_sentiment_dir), out=out, recipe=recipe,
                       progress=False)
@@ -185,21 +188,29 @@ def test_a_killed_runs_staging_folders_and_lock_are_cleared(tiny_classifier_dir,
     (out / "stages" / ".02-quantize.partial-x1" / "model.onnx").write_bytes(b"half")
     (out / ".model.partial-x2").mkdir()
     (out / "stages" / ".01-export-onnx.old-123").mkdir()
-    import socket
+    import filelock
 
-    live = f"{os.getpid()} {socket.gethostname()}"  # this test's process: alive
-    (out / LOCK_NAME).write_text(live)
-    with pytest.raises(OutputExistsError, match="being written by another edgebert compress"):
-        compress(str(tiny_classifier_dir), "cpu", data=str(tiny_sentiment_dir), out=out, recipe=recipe,
-                 progress=False, overwrite=True)  # not even --overwrite deletes a folder in use
+    held = filelock.FileLock(str(out / LOCK_NAME), timeout=0)  # another run, alive: its lock is held
+    with held:
+        with pytest.raises(OutputExistsError, match="being written by another edgebert compress"):
+            compress(str(tiny_classifier_dir), "cpu", data=str(tiny_sentiment_dir), out=out, recipe=recipe,
+                     progress=False, overwrite=True)  # not even --overwrite deletes a folder in use
     assert (out / "manifest.json").is_file()
-    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
-    (out / LOCK_NAME).write_text(f"{int(dead.stdout)} {socket.gethostname()}")
+    # A run killed while holding the lock (SIGKILL: no clean-up, as in a stopped container): the OS
+    # releases it, whatever host name or pid the next run has.
+    killed = subprocess.Popen([sys.executable, "-c", "import filelock, sys, time; "
+                               f"filelock.FileLock({str(out / LOCK_NAME)!r}).acquire(); print('held', flush=True); "
+                               "time.sleep(60)"], stdout=subprocess.PIPE, text=True)
+    assert killed.stdout.readline().strip() == "held"
+    killed.kill()
+    killed.wait()
     again = compress(str(tiny_classifier_dir), "cpu", data=str(tiny_sentiment_dir), out=out, recipe=recipe,
                      progress=False)
     assert again.skipped == ["01-export-onnx"]
-    hidden = [p.name for p in out.rglob(".*")]
-    assert hidden == [], hidden  # staging leftovers and the dead run's lock are gone
+    hidden = [p.name for p in out.rglob(".*") if p.name != LOCK_NAME]
+    assert hidden == [], hidden  # staging leftovers are gone
+    with filelock.FileLock(str(out / LOCK_NAME), timeout=0):  # and the lock is free again
+        pass
 
 
 def test_run_seed_shifts_every_stage_seed(tiny_classifier_dir, tiny_sentiment_dir, tmp_path):
