@@ -168,7 +168,12 @@ def _prepare_out(out: Path, run: dict[str, Any], overwrite: bool) -> dict[str, A
         from edgebert.artifact import not_ours_message
 
         raise OutputExistsError(not_ours_message(out, "compress artifact"))
-    if overwrite:  # everything but the lock this run holds
+    before = previous.get("run", {})
+    differs = [k for k in ("model_sha256", "data", "target", "seed") if _same(before, k) != _same(run, k)]
+    # A run that stopped before finishing any stage left nothing to lose: any run may take its folder
+    # (e.g. the same command again with a repaired model or data file).
+    produced = any(s.get("status") == "done" for s in previous.get("stages") or [] if isinstance(s, dict))
+    if overwrite or (differs and not produced):  # everything but the lock this run holds
         for p in out.iterdir():
             if p.name == LOCK_NAME:
                 continue
@@ -177,8 +182,6 @@ def _prepare_out(out: Path, run: dict[str, Any], overwrite: bool) -> dict[str, A
             else:
                 p.unlink()
         return None
-    before = previous.get("run", {})
-    differs = [k for k in ("model_sha256", "data", "target", "seed") if _same(before, k) != _same(run, k)]
     if differs:
         raise OutputExistsError(
             f"Output folder '{out}' holds another run (different {', '.join(differs)}: it was built from "
@@ -310,6 +313,7 @@ def compress(model: str = DEFAULT_MODEL, target: str = DEFAULT_TARGET, *, data: 
     out = Path(out) if out is not None else default_out(model, the_plan.target.name)
     config = models.load_config(model)
     get_spec(config)  # UnsupportedArchitectureError before any work
+    models.check_weights(model)  # a truncated weights file is reported before the output folder is claimed
     the_plan = the_plan.for_model(config)
     check_model(the_plan.stages, config, f"recipe '{the_plan.recipe}'")  # e.g. fusion of a RoBERTa, too many layers
     dataset = data if isinstance(data, Dataset) else load_dataset(data, **data_options)

@@ -178,3 +178,26 @@ def test_unsupported_architecture_fails_before_work(tmp_path, tiny_tokenizer_dir
                                   ).save_pretrained(model_dir)
     assert_clean_error(run("compress", "--model", str(model_dir), "--out", str(tmp_path / "o")), "gpt2")
     assert not (tmp_path / "o").exists()
+
+
+def test_a_truncated_weights_file_is_refused_before_the_folder_is_claimed(tiny_classifier_dir, tiny_sentiment_dir,
+                                                                           tmp_path):
+    """A broken copy of a model is reported (one line, exit 2) before compress creates its output folder, so
+    the same command with the repaired model then runs into that folder without --overwrite."""
+    import shutil
+
+    model = tmp_path / "model"
+    shutil.copytree(tiny_classifier_dir, model)
+    weights = model / "model.safetensors"
+    whole = weights.read_bytes()
+    weights.write_bytes(whole[: len(whole) // 2])
+    out = tmp_path / "art"
+    recipe = tmp_path / "r.yaml"
+    recipe.write_text("name: r\nstages:\n  - kind: export-onnx\n    fuse: false\n", encoding="utf-8")
+    args = ("compress", "--model", str(model), "--data", str(tiny_sentiment_dir), "--out", str(out),
+            "--recipe", str(recipe))
+    assert_clean_error(run(*args), "model.safetensors", "truncated")
+    assert not out.exists()
+    weights.write_bytes(whole)
+    result = run(*args)
+    assert result.exit_code == 0, result.output

@@ -104,3 +104,26 @@ def test_unsupported_architecture():
 
     with pytest.raises(UnsupportedArchitectureError, match="Supported: albert, bert"):
         get_spec(GPT2Config())
+
+
+def test_check_weights_names_a_truncated_or_garbled_safetensors_file(tiny_classifier_dir, tmp_path):
+    import shutil
+
+    from edgebert.errors import ModelLoadError
+
+    models.check_weights(tiny_classifier_dir)  # intact: no error
+    model = tmp_path / "m"
+    shutil.copytree(tiny_classifier_dir, model)
+    weights = model / "model.safetensors"
+    whole = weights.read_bytes()
+    weights.write_bytes(whole[:-10])
+    with pytest.raises(ModelLoadError, match=r"model\.safetensors' is truncated: \d+ bytes, its header needs \d+"):
+        models.check_weights(model)
+    with pytest.raises(ModelLoadError, match="truncated"):
+        models.load(model)  # loading checks first, instead of a safetensors traceback
+    weights.write_bytes(b"\xff" * 4)
+    with pytest.raises(ModelLoadError, match="truncated"):
+        models.check_weights(model)
+    weights.write_bytes((20).to_bytes(8, "little") + b"not json at all.....")
+    with pytest.raises(ModelLoadError, match="not a valid safetensors file"):
+        models.check_weights(model)

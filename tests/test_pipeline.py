@@ -534,3 +534,27 @@ def test_text_files_are_replaced_atomically(tmp_path, monkeypatch):
     assert path.read_text() == "old\n" and [p.name for p in tmp_path.iterdir()] == ["report.md"]
     write_text(path, "new\n")
     assert path.read_text() == "new\n"
+
+
+def test_a_folder_whose_run_finished_no_stage_is_taken_by_another_run(tiny_classifier_dir, tiny_sentiment_dir,
+                                                                      tmp_path, monkeypatch):
+    """A run that stopped before its first stage finished left nothing to lose: the command repeated with
+    other inputs (a repaired model, another data file) takes the folder without --overwrite. A folder
+    with a finished stage of another run is still refused."""
+    import shutil
+
+    recipe = write_recipe(tmp_path / "r.yaml", [{"kind": "export-onnx", "fuse": False}])
+    out = tmp_path / "art"
+    stage = _interrupt_at("export-onnx", monkeypatch)
+    with pytest.raises(KeyboardInterrupt):
+        compress(str(tiny_classifier_dir), "cpu", data=str(tiny_sentiment_dir), out=out, recipe=recipe, progress=False)
+    monkeypatch.setitem(stage_registry.STAGES, "export-onnx", stage)
+    other = tmp_path / "other-data"
+    shutil.copytree(tiny_sentiment_dir, other)
+    train = next(p for p in other.iterdir() if p.name.startswith("train"))
+    train.write_text(train.read_text(encoding="utf-8") + train.read_text(encoding="utf-8").splitlines()[1] + "\n",
+                     encoding="utf-8")
+    result = compress(str(tiny_classifier_dir), "cpu", data=str(other), out=out, recipe=recipe, progress=False)
+    assert result.ran == ["01-export-onnx"]
+    with pytest.raises(OutputExistsError, match="holds another run"):
+        compress(str(tiny_classifier_dir), "cpu", data=str(tiny_sentiment_dir), out=out, recipe=recipe, progress=False)

@@ -23,6 +23,7 @@ __all__ = [
     "ArchSpec",
     "LoadedModel",
     "SPECS",
+    "check_weights",
     "get_path",
     "get_spec",
     "load",
@@ -208,6 +209,7 @@ def load(ref: str | os.PathLike, *, label_names: list[str] | None = None) -> Loa
     from transformers import AutoConfig, AutoModelForSequenceClassification, AutoTokenizer
 
     resolved = resolve(ref)
+    check_weights(ref)
     config = _from(resolved, AutoConfig.from_pretrained)
     spec = get_spec(config)
     trained = model_labels(config)
@@ -237,6 +239,41 @@ def load(ref: str | os.PathLike, *, label_names: list[str] | None = None) -> Loa
     tokenizer = _from(resolved, AutoTokenizer.from_pretrained)
     model.config.problem_type = "single_label_classification"
     return LoadedModel(model=model, tokenizer=tokenizer, spec=spec, source=resolved, new_head=new_head)
+
+
+def check_weights(ref: str | os.PathLike) -> None:
+    """Raise ModelLoadError when a local model's safetensors files are truncated or unreadable.
+
+    Reads only each file's header (its tensors' byte ranges) and compares it with the file's size, so
+    a broken download or copy is reported, naming the file, before any run claims an output folder.
+    Hub models are checked by the hub client when they are fetched.
+    """
+    resolved = resolve(ref)
+    if resolved.kind == "hub":
+        return
+    for path in sorted(Path(resolved.path).glob("*.safetensors")):
+        problem = _safetensors_problem(path)
+        if problem:
+            raise ModelLoadError(f"Weights file '{path}' {problem}. Copy or download the model again "
+                                 "(or re-run the command that wrote it).")
+
+
+def _safetensors_problem(path: Path) -> str | None:
+    """What is wrong with a safetensors file's layout (None: its header fits its size)."""
+    size = path.stat().st_size
+    try:
+        with open(path, "rb") as f:
+            header_len = int.from_bytes(f.read(8), "little")
+            if size < 8 or header_len > size - 8:
+                return f"is truncated ({size} bytes, shorter than its own header)"
+            header = json.loads(f.read(header_len))
+        ends = [int(v["data_offsets"][1]) for k, v in header.items() if k != "__metadata__"]
+    except (OSError, ValueError, KeyError, TypeError, IndexError, AttributeError) as exc:
+        return f"is not a valid safetensors file ({type(exc).__name__}: {exc})"
+    need = 8 + header_len + max(ends, default=0)
+    if size < need:
+        return f"is truncated: {size} bytes, its header needs {need}"
+    return None
 
 
 def _load_head_pruned(resolved: Resolved, spec: ArchSpec, new_head: bool, kwargs: dict[str, Any]):
