@@ -46,19 +46,34 @@ def sha256_tree(folder: str | os.PathLike, exclude: tuple[str, ...] = ("manifest
 
 def library_versions() -> dict[str, str | None]:
     """Versions of the libraries whose behaviour determines results (None when absent)."""
-    from importlib import metadata
-
     names = [
         "edgebert", "torch", "transformers", "tokenizers", "accelerate", "peft", "onnx",
         "onnxruntime", "optimum", "optimum-onnx", "tensorrt", "numpy", "scikit-learn",
     ]
-    out: dict[str, str | None] = {"python": platform.python_version()}
+    return {"python": platform.python_version(), **_versions(names)}
+
+
+def _versions(names) -> dict[str, str | None]:
+    from importlib import metadata
+
+    out: dict[str, str | None] = {}
     for name in names:
         try:
             out[name] = metadata.version(name)
         except metadata.PackageNotFoundError:
             out[name] = None
     return out
+
+
+#: the packages whose versions change what a compress stage writes (models, ONNX files, scores); a
+#: stage's key includes them, so an upgrade re-runs stages instead of reusing outputs of other code
+OUTPUT_LIBRARIES = ("edgebert", "torch", "transformers", "tokenizers", "safetensors", "accelerate", "peft",
+                    "onnx", "onnxruntime", "numpy", "scikit-learn")
+
+
+def output_versions() -> dict[str, str | None]:
+    """Versions of :data:`OUTPUT_LIBRARIES` (None when absent)."""
+    return _versions(OUTPUT_LIBRARIES)
 
 
 def host_info() -> dict[str, Any]:

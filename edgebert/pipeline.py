@@ -120,9 +120,23 @@ def _model_identity(ref: str) -> tuple[str, str]:
     from edgebert.artifact import sha256_tree
 
     resolved = models.resolve(ref)
-    if resolved.kind == "hub":
-        return resolved.path, "hub:" + resolved.path
+    if resolved.kind == "hub":  # the cached revision (commit) load_config fetched: a new upload is another model
+        return resolved.path, f"hub:{resolved.path}@{_hub_revision(resolved.path)}"
     return resolved.path, sha256_tree(resolved.path)
+
+
+def _hub_revision(hub_id: str) -> str:
+    """The commit of ``hub_id``'s cached snapshot (its config.json's snapshot folder), 'unknown' if not cached."""
+    from huggingface_hub import try_to_load_from_cache
+
+    path = try_to_load_from_cache(hub_id, "config.json")
+    return Path(path).parent.name if isinstance(path, str) else "unknown"
+
+
+def _changed_versions(before: dict[str, Any], now: dict[str, Any]) -> str:
+    """'torch 2.12.0 -> 2.13.0, ...' for the output-shaping libraries a previous manifest recorded otherwise."""
+    return ", ".join(f"{name} {before[name]} -> {now[name]}" for name in now
+                     if name in before and before[name] != now[name])
 
 
 def _data_identity(dataset) -> dict[str, Any]:
@@ -134,8 +148,13 @@ def _data_identity(dataset) -> dict[str, Any]:
             files[split] = file_sha256(path)
         except (OSError, TypeError):
             files[split] = str(path)
-    return {"name": dataset.name, "labels": len(dataset.label_names), "files": files,
-            "rows": {k: len(v) for k, v in dataset.splits.items()}, "dev_from_train": dataset.dev_from_train}
+    # The columns and label names say what the rows mean: the same file read with another --text-column
+    # or relabelled is other data.
+    return {"name": dataset.name, "labels": len(dataset.label_names), "label_names": list(dataset.label_names),
+            "columns": {"text": dataset.text_column, "label": dataset.label_column,
+                        "text_pair": dataset.text_pair_column},
+            "files": files, "rows": {k: len(v) for k, v in dataset.splits.items()},
+            "dev_from_train": dataset.dev_from_train}
 
 
 def _read_manifest(out: Path) -> dict[str, Any] | None:
@@ -303,7 +322,8 @@ def compress(model: str = DEFAULT_MODEL, target: str = DEFAULT_TARGET, *, data: 
     for the folder.
     """
     from edgebert import models
-    from edgebert.artifact import host_info, library_versions, now_iso, sha256_tree, staged_dir, write_json, write_text
+    from edgebert.artifact import (host_info, library_versions, now_iso, output_versions, sha256_tree, staged_dir,
+                                   write_json, write_text)
     from edgebert.data import Dataset, load_dataset
     from edgebert.models.specs import get_spec
     from edgebert.stages.registry import Artifact, RunContext, check_model, get_stage
@@ -349,10 +369,14 @@ def compress(model: str = DEFAULT_MODEL, target: str = DEFAULT_TARGET, *, data: 
             "versions": library_versions(), "host": _host(host_info()), "stages": [],
         }
         art = Artifact(root=root, model=location)
-        # The chain starts from what the stages read (model, data, seed); the recipe's name does not matter.
-        inputs = {k: _same(run, k) for k in ("model_sha256", "data", "seed")}
+        # The chain starts from what the stages read (model, data, seed) and the code that shapes their
+        # outputs (edgebert's and its libraries' versions); the recipe's name does not matter.
+        inputs = {**{k: _same(run, k) for k in ("model_sha256", "data", "seed")}, "code": output_versions()}
         key = hashlib.sha256(json.dumps(inputs, sort_keys=True, default=str).encode()).hexdigest()
         result = CompressResult(out=out, manifest=manifest)
+        changed = _changed_versions((previous or {}).get("versions") or {}, inputs["code"])
+        if changed:
+            say(f"library versions changed since {out} was written ({changed}): its stages run again")
         if previous is None:  # a run stopped in its first stage still leaves a folder that says whose it is
             write_json(root / "manifest.json", manifest)
         diverged = False

@@ -558,3 +558,50 @@ def test_a_folder_whose_run_finished_no_stage_is_taken_by_another_run(tiny_class
     assert result.ran == ["01-export-onnx"]
     with pytest.raises(OutputExistsError, match="holds another run"):
         compress(str(tiny_classifier_dir), "cpu", data=str(tiny_sentiment_dir), out=out, recipe=recipe, progress=False)
+
+
+def test_the_run_identity_covers_columns_labels_and_versions(tiny_classifier_dir, tiny_sentiment_dir, tmp_path,
+                                                             monkeypatch):
+    """Every input that changes a stage's output changes its key: the text column read from the same file
+    (refused as another run, not resumed), and the versions of the libraries that shape outputs (every
+    stage runs again)."""
+    import csv
+
+    from edgebert import artifact
+
+    data = tmp_path / "two-columns"
+    data.mkdir()
+    for split in ("train", "dev"):
+        rows = list(csv.reader(open(tiny_sentiment_dir / f"{split}.csv", encoding="utf-8")))[1:]
+        with open(data / f"{split}.csv", "w", newline="", encoding="utf-8") as f:
+            w = csv.writer(f)
+            w.writerow(["text", "other", "label"])
+            w.writerows((t, t.upper(), label) for t, label in rows)
+    recipe = write_recipe(tmp_path / "r.yaml", [{"kind": "export-onnx", "fuse": False}])
+    out = tmp_path / "art"
+    first = compress(str(tiny_classifier_dir), "cpu", data=str(data), out=out, recipe=recipe, progress=False)
+    assert first.manifest["run"]["data"]["columns"]["text"] == "text"
+    with pytest.raises(OutputExistsError, match="different data"):
+        compress(str(tiny_classifier_dir), "cpu", data=str(data), out=out, recipe=recipe, progress=False,
+                 text_column="other")
+    again = compress(str(tiny_classifier_dir), "cpu", data=str(data), out=out, recipe=recipe, progress=False)
+    assert again.skipped == ["01-export-onnx"]
+    upgraded = {**artifact.output_versions(), "onnxruntime": "99.0"}
+    monkeypatch.setattr(artifact, "output_versions", lambda: upgraded)
+    said = []
+    rerun = compress(str(tiny_classifier_dir), "cpu", data=str(data), out=out, recipe=recipe, progress=False,
+                     log=said.append)
+    assert rerun.ran == ["01-export-onnx"]
+    assert any("onnxruntime" in line and "-> 99.0" in line for line in said), said
+
+
+def test_a_hub_model_is_identified_by_its_cached_revision(monkeypatch):
+    import huggingface_hub
+
+    from edgebert.pipeline import _model_identity
+
+    cached = {"abc": "/cache/models--org--m/snapshots/abc/config.json"}
+    monkeypatch.setattr(huggingface_hub, "try_to_load_from_cache", lambda repo, name: cached["abc"])
+    assert _model_identity("org/m") == ("org/m", "hub:org/m@abc")
+    cached["abc"] = "/cache/models--org--m/snapshots/def/config.json"  # the model was updated on the hub
+    assert _model_identity("org/m") == ("org/m", "hub:org/m@def")
