@@ -292,17 +292,6 @@ def _input_hash(art, stage) -> str:
     return sha256_tree(path) if path.is_dir() else f"ref:{art.model}"
 
 
-def _relocate(data: Any, old: str, new: str) -> Any:
-    """Paths recorded while a stage wrote into its staging folder, moved to the final folder."""
-    if isinstance(data, str):
-        return new + data[len(old):] if data == old or data.startswith(old + "/") else data
-    if isinstance(data, dict):
-        return {k: _relocate(v, old, new) for k, v in data.items()}
-    if isinstance(data, list):
-        return [_relocate(v, old, new) for v in data]
-    return data
-
-
 def _link_or_copy(src: Path, dst: Path) -> None:
     try:
         os.link(src, dst)  # same file system: no second copy of a large model
@@ -313,14 +302,17 @@ def _link_or_copy(src: Path, dst: Path) -> None:
 def compress(model: str = DEFAULT_MODEL, target: str = DEFAULT_TARGET, *, data: Any = DEFAULT_DATA,
              out: str | os.PathLike | None = None, recipe: str | os.PathLike | None = None,
              overwrite: bool = False, seed: int = 0, progress: bool = True,
-             log: Callable[[str], None] | None = None, **data_options: Any) -> CompressResult:
+             log: Callable[[str], None] | None = None, cache: str | os.PathLike | bool = True,
+             **data_options: Any) -> CompressResult:
     """Run the target's recipe (or ``recipe``) on ``model`` with ``data``; write the artifact to ``out``.
 
     Every input is checked before anything heavy runs: the target and recipe (known stages, a
     possible order, values in range), the model (resolvable, an architecture edgebert can export),
     the data, and the output folder (empty, or this same run to resume). See the module docstring
-    for the folder.
+    for the folder. ``cache``: the stage cache shared with other runs (``True``: beside ``out``, see
+    :mod:`edgebert.cache`; a folder; ``False``: none).
     """
+    from edgebert import cache as stage_cache
     from edgebert import models
     from edgebert.artifact import (host_info, library_versions, now_iso, output_versions, sha256_tree, staged_dir,
                                    write_json, write_text)
@@ -356,6 +348,7 @@ def compress(model: str = DEFAULT_MODEL, target: str = DEFAULT_TARGET, *, data: 
     _check_lock(out)  # a folder another run is writing: refused before anything is created
     out.mkdir(parents=True, exist_ok=True)
     root = out.resolve()
+    cache_dir = None if cache is False else stage_cache.default_cache_dir(root) if cache is True else Path(cache)
     with _run_lock(root):  # the lock first, then the folder's state: no other run can start in between
         previous = _prepare_out(out, run, overwrite)
         _remove_leftovers(root)
@@ -395,40 +388,54 @@ def compress(model: str = DEFAULT_MODEL, target: str = DEFAULT_TARGET, *, data: 
                 manifest["stages"].append(old)
                 result.skipped.append(name)
                 say(f"[{index}/{total}] {cfg.kind}: unchanged, reused {folder.relative_to(root)}")
+                if cache_dir is not None:
+                    stage_cache.put(cache_dir, key, index, folder, old)
                 continue
             if not diverged:  # from here on every stage runs again; older outputs are stale
                 diverged = True
                 for stale in sorted((root / "stages").glob("*")) if (root / "stages").is_dir() else []:
                     if stale.name >= name:
                         shutil.rmtree(stale, ignore_errors=True)
+            cached = stage_cache.take(cache_dir, key, index, folder) if cache_dir is not None else None
+            if cached is not None:  # the same stage of another run (e.g. fine-tuning for another target)
+                art = Artifact.from_json(root, cached["state"])
+                manifest["stages"].append(cached)
+                manifest["updated"] = now_iso()
+                write_json(root / "manifest.json", manifest)
+                result.skipped.append(name)
+                say(f"[{index}/{total}] {cfg.kind}: same stage as an earlier run, taken from {cache_dir}")
+                continue
             say(f"[{index}/{total}] {cfg.kind}: running")
             _seed_everything(seed + index)
             input_sha = _input_hash(art, stage)
             started, t0 = now_iso(), time.perf_counter()
             with staged_dir(folder) as work:
                 ctx = RunContext(dataset=dataset, target=the_plan.target, work=work, seed=seed + index,
-                                 progress=progress, log=say)
+                                 progress=progress, log=say,
+                                 accuracy_budget_left=_budget_left(manifest["stages"], the_plan.target))
                 res = stage.fn(art, cfg, ctx)
                 staging_rel = art.rel(work)
             seconds = time.perf_counter() - t0
-            state = _relocate(res.artifact.to_json(), staging_rel, f"stages/{name}")
+            state = stage_cache.relocate(res.artifact.to_json(), staging_rel, f"stages/{name}")
             art = Artifact.from_json(root, state)
             record = {
                 "index": index, "kind": cfg.kind, "name": name, "status": "done",
                 "config": cfg.model_dump(mode="json"), "key": key,
                 "input_sha256": input_sha, "output_sha256": sha256_tree(folder),
-                "skipped": res.skipped, "metrics": _relocate(res.metrics, str(root / staging_rel), str(folder)),
+                "skipped": res.skipped, "metrics": stage_cache.relocate(res.metrics, str(root / staging_rel), str(folder)),
                 "validation": res.validation, "seconds": round(seconds, 3), "started": started, "finished": now_iso(),
                 "seed": seed + index, "versions": library_versions(), "host": host_info(), "state": state,
             }
             manifest["stages"].append(record)
             manifest["updated"] = now_iso()
             write_json(root / "manifest.json", manifest)
+            if cache_dir is not None:
+                stage_cache.put(cache_dir, key, index, folder, record)
             result.ran.append(name)
             say(f"[{index}/{total}] {cfg.kind}: " + (f"nothing to do ({res.skipped})" if res.skipped else
                                                       f"done in {seconds:.1f} s{_headline(record)}"))
 
-        _assemble(root, art, manifest, the_plan, previous)
+        _assemble(root, art, manifest, the_plan, previous, dataset)
         manifest["status"] = "complete"
         manifest["updated"] = now_iso()
         write_json(root / "manifest.json", manifest)
@@ -455,7 +462,8 @@ def _headline(record: dict[str, Any]) -> str:
     return (": " + ", ".join(parts)) if parts else ""
 
 
-def _assemble(root: Path, art, manifest: dict[str, Any], the_plan: Plan, previous: dict[str, Any] | None) -> None:
+def _assemble(root: Path, art, manifest: dict[str, Any], the_plan: Plan, previous: dict[str, Any] | None,
+              dataset) -> None:
     """model/ (deployable files), tokenizer/, labels.json and the manifest's deploy + summary."""
     from edgebert import models
     from edgebert.artifact import staged_dir, write_json
@@ -507,7 +515,62 @@ def _assemble(root: Path, art, manifest: dict[str, Any], the_plan: Plan, previou
         deploy["fallback"] = {"runtime": "pytorch", "model": "model/model.safetensors",
                               "precision": _file_precision(root / "model", "model.safetensors", art, manifest)}
     manifest["deploy"] = deploy
+    manifest["deployed_scores"] = score_deployed(root, deploy, dataset)
     manifest["summary"] = summarize(manifest, root / "model" / primary)
+
+
+def score_deployed(root: Path, deploy: dict[str, Any], dataset) -> list[dict[str, Any]]:
+    """Dev accuracy of each file that ships, run as the device runs it: the deployed model through the
+    torch-free runtime (ONNX, .ort, TorchScript; a TensorRT engine where TensorRT is present), and a
+    PyTorch checkpoint (the primary or the fallback) at its own precision. Stage figures come from
+    intermediate files; these are the shipped files' own."""
+    import numpy as np
+
+    from edgebert.runtime.classifier import DEPLOYABLE_SUFFIXES
+
+    dev = dataset.split("dev")
+    scores = []
+    files = [(deploy["model"], deploy["runtime"], deploy["precision"])]
+    if deploy.get("fallback"):
+        fb = deploy["fallback"]
+        files.append((fb["model"], fb["runtime"], fb["precision"]))
+    for rel, runtime, precision in files:
+        path = root / rel
+        if path.suffix == ".safetensors":
+            logits, labels = _torch_logits(path.parent, precision, dev, deploy["max_length"])
+        elif path.suffix == ".plan" and not _tensorrt_present():
+            continue  # built on the device; validated there by build_engine.sh
+        elif path.suffix.lower() not in DEPLOYABLE_SUFFIXES:
+            continue  # a torch.export file runs in PyTorch only; its export stage validated it
+        else:
+            from edgebert.runtime import Classifier
+
+            clf = Classifier.load(root if rel == deploy["model"] else path, threshold=0)
+            logits, labels = clf.logits(dev.texts), list(clf.labels)
+        index = {name: i for i, name in enumerate(labels)}
+        gold = np.array([index[dataset.label_names[y]] for y in dev.labels])
+        scores.append({"file": rel, "runtime": runtime, "precision": precision, "n": len(dev),
+                       "dev_accuracy": float((np.asarray(logits).argmax(-1) == gold).mean())})
+    return scores
+
+
+def _torch_logits(folder: Path, precision: str, dev, max_length: int):
+    """Logits of a saved PyTorch classifier at its saved precision (from_pretrained loads float32)."""
+    import torch
+
+    from edgebert import models
+    from edgebert.evaluation import predict_logits
+
+    loaded = models.load(folder)
+    dtype = {"fp16": torch.float16, "bf16": torch.bfloat16}.get(precision)
+    model = loaded.model.to(dtype) if dtype is not None else loaded.model
+    return predict_logits(model, loaded.tokenizer, dev, max_length=max_length), loaded.label_names
+
+
+def _tensorrt_present() -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec("tensorrt") is not None
 
 
 _FORMATS = {".onnx": "onnx", ".ort": "ort", ".pt": "torchscript", ".pt2": "torch-export", ".plan": "tensorrt",
@@ -573,27 +636,52 @@ def _first(records, *paths) -> Any:
     return None
 
 
+def _budget_left(stages: list[dict[str, Any]], target) -> float | None:
+    teacher, current = accuracy_so_far(stages)
+    if teacher is None or current is None:
+        return None
+    return float(target.budgets.accuracy_drop) - 100.0 * (teacher - current)
+
+
+def accuracy_so_far(stages: list[dict[str, Any]]) -> tuple[Any, Any]:
+    """(fine-tuned model's dev accuracy, the latest dev accuracy) recorded by finished stage records."""
+    teacher = _first(stages, "metrics.teacher_dev_accuracy", "metrics.dev.accuracy", "validation.accuracy_before")
+    return teacher, _first(list(reversed(stages)), "metrics.dev_accuracy")
+
+
 def summarize(manifest: dict[str, Any], primary: Path) -> dict[str, Any]:
     """Teacher vs final dev accuracy, the drop against the budget, the deployed size against its budget.
 
-    Latency and memory budgets are the device's to check: ``edgebert bench`` on the device compares
-    the artifact's measured p50 and peak memory with them.
+    The final accuracy is the deployed file's own (``deployed_scores``) where it could be run here, else
+    the last stage's; ``final_dev_accuracy_file`` says which file it belongs to. Latency and memory
+    budgets are the device's to check: ``edgebert bench`` on the device compares the artifact's
+    measured p50 and peak memory with them.
     """
     from edgebert.export.fuse import model_file_bytes
 
     stages = manifest["stages"]
-    teacher = _first(stages, "metrics.teacher_dev_accuracy", "metrics.dev.accuracy", "validation.accuracy_before")
-    final = _first(list(reversed(stages)), "metrics.dev_accuracy")
+    teacher, final = accuracy_so_far(stages)
+    shipped = (manifest.get("deploy") or {}).get("model")
+    deployed = next((s for s in manifest.get("deployed_scores") or [] if s["file"] == shipped), None)
+    final_file = "the last stage's dev scoring (the deployed file cannot run here)"
+    if deployed is not None:
+        final, final_file = deployed["dev_accuracy"], deployed["file"]
     budgets = manifest["target"]["budgets"]
     budget = budgets["accuracy_drop"]
     size = model_file_bytes(primary) if primary.exists() else None
     drop = None if teacher is None or final is None else 100.0 * (teacher - final)
     size_budget = budgets.get("size_mb")
-    return {"teacher_dev_accuracy": teacher, "final_dev_accuracy": final, "accuracy_drop_points": drop,
+    return {"teacher_dev_accuracy": teacher, "teacher_dev_accuracy_file": _teacher_file(stages),
+            "final_dev_accuracy": final, "final_dev_accuracy_file": final_file, "accuracy_drop_points": drop,
             "accuracy_budget_points": budget, "within_accuracy_budget": None if drop is None else drop <= budget,
             "model_bytes": size, "size_budget_mib": size_budget,
             "within_size_budget": None if size is None or size_budget is None else size <= size_budget * 2**20,
             "seconds": round(sum(s.get("seconds", 0) for s in stages), 1)}
+
+
+def _teacher_file(stages: list[dict[str, Any]]) -> str | None:
+    """The fine-tuned model the teacher accuracy was measured on (the input model when it had a head)."""
+    return _first(stages, "state.teacher")
 
 
 def budget_warnings(manifest: dict[str, Any]) -> list[str]:
@@ -628,8 +716,11 @@ def report_markdown(manifest: dict[str, Any]) -> str:
                  _fmt(v.get("max_abs_logit_diff"), ".2e"), _fmt(m.get("bytes") and m["bytes"] / 2**20, ".1f")]
         lines.append("| " + " | ".join(cells) + " |")
     size_mib = s["model_bytes"] and s["model_bytes"] / 2**20
-    lines += ["", f"Teacher dev accuracy {_fmt(s['teacher_dev_accuracy'], '.4f')}, final "
-                  f"{_fmt(s['final_dev_accuracy'], '.4f')}: drop {_fmt(s['accuracy_drop_points'], '.2f')} points "
+    lines += ["", f"Teacher dev accuracy {_fmt(s['teacher_dev_accuracy'], '.4f')}"
+                  + (f" (`{s['teacher_dev_accuracy_file']}`)" if s.get("teacher_dev_accuracy_file") else "")
+                  + f", final {_fmt(s['final_dev_accuracy'], '.4f')}"
+                  + (f" (`{s['final_dev_accuracy_file']}`)" if s.get("final_dev_accuracy_file") else "")
+                  + f": drop {_fmt(s['accuracy_drop_points'], '.2f')} points "
                   f"(budget {s['accuracy_budget_points']}). Deployed file {_fmt(size_mib, '.1f')} MiB"
                   + (f" (budget {s['size_budget_mib']} MiB)." if s.get("size_budget_mib") else "."), ""]
     lines += [f"Over budget: {w}." for w in budget_warnings(manifest)]

@@ -169,8 +169,11 @@ def test_a_run_stopped_in_its_first_stage_resumes(tiny_classifier_dir, tiny_sent
                       progress=False)
     assert result.ran == ["01-export-onnx"] and (out / "model" / "model.onnx").is_file()
     again = compress(str(tiny_classifier_dir), "cpu", data=str(tiny_sentiment_dir), out=out, recipe=recipe,
-                     progress=False, overwrite=True)
+                     progress=False, overwrite=True, cache=False)
     assert again.ran == ["01-export-onnx"]
+    cached = compress(str(tiny_classifier_dir), "cpu", data=str(tiny_sentiment_dir), out=out, recipe=recipe,
+                      progress=False, overwrite=True)  # the folder is replaced; the same stage comes from the cache
+    assert cached.ran == [] and cached.skipped == ["01-export-onnx"] and (out / "model" / "model.onnx").is_file()
 
 
 def test_a_killed_runs_staging_folders_and_lock_are_cleared(tiny_classifier_dir, tiny_sentiment_dir, tmp_path):
@@ -605,3 +608,91 @@ def test_a_hub_model_is_identified_by_its_cached_revision(monkeypatch):
     assert _model_identity("org/m") == ("org/m", "hub:org/m@abc")
     cached["abc"] = "/cache/models--org--m/snapshots/def/config.json"  # the model was updated on the hub
     assert _model_identity("org/m") == ("org/m", "hub:org/m@def")
+
+
+def test_compressing_for_another_target_takes_the_shared_stages_from_the_cache(tiny_classifier_dir,
+                                                                               tiny_sentiment_dir, tmp_path):
+    """One model, two targets: the stages both recipes run alike (same key: config, inputs, position)
+    run once; the second run takes them from the stage cache beside the artifact folders (hard links) and
+    runs only what differs. A damaged cached file is never reused."""
+    stages = [{"kind": "prune", "ffn": 0.25, "samples": 16}, {"kind": "export-onnx", "fuse": False}]
+    a = compress(str(tiny_classifier_dir), "cpu", data=str(tiny_sentiment_dir), out=tmp_path / "a",
+                 recipe=write_recipe(tmp_path / "a.yaml", stages + [{"kind": "quantize", "mode": "int8-dynamic",
+                                                                     "max_accuracy_drop": 100.0}]),
+                 progress=False)
+    assert a.ran == ["01-prune", "02-export-onnx", "03-quantize"]
+    said = []
+    b = compress(str(tiny_classifier_dir), "cpu", data=str(tiny_sentiment_dir), out=tmp_path / "b",
+                 recipe=write_recipe(tmp_path / "b.yaml", stages), progress=False, log=said.append)
+    assert b.ran == [] and b.skipped == ["01-prune", "02-export-onnx"], said
+    assert any("taken from" in line for line in said)
+    prune_a, prune_b = (next((tmp_path / x / "stages" / "01-prune").rglob("model.safetensors")) for x in "ab")
+    assert os.path.samefile(prune_a, prune_b)  # linked, not copied
+    record = b.manifest["stages"][0]
+    assert record["taken_from"] == str((tmp_path / "a" / "stages" / "01-prune").resolve())
+    assert (tmp_path / "b" / "model" / "model.onnx").is_file()
+    # another seed is another stage: it runs
+    c = compress(str(tiny_classifier_dir), "cpu", data=str(tiny_sentiment_dir), out=tmp_path / "c",
+                 recipe=write_recipe(tmp_path / "c.yaml", stages), progress=False, seed=1)
+    assert c.ran == ["01-prune", "02-export-onnx"]
+    # a damaged file (shared by link with the cache) makes the entry stale: the stage runs again
+    onnx_a = tmp_path / "a" / "stages" / "02-export-onnx" / "model.onnx"
+    onnx_a.write_bytes(onnx_a.read_bytes()[:-1])
+    d = compress(str(tiny_classifier_dir), "cpu", data=str(tiny_sentiment_dir), out=tmp_path / "d",
+                 recipe=write_recipe(tmp_path / "d.yaml", stages), progress=False)
+    assert d.skipped == ["01-prune"] and d.ran == ["02-export-onnx"]
+    e = compress(str(tiny_classifier_dir), "cpu", data=str(tiny_sentiment_dir), out=tmp_path / "e",
+                 recipe=write_recipe(tmp_path / "e.yaml", stages), progress=False, cache=False)
+    assert e.ran == ["01-prune", "02-export-onnx"]
+
+
+def test_the_shipped_file_is_scored_and_the_summary_names_it(tiny_classifier_dir, tiny_sentiment_dir, tmp_path):
+    """The summary's final accuracy is the deployed file's own (here the .ort the mobile path ships, run by
+    the torch-free runtime on the whole dev split), not an upstream ONNX model's, and says which file."""
+    import numpy as np
+
+    from edgebert.data import load_dataset
+    from edgebert.runtime import Classifier
+
+    recipe = write_recipe(tmp_path / "r.yaml", [{"kind": "export-onnx", "fuse": False},
+                                                {"kind": "quantize", "max_accuracy_drop": 100.0},
+                                                {"kind": "export-mobile"}])
+    result = compress(str(tiny_classifier_dir), "mobile", data=str(tiny_sentiment_dir), out=tmp_path / "art",
+                      recipe=recipe, progress=False)
+    m = result.manifest
+    assert m["deploy"]["model"] == "model/model.ort"
+    scored = {s["file"]: s for s in m["deployed_scores"]}
+    dev = load_dataset(str(tiny_sentiment_dir)).split("dev")
+    clf = Classifier.load(tmp_path / "art", threshold=0)
+    names = [load_dataset(str(tiny_sentiment_dir)).label_names[y] for y in dev.labels]
+    expected = float(np.mean([p.label == n for p, n in zip(clf.predict(dev.texts), names)]))
+    assert scored["model/model.ort"]["dev_accuracy"] == pytest.approx(expected)
+    assert scored["model/model.ort"]["n"] == len(dev)
+    s = m["summary"]
+    assert s["final_dev_accuracy"] == scored["model/model.ort"]["dev_accuracy"]
+    assert s["final_dev_accuracy_file"] == "model/model.ort"
+    assert "(`model/model.ort`)" in (tmp_path / "art" / "report.md").read_text()
+
+
+def test_the_accuracy_budget_holds_end_to_end(tiny_classifier_dir, tiny_sentiment_dir, tmp_path):
+    """quantize may spend only what the earlier stages left of the target's budget (the drop is the shipped
+    model's against the fine-tuned one), and never more than its own cap."""
+    from types import SimpleNamespace
+
+    from edgebert.pipeline import _budget_left
+    from edgebert.stages.quantize import _stage_budget
+
+    target = SimpleNamespace(budgets=SimpleNamespace(accuracy_drop=1.0))
+    stages = [{"metrics": {"dev": {"accuracy": 0.90}}}, {"metrics": {"dev_accuracy": 0.896}}]
+    assert _budget_left(stages, target) == pytest.approx(0.6)
+    assert _budget_left([], target) is None
+    assert _stage_budget(1.0, 0.6) == 0.6 and _stage_budget(0.3, 0.6) == 0.3
+    assert _stage_budget(1.0, -0.5) == 0.0 and _stage_budget(1.0, None) == 1.0
+    recipe = write_recipe(tmp_path / "r.yaml", [{"kind": "finetune"},  # trained head: dev scored, not re-trained
+                                                {"kind": "export-onnx", "fuse": False},
+                                                {"kind": "quantize", "mode": "int8-dynamic"}])
+    result = compress(str(tiny_classifier_dir), "cpu", data=str(tiny_sentiment_dir), out=tmp_path / "art",
+                      recipe=recipe, progress=False)
+    quant = result.manifest["stages"][-1]["metrics"]
+    assert quant["budget_left_before"] is not None
+    assert quant["budget_points"] == pytest.approx(min(1.0, max(0.0, quant["budget_left_before"])))

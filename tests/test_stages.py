@@ -379,6 +379,7 @@ def test_quantize_tries_per_channel_before_keeping_layers_in_float(tmp_path, tin
     assert rec["metrics"]["kept_fp32"] == [] and (result.out / "model" / "model.onnx").is_file()
     assert not (result.out / "stages" / "02-quantize" / "per_channel.onnx").exists()
     _shutil.rmtree(tmp_path / "art")
+    _shutil.rmtree(tmp_path / ".edgebert-stage-cache")  # the stage runs again (same key, other fake)
     calls.clear()
     monkeypatch.setattr(q, "quantize_with_budget", lambda *a, **k: dict(fake(*a, **k), kept_fp32=[]))
     result = run_recipe(tmp_path, tiny_classifier_dir, tiny_sentiment_dir, stages)

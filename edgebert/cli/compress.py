@@ -27,8 +27,14 @@ from edgebert.cli.options import data_options, pop_data_options
 @click.option("--seed", type=int, default=0, show_default=True, help="Run seed, added to each stage's own seed (importance sample, shuffling, augmentation); "
               "0 keeps the recipe's seeds, another value repeats the run with other random draws.")
 @click.option("--overwrite", is_flag=True, help="Replace an output folder that holds another compress run (only an edgebert artifact folder is ever deleted).")
+@click.option("--cache", "cache", type=click.Path(file_okay=False), default=None,
+              help="Stage cache shared between runs: a stage already run with the same config and inputs (e.g. "
+                   "fine-tuning the same model on the same data for another target) is taken from it [default: "
+                   ".edgebert-stage-cache beside the artifact folder; files are hard links, no second copy].")
+@click.option("--no-cache", is_flag=True, help="Neither use nor fill the stage cache.")
 @click.option("--quiet", is_flag=True, help="No progress bars.")
-def command(model, target, data, out, recipe, print_recipe, list_stages, seed, overwrite, quiet, **kwargs):
+def command(model, target, data, out, recipe, print_recipe, list_stages, seed, overwrite, cache, no_cache, quiet,
+            **kwargs):
     """Compress a classifier for a target device and write one artifact folder.
 
     Runs the target's recipe (e.g. finetune -> prune -> distill -> export-onnx -> quantize for
@@ -71,11 +77,17 @@ def command(model, target, data, out, recipe, print_recipe, list_stages, seed, o
     click.echo(f"Compressing {model} for target {the_plan.target.name} (recipe {the_plan.recipe}: "
                f"{' -> '.join(s.kind for s in the_plan.stages)}) into {out}", err=True)
     result = pipeline.compress(model, target, data=data, out=out, recipe=recipe, overwrite=overwrite, seed=seed,
+                               cache=False if no_cache else (cache or True),
                                progress=not quiet and sys.stderr.isatty(),
                                log=lambda msg: click.echo(msg, err=True), **data_kw)
     click.echo(pipeline.report_markdown(result.manifest))
     deploy = result.manifest["deploy"]
     click.echo(f"Artifact: {result.out}  (deploy {deploy['model']}, {deploy['runtime']} {deploy['precision']})")
+    from edgebert.pack import deployable_files
+
+    shipped = sum(p.stat().st_size for p in deployable_files(result.out))
+    click.echo(f"Ship to the device: model/, tokenizer/, labels.json, manifest.json ({shipped / 2**20:.1f} MiB; "
+               f"stages/ is for resuming runs). One file: edgebert pack {result.out}")
     if deploy.get("engine"):
         click.echo(f"TensorRT: {deploy['engine']}")
     for warning in pipeline.budget_warnings(result.manifest):

@@ -46,6 +46,7 @@ COMMAND_MODULES = (
     "models",
     "finetune",
     "compress",
+    "pack",
     "targets",
     "evaluate",
     "bench",

@@ -61,7 +61,12 @@ def quantize(art: Artifact, cfg: QuantizeStageConfig, ctx: RunContext) -> StageR
         feeds = calibration_feeds(tokenizer, data.split("train").texts, names, samples=cfg.calibration_samples,
                                   seed=ctx.seed, max_length=cfg.max_length)
     eval_fn = onnx_accuracy_fn(tokenizer, dev.texts, dev.labels, max_length=cfg.max_length)
-    lib_cfg = QuantizeConfig(**cfg.model_dump(exclude={"try_per_channel", "max_length"}))
+    budget = _stage_budget(cfg.max_accuracy_drop, ctx.accuracy_budget_left)
+    if budget != cfg.max_accuracy_drop:
+        ctx.log(f"quantize: {budget:.2f} points of the target's accuracy budget are left after the earlier stages; "
+                "int8 may spend at most that")
+    lib_cfg = QuantizeConfig(**cfg.model_dump(exclude={"try_per_channel", "max_length"})).model_copy(
+        update={"max_accuracy_drop": budget})
     report = quantize_with_budget(src, out, lib_cfg, eval_fn, calibration_feeds=feeds)
     search = None
     if cfg.try_per_channel and not cfg.per_channel and cfg.mode != "fp16" and (
@@ -92,13 +97,20 @@ def quantize(art: Artifact, cfg: QuantizeStageConfig, ctx: RunContext) -> StageR
         "nodes_quantized": len(report["quantize"]["nodes_quantized"]),
         "nodes_float": report["quantize"]["nodes_float"], "op_counts": report["quantize"]["op_counts"],
         "weight_granularity_search": search,
+        "budget_points": budget, "budget_left_before": ctx.accuracy_budget_left,
     }
     if not report["within_budget"]:
         ctx.log(f"quantize: accuracy drop {report['accuracy_drop']:.2f} points exceeds the budget "
-                f"{cfg.max_accuracy_drop} even with every layer kept in float; recorded in the manifest")
+                f"{budget:.2f} even with every layer kept in float; recorded in the manifest")
     deploy = {**art.deploy, "model.onnx": art.rel(out)}
     return StageResult(art.replace(onnx=art.rel(out), onnx_quantized=cfg.mode, deploy=deploy),
                        metrics=metrics, validation=validation)
+
+
+def _stage_budget(own: float, left: float | None) -> float:
+    """The drop this stage may cause: its own cap, and no more than the target's budget has left (none
+    left: int8 must not lose accuracy against its input, so the search keeps layers in float)."""
+    return own if left is None else min(own, max(0.0, left))
 
 
 def _brief(report: dict[str, Any]) -> dict[str, Any]:

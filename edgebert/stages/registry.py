@@ -94,6 +94,11 @@ class RunContext:
     progress: bool = True
     log: Callable[[str], None] = lambda msg: None
     validation_texts: int = 64        # dev texts each validation compares on
+    # points of the target's accuracy budget the stages before this one left (budget minus the drop of
+    # the latest dev accuracy from the fine-tuned model's); None before any accuracy was measured. A
+    # stage that trades accuracy (quantize's search) may spend at most this, so the budget holds for
+    # the shipped model against the fine-tuned one, not per stage.
+    accuracy_budget_left: float | None = None
 
     def validation_rows(self, split=None):
         """Rows of the dev split (or ``split``, e.g. the dev split in the model's label order) of
