@@ -172,6 +172,20 @@ def test_broken_onnx_row_fails_and_the_rest_is_written(classifier, tiny_sentimen
     assert (out / "pareto.png").is_file() and (out / "bench.csv").is_file()
 
 
+def test_nothing_measured_exits_2(classifier, tiny_sentiment_dir, tmp_path):
+    """Every variant failing to load is a failed bench (exit 2, one line naming why), not a result."""
+    clf, _ = classifier
+    bad_dir = clf / "broken-only"
+    bad_dir.mkdir(exist_ok=True)
+    (bad_dir / "model.onnx").write_bytes(b"not an onnx model" * 64)
+    r = run("bench", bad_dir / "model.onnx", "--data", tiny_sentiment_dir, "--out", tmp_path / "o", "--no-memory",
+            *QUICK)
+    assert r.exit_code == 2, r.output
+    assert_clean_error(r, "nothing was measured", "broken-only/model.onnx failed: load:")
+    assert len([line for line in r.output.splitlines() if line.strip()]) == 1, r.output
+    assert (tmp_path / "o" / "bench.json").is_file()  # the failures stay on record
+
+
 def test_label_mismatch_names_both_label_sets(classifier, tmp_path):
     clf, _ = classifier
     data = tmp_path / "spam"

@@ -59,8 +59,15 @@ def command(models, data, split, baselines, out, seq_len, batch, threads, rounds
                    threads=threads, rounds=rounds, warmup=warmup, latency_samples=latency_samples,
                    reference=reference, max_length=max_length, device=device, memory=memory,
                    overwrite=overwrite, progress=not quiet, command=_command_line(), **data_kw)
+    variants = result.results["variants"]
+    if not any(v["status"] == "ok" for v in variants):
+        # A bench that measured nothing is a failed run, not a result: scripts and CI must see it.
+        why = "; ".join(f"{v['name']} {v['status']}: {_first_line(v['error'])}" for v in variants)
+        click.secho(f"Error: nothing was measured, every variant failed or was skipped ({why}). "
+                    f"Details: {result.out / 'bench.md'}; once fixed, re-run with --overwrite.", fg="red", err=True)
+        click.get_current_context().exit(2)
     click.echo(result.markdown)
-    failed = [v["name"] for v in result.results["variants"] if v["status"] == "failed"]
+    failed = [v["name"] for v in variants if v["status"] == "failed"]
     if failed:
         click.secho(f"{len(failed)} variant(s) failed: {', '.join(failed)} (reasons above and in bench.json).",
                     fg="yellow", err=True)
@@ -71,6 +78,13 @@ def command(models, data, split, baselines, out, seq_len, batch, threads, rounds
 for _param in command.params:
     if _param.name == "max_rows":
         _param.help = "Use at most N rows of the benchmarked split (stratified, seeded), for quick runs."
+
+
+def _first_line(text: str | None, limit: int = 160) -> str:
+    """The first line of a variant's error, shortened (the whole text is in bench.json)."""
+    lines = (text or "").strip().splitlines()
+    line = lines[0] if lines else "no reason recorded"
+    return line if len(line) <= limit else line[:limit - 3] + "..."
 
 
 def _command_line() -> str:
