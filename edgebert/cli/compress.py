@@ -61,7 +61,8 @@ def command(model, target, data, out, recipe, print_recipe, list_stages, seed, o
 
         resolved_for = None
         try:
-            the_plan, resolved_for = the_plan.for_model(models.load_config(model)), model
+            # config.json alone decides the defaults: no transformers import (seconds, not half a minute)
+            the_plan, resolved_for = the_plan.for_model(models.read_config(model)), model
         except (ModelNotFoundError, ModelLoadError) as exc:
             click.echo(f"Note: distillation's learning rates are left unset below (compress fills them in "
                        f"per model family): {exc}", err=True)
