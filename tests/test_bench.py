@@ -373,3 +373,32 @@ def test_optimum_anchor_with_a_chosen_preset(classifier, tmp_path):
     assert spec.error is None and Path(spec.path).is_file()
     assert spec.validation == {"optimum_preset": "avx2", "preset_reason": "chosen by the caller"}
     assert any("AutoQuantizationConfig.avx2(" in n for n in spec.notes)
+
+
+def test_speedup_column_never_rounds_to_zero():
+    """A variant 250x faster than the reference reads '250x', not the latency ratio 0.004 as '0.00'."""
+    from edgebert.bench.report import markdown_table
+
+    rows = [{"name": "eager", "status": "ok", "p50_ms": 100.0, "ratio_vs_reference": 1.0, "is_reference": True},
+            {"name": "int8", "status": "ok", "p50_ms": 0.4, "ratio_vs_reference": 0.004},
+            {"name": "slow", "status": "ok", "p50_ms": 300.0, "ratio_vs_reference": 3.0}]
+    table = markdown_table(rows)
+    assert "speed-up vs ref" in table.splitlines()[0]
+    cells = {line.split("|")[1].strip(): [c.strip() for c in line.split("|")] for line in table.splitlines()[2:]}
+    assert "250x" in cells["int8"] and "1.00x" in cells["eager (ref)"] and "0.333x" in cells["slow"]
+    assert "0.00" not in cells["int8"]
+
+
+def test_pareto_accuracy_axis_stops_at_one(tmp_path, monkeypatch):
+    import matplotlib.pyplot as plt
+
+    from edgebert.bench.report import plot_pareto
+
+    figures = []
+    real_close = plt.close
+    monkeypatch.setattr(plt, "close", lambda fig=None: (figures.append(fig), real_close(fig)))
+    points = [{"name": "a", "p50_ms": 2.0, "accuracy": 1.0, "peak_rss_mb": 90, "runtime": "onnxruntime"},
+              {"name": "b", "p50_ms": 20.0, "accuracy": 0.99, "peak_rss_mb": 400, "runtime": "pytorch"}]
+    plot_pareto(points, tmp_path / "p.png", title="t")
+    low, high = figures[-1].axes[0].get_ylim()
+    assert high <= 1.0 and low < 0.99
