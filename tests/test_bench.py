@@ -402,3 +402,42 @@ def test_pareto_accuracy_axis_stops_at_one(tmp_path, monkeypatch):
     plot_pareto(points, tmp_path / "p.png", title="t")
     low, high = figures[-1].axes[0].get_ylim()
     assert high <= 1.0 and low < 0.99
+
+
+def test_baselines_of_an_artifact_come_from_its_finetuned_model(tiny_bert_dir, tiny_classifier_dir,
+                                                                 tiny_sentiment_dir, tmp_path, monkeypatch):
+    """README's main job then `bench ARTIFACT --baselines`: the fine-tuned model lives inside the artifact
+    (stages/01-finetune/model) and the manifest names it; a run that started from a trained model names
+    that model. Where the folder is gone, the message says what to pass."""
+    import yaml
+
+    from edgebert.pipeline import compress
+
+    monkeypatch.setitem(sys.modules, "optimum.onnxruntime", None)  # the Optimum anchor is tested elsewhere
+    recipe = tmp_path / "r.yaml"
+    recipe.write_text(yaml.safe_dump({"name": "r", "stages": [
+        {"kind": "finetune", "epochs": 1, "batch_size": 8, "learning_rate": 1e-3}, {"kind": "export-onnx"}]}))
+    art = compress(str(tiny_bert_dir), "cpu", data=str(tiny_sentiment_dir), out=tmp_path / "art", recipe=recipe,
+                   progress=False).out
+    r = run("bench", art, "--data", tiny_sentiment_dir, "--baselines", "--out", tmp_path / "b", "--no-memory", *QUICK)
+    assert r.exit_code == 0, r.output
+    res = json.loads((tmp_path / "b" / "bench.json").read_text())
+    by_base = {v["baseline"]: v for v in res["variants"]}
+    eager = by_base["pytorch-fp32"]
+    assert Path(eager["path"]) == (art / "stages" / "01-finetune" / "model").resolve()
+    assert eager["status"] == "ok" and res["reference"] == eager["name"] == "baseline/pytorch-fp32"
+    assert by_base["onnx-fp32"]["status"] == "ok" and by_base["onnx-fp32"]["accuracy"]["agreement"] == 1.0
+    assert any(v["name"] == "art/model.onnx" and v["status"] == "ok" for v in res["variants"])
+
+    # a run without a finetune stage: its input model (it had the trained head)
+    recipe.write_text(yaml.safe_dump({"name": "r", "stages": [{"kind": "export-onnx"}]}))
+    art2 = compress(str(tiny_classifier_dir), "cpu", data=str(tiny_sentiment_dir), out=tmp_path / "art2",
+                    recipe=recipe, progress=False).out
+    from edgebert.bench.variants import finetuned_variant
+
+    assert Path(finetuned_variant(art2).path) == Path(tiny_classifier_dir).resolve()
+
+    shutil.rmtree(art / "stages" / "01-finetune")  # e.g. only the deployable part was copied
+    r = run("bench", art, "--data", tiny_sentiment_dir, "--baselines", "--out", tmp_path / "b2", *QUICK)
+    assert_clean_error(r, "stages/01-finetune/model", f"edgebert bench FINETUNED_DIR {art} --data DATA --baselines")
+    assert not (tmp_path / "b2").exists()
