@@ -12,8 +12,9 @@ from edgebert.cli.options import data_options, pop_data_options
 @data_options
 @click.option("--split", default="test", show_default=True, help="Split to benchmark: train, dev or test.")
 @click.option("--baselines", is_flag=True,
-              help="Add baselines built from the first Hugging Face folder: ONNX fp32 (edgebert export) "
-                   "and Optimum's dynamic int8 export.")
+              help="Add baselines built from the first Hugging Face folder (given artifacts only: the fine-tuned "
+                   "model the first one was compressed from, as its manifest records): PyTorch eager fp32, ONNX "
+                   "fp32 (edgebert export) and Optimum's dynamic int8 export.")
 @click.option("--out", "out", type=click.Path(file_okay=False), default=None,
               help="Output folder [default: bench-out/<timestamp>].")
 @click.option("--seq-len", type=click.IntRange(min=2), default=None,
@@ -50,7 +51,7 @@ def command(models, data, split, baselines, out, seq_len, batch, threads, rounds
 
     \b
     Example:
-      edgebert bench runs/minilm-intents --data intents --baselines
+      edgebert bench runs/compress/minilm-cpu --data intents --baselines --out runs/bench/intents
     """
     from edgebert.bench import bench
 

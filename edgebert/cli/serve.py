@@ -36,7 +36,7 @@ def command(artifact, host, port, max_batch, max_body_bytes, log_level, threads,
 
     \b
     Example:
-      edgebert serve out/minilm-banking77 --port 8080 &
+      edgebert serve runs/compress/minilm-cpu --port 8080 &
       curl -s localhost:8080/predict -d '{"text": "I lost my card"}'
     """
     from edgebert.runtime.serve import create_app, serve
