@@ -7,7 +7,7 @@ the preset `edgebert bench --baselines` picks from the CPU's flags (AVX-512 VNNI
 Needs runs/models/minilm-<ds> (benchmarks/finetune_minilm.py --keep runs/models) and the goals
 artifact (benchmarks/cpu_goals.py). Each anchor is built by edgebert.bench.baselines.build_optimum_int8
 (Optimum ONNX export + ORTQuantizer dynamic int8, per_channel=False) into runs/anchors/<ds>-<preset>/,
-with the model's tokenizer and config beside it. Writes benchmarks/results/anchor-presets-<ds>.{json,md}:
+with the model's tokenizer and config beside it. Writes runs/benchmarks/anchor-presets-<ds>.{json,md} (--publish: benchmarks/results/):
 per anchor its test accuracy, p50 latency and the artifact's speed-up against it.
 """
 
@@ -20,7 +20,8 @@ import shutil
 import sys
 from pathlib import Path
 
-from cpu_goals import ARTIFACTS, DATA, RESULTS, ROOT, sh  # run as a script: benchmarks/ is on sys.path
+from cpu_goals import ARTIFACTS, DATA, ROOT, sh  # run as a script: benchmarks/ is on sys.path
+from publish import add_publish_option, results_dir
 
 
 def build_anchor(model: Path, out: Path, preset: str) -> Path:
@@ -47,7 +48,9 @@ def main() -> None:
                     choices=["arm64", "avx2", "avx512", "avx512_vnni"])
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--latency-samples", type=int, default=200)
+    add_publish_option(ap)
     args = ap.parse_args()
+    RESULTS = results_dir(args.publish)
     from edgebert.artifact import host_info, now_iso
     from edgebert.bench.protocol import cpu_flags
 

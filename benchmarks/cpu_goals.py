@@ -13,8 +13,10 @@ Accuracy is on the test split (the dev split chose the distilled checkpoint and 
 
 Goals (from the issue): accuracy at most 1.0 point below the fine-tuned fp32 model; median latency
 at least 3x lower than eager and 2x lower than the Optimum anchor; model file at most 1/4 of fp32;
-peak process memory at most half of eager's. Results go to benchmarks/results/cpu-goals.{json,md}
-with the command; goals not met are reported as not met.
+peak process memory at most half of eager's. Results go to runs/benchmarks/cpu-goals.{json,md} (with
+--publish: benchmarks/results/, the committed record) with the command; goals not met are reported as
+not met. --artifact measures an artifact built elsewhere (e.g. by the customer-service walk-through)
+instead of compressing ARTIFACTS[ds].
 """
 
 from __future__ import annotations
@@ -28,9 +30,11 @@ import subprocess
 import sys
 from pathlib import Path
 
+from publish import LOCAL, add_publish_option, results_dir  # run as a script: benchmarks/ is on sys.path
+
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT.parent / "shared" / "data"
-RESULTS = ROOT / "benchmarks" / "results"
+RESULTS = LOCAL  # main() sets it from --publish
 DATASETS = ("sst2", "banking77")
 # Each dataset's goals artifact (also seed 0 of benchmarks/cpu_seeds.py). BANKING77's is banking77-5ep:
 # runs/goals/banking77 holds the 3-epoch artifact that the README's runtime figures were measured on.
@@ -135,7 +139,15 @@ def main() -> None:
     ap.add_argument("--latency-samples", type=int, default=200)
     ap.add_argument("--skip-compress", action="store_true", help="Use the existing artifacts (ARTIFACTS).")
     ap.add_argument("--render", action="store_true", help="Only rewrite cpu-goals.md from cpu-goals.json.")
+    ap.add_argument("--artifact", type=Path, default=None,
+                    help="Measure this existing artifact (compressed from runs/models/minilm-<ds>) instead of "
+                         "compressing ARTIFACTS[ds]; needs exactly one --only.")
+    add_publish_option(ap)
     args = ap.parse_args()
+    if args.artifact is not None and len(args.only or []) != 1:
+        ap.error("--artifact needs exactly one --only DATASET (the data the artifact was compressed on)")
+    global RESULTS
+    RESULTS = results_dir(args.publish)
     from edgebert.artifact import host_info, now_iso, write_json
 
     out_json = RESULTS / "cpu-goals.json"
@@ -143,15 +155,17 @@ def main() -> None:
     if args.render:
         (RESULTS / "cpu-goals.md").write_text(markdown(record), encoding="utf-8")
         return
-    record.update(command="python benchmarks/cpu_goals.py" + "".join(f" --only {d}" for d in args.only or []),
+    record.update(command=shlex.join(["python", "benchmarks/cpu_goals.py", *sys.argv[1:]]),
                   date=now_iso(), host=host_info()["processor"], loadavg=os.getloadavg()[0])
     edgebert = [sys.executable, "-m", "edgebert"]
     for ds in args.only or DATASETS:
-        model, art = ROOT / f"runs/models/minilm-{ds}", ROOT / ARTIFACTS[ds]
+        model, art = ROOT / f"runs/models/minilm-{ds}", (args.artifact or ROOT / ARTIFACTS[ds]).resolve()
         bench_out = art.with_name(art.name + "-bench")
         if not model.is_dir():
             sys.exit(f"missing {model}: run python benchmarks/finetune_minilm.py --keep runs/models first")
-        if not args.skip_compress:
+        if args.artifact is not None and not (art / "manifest.json").is_file():
+            sys.exit(f"{args.artifact} is not an artifact folder (no manifest.json): pass what edgebert compress --out wrote")
+        if not args.skip_compress and args.artifact is None:
             sh([*edgebert, "compress", "--model", str(model), "--target", "cpu", "--data", str(DATA / ds),
                 "--out", str(art), "--quiet"])
         print(f"load average before bench: {os.getloadavg()}", flush=True)
@@ -161,7 +175,8 @@ def main() -> None:
         bench = json.loads((bench_out / "bench.json").read_text())
         row = evaluate(bench, f"{art.name}/")
         manifest = json.loads((art / "manifest.json").read_text())
-        row.update(n=bench["variants"][0]["accuracy"]["n"], artifact=str(art.relative_to(ROOT)),
+        row.update(n=bench["variants"][0]["accuracy"]["n"],
+                   artifact=str(art.relative_to(ROOT)) if art.is_relative_to(ROOT) else str(art),
                    recipe=recipe_line(manifest),
                    stages=" -> ".join(s["kind"] + (" (skipped)" if s.get("skipped") else "") for s in manifest["stages"]),
                    compress_summary=manifest["summary"])

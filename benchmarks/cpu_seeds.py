@@ -11,7 +11,7 @@ seed 0 is the published goals run (cpu_goals.ARTIFACTS), which resumes without w
 runs/seeds/<ds>-s<S>. With --recipe FILE (a candidate, e.g. benchmarks/recipes/*.yaml) every seed, 0
 included, writes runs/seeds/<recipe name>-<ds>-s<S>.
 
-Writes benchmarks/results/cpu-seeds-<ds>.{json,md} (with --recipe: cpu-seeds-<recipe name>-<ds>): per
+Writes runs/benchmarks/cpu-seeds-<ds>.{json,md} (--publish: benchmarks/results/) (with --recipe: cpu-seeds-<recipe name>-<ds>): per
 seed the test accuracy, the drop from the fine-tuned fp32 model in points (goal: at most 1.0),
 agreement with it, the distilled epoch kept and its dev figures; then mean, sample standard
 deviation, min and max over the seeds. Seeds already in the record are kept; a record of another
@@ -38,7 +38,8 @@ import sys
 from pathlib import Path
 
 from edgebert.artifact import host_info
-from cpu_goals import ARTIFACTS, DATA, RESULTS, ROOT, recipe_line, sh  # run as a script: benchmarks/ is on sys.path
+from cpu_goals import ARTIFACTS, DATA, ROOT, recipe_line, sh  # run as a script: benchmarks/ is on sys.path
+from publish import add_publish_option, results_dir
 
 GOAL_DROP = 1.0
 SHUFFLE_NOTE = {
@@ -181,7 +182,9 @@ def main() -> None:
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     ap.add_argument("--recipe", type=Path, metavar="FILE",
                     help="path to a candidate recipe .yaml, run instead of the cpu target's recipe")
+    add_publish_option(ap)
     args = ap.parse_args()
+    RESULTS = results_dir(args.publish)
     from edgebert.artifact import now_iso, write_json
 
     ds = args.dataset

@@ -2,7 +2,7 @@
 
 Uses edgebert's default fine-tuning settings (only --model and --data chosen), the real datasets in
 ../shared/data, and writes dev/test accuracy and macro-F1 with the command that produced them to
-benchmarks/results/finetune_minilm.json (and a Markdown table beside it).
+runs/benchmarks/finetune_minilm.json (--publish: benchmarks/results/; and a Markdown table beside it).
 
     python benchmarks/finetune_minilm.py                 # both datasets
     python benchmarks/finetune_minilm.py --only sst2     # one of them
@@ -17,9 +17,10 @@ import tempfile
 import time
 from pathlib import Path
 
+from publish import add_publish_option, results_dir  # run as a script: benchmarks/ is on sys.path
+
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT.parent / "shared" / "data"
-RESULTS = ROOT / "benchmarks" / "results"
 DATASETS = {"sst2": "SST-2 (sentence-level binary sentiment)", "banking77": "BANKING77 (77 intents)"}
 
 
@@ -27,7 +28,9 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--only", choices=sorted(DATASETS), action="append")
     ap.add_argument("--keep", type=Path, default=None, help="Keep the fine-tuned models under this folder.")
+    add_publish_option(ap)
     args = ap.parse_args()
+    RESULTS = results_dir(args.publish)
 
     from edgebert.artifact import host_info, library_versions, now_iso, write_json
     from edgebert.train import FinetuneConfig, finetune

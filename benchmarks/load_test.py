@@ -14,7 +14,8 @@ process) is read at the end. Exit status 1 if any request failed.
 
 The client threads share the machine with the server: on a 2-core machine they take CPU from it,
 so the figures are a lower bound of what the server does for remote clients. Results:
-``benchmarks/results/load_test/load_test.json`` and ``.md``, with the command and the load average.
+``runs/benchmarks/load_test/load_test.json`` and ``.md`` (``--publish``: ``benchmarks/results/load_test/``),
+with the command and the load average.
 """
 
 from __future__ import annotations
@@ -31,9 +32,10 @@ import threading
 import time
 from pathlib import Path
 
+from publish import add_publish_option, results_dir  # run as a script: benchmarks/ is on sys.path
+
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_DATA = ROOT.parent / "shared" / "data" / "banking77" / "test.csv"
-RESULTS = ROOT / "benchmarks" / "results" / "load_test"
 HOST = "127.0.0.1"  # the load test never leaves this machine
 
 
@@ -140,8 +142,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seconds", type=float, default=60.0, help="time per level (at most)")
     ap.add_argument("--warmup", type=int, default=20)
     ap.add_argument("--threads", type=int, default=None, help="the server's intra-op threads")
-    ap.add_argument("--out", type=Path, default=RESULTS)
+    ap.add_argument("--out", type=Path, default=None,
+                    help="result folder [default: runs/benchmarks/load_test, or with --publish "
+                         "benchmarks/results/load_test]")
+    add_publish_option(ap)
     args = ap.parse_args(argv)
+    args.out = args.out or results_dir(args.publish) / "load_test"
 
     from edgebert.artifact import now_iso, write_json
     from edgebert.bench.protocol import environment

@@ -2,7 +2,7 @@
 
 Fine-tunes the embedded all-MiniLM-L6-v2 on a stratified BANKING77 subset with several
 (encoder, head) learning-rate pairs, everything else at edgebert's defaults, and writes the dev/test
-accuracy of each to benchmarks/results/lr_sweep.json.
+accuracy of each to runs/benchmarks/lr_sweep.json (--publish: benchmarks/results/).
 
     python benchmarks/lr_sweep.py --rows 2000 --epochs 2
     python benchmarks/lr_sweep.py --rows 2000 --epochs 2 --pairs 5e-4:5e-3,3e-4:1e-3   # add points
@@ -18,6 +18,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from publish import add_publish_option, results_dir  # run as a script: benchmarks/ is on sys.path
+
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT.parent / "shared" / "data"
 
@@ -31,8 +33,11 @@ def main() -> None:
     ap.add_argument("--pairs", default=None,
                     help="Comma-separated ENCODER:HEAD rates to run instead of the built-in list; "
                          "results are merged into an existing --out file")
-    ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "lr_sweep.json"))
+    ap.add_argument("--out", default=None, help="result file [default: lr_sweep.json in runs/benchmarks/, "
+                                                "or with --publish benchmarks/results/]")
+    add_publish_option(ap)
     args = ap.parse_args()
+    args.out = args.out or str(results_dir(args.publish) / "lr_sweep.json")
     pairs = PAIRS
     if args.pairs:
         pairs = [tuple(float(x) for x in p.split(":")) for p in args.pairs.split(",")]

@@ -4,7 +4,7 @@
         --artifact runs/artifacts/minilm-banking77-fp32 --hf-model runs/models/minilm-banking77
 
 (artifacts from ``benchmarks/build_runtime_artifact.py``; the HF folder from
-``benchmarks/finetune_minilm.py --keep runs/models``). Writes ``benchmarks/results/runtime_footprint.json``
+``benchmarks/finetune_minilm.py --keep runs/models``). Writes ``runs/benchmarks/runtime_footprint.json`` (``--publish``: ``benchmarks/results/``)
 and ``.md`` with the command.
 
 Installed size
@@ -38,8 +38,9 @@ import sys
 import time
 from pathlib import Path
 
+from publish import add_publish_option, results_dir  # run as a script: benchmarks/ is on sys.path
+
 ROOT = Path(__file__).resolve().parents[1]
-RESULTS = ROOT / "benchmarks" / "results"
 SENTENCE = "I still have not received my new card, I ordered over a week ago."
 
 _CHILD_RUNTIME = """
@@ -204,8 +205,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--runs", type=int, default=5, help="fresh processes per stack")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--venv", type=Path, default=None, help="a venv holding the runtime-only install")
-    ap.add_argument("--out", type=Path, default=RESULTS / "runtime_footprint.json")
+    ap.add_argument("--out", type=Path, default=None,
+                    help="result file [default: runtime_footprint.json in runs/benchmarks/, or with --publish "
+                         "benchmarks/results/]")
+    add_publish_option(ap)
     args = ap.parse_args(argv)
+    args.out = args.out or results_dir(args.publish) / "runtime_footprint.json"
 
     from edgebert.artifact import now_iso, write_json
     from edgebert.bench.protocol import environment

@@ -7,7 +7,8 @@ Runs `edgebert compress --model runs/models/minilm-sst2 --target cpu --data ../s
 one-stage recipe (export-pytorch, float32, compile: on, compile_min_speedup 1.1, 32 sentences; `on`
 because `auto` measures on GPUs only), into runs/torch-compile-cpu, and copies the stage's decision
 (model/torch_compile.json: eager and compiled medians, speed-up, compile seconds, logit difference,
-label agreement) to benchmarks/results/torch_compile_cpu.json with the command and date.
+label agreement) to runs/benchmarks/torch_compile_cpu.json (--publish: benchmarks/results/) with the
+command and date.
 On a GPU the server-gpu recipe makes the same measurement itself (compile: auto).
 """
 
@@ -19,13 +20,21 @@ import sys
 import tempfile
 from pathlib import Path
 
+from publish import add_publish_option, results_dir  # run as a script: benchmarks/ is on sys.path
+
 ROOT = Path(__file__).resolve().parents[1]
 RECIPE = {"name": "pytorch-compile-check", "stages": [
     {"kind": "export-pytorch", "dtype": "float32", "compile": "on", "compile_min_speedup": 1.1, "compile_samples": 32}]}
 
 
 def main() -> None:
+    import argparse
+
     import yaml
+
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_publish_option(ap)
+    args = ap.parse_args()
 
     from edgebert.artifact import now_iso, write_json
 
@@ -41,7 +50,7 @@ def main() -> None:
     decision = json.loads((out / "model" / "torch_compile.json").read_text())
     record = {"command": "python benchmarks/torch_compile_cpu.py", "date": now_iso(), "model": "runs/models/minilm-sst2",
               "recipe": RECIPE, "decision": decision}
-    write_json(ROOT / "benchmarks/results/torch_compile_cpu.json", record)
+    write_json(results_dir(args.publish) / "torch_compile_cpu.json", record)
     print(json.dumps(decision, indent=2))
 
 

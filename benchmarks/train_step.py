@@ -1,7 +1,7 @@
 """Training-step time of MiniLM on this CPU with torch's default AdamW and with the fused AdamW that
 `finetune` and `distill` use (edgebert.train.finetune._adamw).
 
-    python benchmarks/train_step.py            # writes benchmarks/results/train_step.{json,md}
+    python benchmarks/train_step.py            # writes runs/benchmarks/train_step.{json,md} (--publish: benchmarks/results/)
 
 Each optimizer trains its own copy of the embedded MiniLM (all 6 layers, a 2-label head) on the same
 batches of real SST-2 training sentences (batch 32, their own lengths); blocks of steps alternate
@@ -20,9 +20,10 @@ import statistics
 import time
 from pathlib import Path
 
+from publish import add_publish_option, results_dir  # run as a script: benchmarks/ is on sys.path
+
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT.parent / "shared" / "data" / "sst2"
-RESULTS = ROOT / "benchmarks" / "results"
 
 
 def main() -> None:
@@ -30,7 +31,9 @@ def main() -> None:
     ap.add_argument("--blocks", type=int, default=6, help="Alternating blocks per optimizer")
     ap.add_argument("--steps", type=int, default=5, help="Steps per block")
     ap.add_argument("--threads", type=int, default=2)
+    add_publish_option(ap)
     args = ap.parse_args()
+    RESULTS = results_dir(args.publish)
 
     import torch
 
@@ -111,7 +114,6 @@ def main() -> None:
         "optimizer_speedup": rows["default"]["optimizer_s"] / rows["fused"]["optimizer_s"],
         "max_weight_diff_after_identical_step": max_diff,
     }
-    RESULTS.mkdir(parents=True, exist_ok=True)
     write_json(RESULTS / "train_step.json", record)
     md = ["# Training step: default vs fused AdamW (MiniLM, this CPU)", "",
           f"Command: `{record['command']}`  ", f"Date: {record['date']}; host: {record['host']}; "

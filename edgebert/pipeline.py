@@ -545,7 +545,9 @@ def score_deployed(root: Path, deploy: dict[str, Any], dataset) -> list[dict[str
         else:
             from edgebert.runtime import Classifier
 
-            clf = Classifier.load(root if rel == deploy["model"] else path, threshold=0)
+            # one text per call, as a device answering requests runs it (dynamic int8's activation scales
+            # come from the whole call, so batching would change the answers)
+            clf = Classifier.load(root if rel == deploy["model"] else path, threshold=0, batch_size=1)
             logits, labels = clf.logits(dev.texts), list(clf.labels)
         index = {name: i for i, name in enumerate(labels)}
         gold = np.array([index[dataset.label_names[y]] for y in dev.labels])

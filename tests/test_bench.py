@@ -172,6 +172,20 @@ def test_broken_onnx_row_fails_and_the_rest_is_written(classifier, tiny_sentimen
     assert (out / "pareto.png").is_file() and (out / "bench.csv").is_file()
 
 
+def test_nothing_measured_exits_2(classifier, tiny_sentiment_dir, tmp_path):
+    """Every variant failing to load is a failed bench (exit 2, one line naming why), not a result."""
+    clf, _ = classifier
+    bad_dir = clf / "broken-only"
+    bad_dir.mkdir(exist_ok=True)
+    (bad_dir / "model.onnx").write_bytes(b"not an onnx model" * 64)
+    r = run("bench", bad_dir / "model.onnx", "--data", tiny_sentiment_dir, "--out", tmp_path / "o", "--no-memory",
+            *QUICK)
+    assert r.exit_code == 2, r.output
+    assert_clean_error(r, "nothing was measured", "broken-only/model.onnx failed: load:")
+    assert len([line for line in r.output.splitlines() if line.strip()]) == 1, r.output
+    assert (tmp_path / "o" / "bench.json").is_file()  # the failures stay on record
+
+
 def test_label_mismatch_names_both_label_sets(classifier, tmp_path):
     clf, _ = classifier
     data = tmp_path / "spam"
@@ -359,3 +373,71 @@ def test_optimum_anchor_with_a_chosen_preset(classifier, tmp_path):
     assert spec.error is None and Path(spec.path).is_file()
     assert spec.validation == {"optimum_preset": "avx2", "preset_reason": "chosen by the caller"}
     assert any("AutoQuantizationConfig.avx2(" in n for n in spec.notes)
+
+
+def test_speedup_column_never_rounds_to_zero():
+    """A variant 250x faster than the reference reads '250x', not the latency ratio 0.004 as '0.00'."""
+    from edgebert.bench.report import markdown_table
+
+    rows = [{"name": "eager", "status": "ok", "p50_ms": 100.0, "ratio_vs_reference": 1.0, "is_reference": True},
+            {"name": "int8", "status": "ok", "p50_ms": 0.4, "ratio_vs_reference": 0.004},
+            {"name": "slow", "status": "ok", "p50_ms": 300.0, "ratio_vs_reference": 3.0}]
+    table = markdown_table(rows)
+    assert "speed-up vs ref" in table.splitlines()[0]
+    cells = {line.split("|")[1].strip(): [c.strip() for c in line.split("|")] for line in table.splitlines()[2:]}
+    assert "250x" in cells["int8"] and "1.00x" in cells["eager (ref)"] and "0.333x" in cells["slow"]
+    assert "0.00" not in cells["int8"]
+
+
+def test_pareto_accuracy_axis_stops_at_one(tmp_path, monkeypatch):
+    import matplotlib.pyplot as plt
+
+    from edgebert.bench.report import plot_pareto
+
+    figures = []
+    real_close = plt.close
+    monkeypatch.setattr(plt, "close", lambda fig=None: (figures.append(fig), real_close(fig)))
+    points = [{"name": "a", "p50_ms": 2.0, "accuracy": 1.0, "peak_rss_mb": 90, "runtime": "onnxruntime"},
+              {"name": "b", "p50_ms": 20.0, "accuracy": 0.99, "peak_rss_mb": 400, "runtime": "pytorch"}]
+    plot_pareto(points, tmp_path / "p.png", title="t")
+    low, high = figures[-1].axes[0].get_ylim()
+    assert high <= 1.0 and low < 0.99
+
+
+def test_baselines_of_an_artifact_come_from_its_finetuned_model(tiny_bert_dir, tiny_classifier_dir,
+                                                                 tiny_sentiment_dir, tmp_path, monkeypatch):
+    """README's main job then `bench ARTIFACT --baselines`: the fine-tuned model lives inside the artifact
+    (stages/01-finetune/model) and the manifest names it; a run that started from a trained model names
+    that model. Where the folder is gone, the message says what to pass."""
+    import yaml
+
+    from edgebert.pipeline import compress
+
+    monkeypatch.setitem(sys.modules, "optimum.onnxruntime", None)  # the Optimum anchor is tested elsewhere
+    recipe = tmp_path / "r.yaml"
+    recipe.write_text(yaml.safe_dump({"name": "r", "stages": [
+        {"kind": "finetune", "epochs": 1, "batch_size": 8, "learning_rate": 1e-3}, {"kind": "export-onnx"}]}))
+    art = compress(str(tiny_bert_dir), "cpu", data=str(tiny_sentiment_dir), out=tmp_path / "art", recipe=recipe,
+                   progress=False).out
+    r = run("bench", art, "--data", tiny_sentiment_dir, "--baselines", "--out", tmp_path / "b", "--no-memory", *QUICK)
+    assert r.exit_code == 0, r.output
+    res = json.loads((tmp_path / "b" / "bench.json").read_text())
+    by_base = {v["baseline"]: v for v in res["variants"]}
+    eager = by_base["pytorch-fp32"]
+    assert Path(eager["path"]) == (art / "stages" / "01-finetune" / "model").resolve()
+    assert eager["status"] == "ok" and res["reference"] == eager["name"] == "baseline/pytorch-fp32"
+    assert by_base["onnx-fp32"]["status"] == "ok" and by_base["onnx-fp32"]["accuracy"]["agreement"] == 1.0
+    assert any(v["name"] == "art/model.onnx" and v["status"] == "ok" for v in res["variants"])
+
+    # a run without a finetune stage: its input model (it had the trained head)
+    recipe.write_text(yaml.safe_dump({"name": "r", "stages": [{"kind": "export-onnx"}]}))
+    art2 = compress(str(tiny_classifier_dir), "cpu", data=str(tiny_sentiment_dir), out=tmp_path / "art2",
+                    recipe=recipe, progress=False).out
+    from edgebert.bench.variants import finetuned_variant
+
+    assert Path(finetuned_variant(art2).path) == Path(tiny_classifier_dir).resolve()
+
+    shutil.rmtree(art / "stages" / "01-finetune")  # e.g. only the deployable part was copied
+    r = run("bench", art, "--data", tiny_sentiment_dir, "--baselines", "--out", tmp_path / "b2", *QUICK)
+    assert_clean_error(r, "stages/01-finetune/model", f"edgebert bench FINETUNED_DIR {art} --data DATA --baselines")
+    assert not (tmp_path / "b2").exists()

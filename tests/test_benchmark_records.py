@@ -98,3 +98,71 @@ def test_seed_records_refuse_rows_at_defaults_that_changed(cpu_seeds):
                            ("cpu-seeds-layers2-3ep-lr1e4-kl-sst2.json", BENCHMARKS / "recipes" / "layers2-3ep-lr1e4-kl.yaml")):
         old = json.loads((records / record).read_text())
         assert cpu_seeds.stale_record(old, cpu_seeds.planned_recipe_line(recipe, config)) is None, record
+
+
+RESULT_SCRIPTS = ("anchor_presets", "cpu_goals", "cpu_seeds", "finetune_minilm", "load_test", "lr_sweep",
+                  "runtime_footprint", "torch_compile_cpu", "train_step")
+
+
+def test_benchmark_scripts_write_under_runs_unless_published():
+    """No script writes the committed records in benchmarks/results/ unless asked (--publish): the path is
+    spelled in benchmarks/publish.py only, and every script that writes results has the option."""
+    import ast
+
+    for path in sorted(BENCHMARKS.glob("*.py")):
+        if path.name == "publish.py":
+            continue
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        docstrings = {id(n.body[0].value) for n in ast.walk(tree)
+                      if isinstance(n, (ast.Module, ast.FunctionDef)) and n.body and isinstance(n.body[0], ast.Expr)}
+        paths = [n.value for n in ast.walk(tree) if isinstance(n, ast.Constant) and isinstance(n.value, str)
+                 and id(n) not in docstrings and " " not in n.value and "benchmarks/results" in n.value]
+        paths += [ast.unparse(n) for n in ast.walk(tree)  # ROOT / "benchmarks" / "results"
+                  if isinstance(n, ast.BinOp) and isinstance(n.op, ast.Div) and isinstance(n.right, ast.Constant)
+                  and n.right.value == "results" and "benchmarks" in ast.unparse(n.left)]
+        assert not paths, f"{path.name} spells the results folder: {paths}"
+    for name in RESULT_SCRIPTS:
+        assert "add_publish_option(ap)" in (BENCHMARKS / f"{name}.py").read_text(), name
+    suite = (BENCHMARKS / "suites" / "minilm_cpu.sh").read_text()
+    assert "results=runs/benchmarks" in suite and "--publish" in suite
+
+
+def test_walkthrough_benchmark_measures_the_artifact_it_built(monkeypatch, tmp_path):
+    """examples/customer_service.md step 5 benches the artifact of step 2 (no compress of another one) and
+    writes under runs/, not into the committed records."""
+    import shlex
+
+    monkeypatch.syspath_prepend(str(BENCHMARKS))
+    cpu_goals = importlib.import_module("cpu_goals")
+    publish = importlib.import_module("publish")
+    monkeypatch.setattr(publish, "LOCAL", tmp_path / "runs" / "benchmarks")
+    monkeypatch.setattr(publish, "PUBLISHED", tmp_path / "published")
+    monkeypatch.setattr(cpu_goals, "ROOT", tmp_path)
+    monkeypatch.setattr(cpu_goals, "RESULTS", cpu_goals.RESULTS)  # main() sets it: restored afterwards
+    (tmp_path / "runs" / "models" / "minilm-banking77").mkdir(parents=True)
+    art = tmp_path / "runs" / "goals" / "banking77"
+    art.mkdir(parents=True)
+    (art / "manifest.json").write_text("{}")
+    ran = []
+
+    class Stop(Exception):
+        pass
+
+    def sh(cmd):
+        ran.append(cmd)
+        if "bench" in cmd:
+            raise Stop
+
+    monkeypatch.setattr(cpu_goals, "sh", sh)
+    walkthrough = (BENCHMARKS.parent / "examples" / "customer_service.md").read_text()
+    line = next(ln for ln in walkthrough.splitlines() if ln.startswith("python benchmarks/cpu_goals.py"))
+    argv = shlex.split(line)[2:]
+    assert "--artifact" in argv and argv[argv.index("--artifact") + 1] == "runs/goals/banking77"
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr("sys.argv", ["cpu_goals.py", *argv])
+    with pytest.raises(Stop):
+        cpu_goals.main()
+    assert [c for c in ran if "compress" in c] == []
+    bench = ran[-1]
+    assert str(art.resolve()) in bench and bench[bench.index("--out") + 1].startswith(str(tmp_path / "runs"))
+    assert cpu_goals.RESULTS == tmp_path / "runs" / "benchmarks" and not (tmp_path / "published").exists()

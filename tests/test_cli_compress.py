@@ -201,3 +201,45 @@ def test_a_truncated_weights_file_is_refused_before_the_folder_is_claimed(tiny_c
     weights.write_bytes(whole)
     result = run(*args)
     assert result.exit_code == 0, result.output
+
+
+_HEAVY_PROBE = """
+import json, sys
+from edgebert.cli.main import main
+try:
+    main(sys.argv[1:])
+except SystemExit as exc:
+    code = exc.code
+print(json.dumps({"code": code, "heavy": sorted(m for m in ("torch", "transformers") if m in sys.modules)}))
+"""
+
+
+def _heavy_imports(*args, **env):
+    """Run ``edgebert ARGS`` in a fresh process; (exit code, stdout, stderr, heavy modules it imported)."""
+    import os
+    import subprocess
+    import sys
+
+    proc = subprocess.run([sys.executable, "-c", _HEAVY_PROBE, *args], capture_output=True, text=True,
+                          env={**os.environ, **env}, timeout=600)
+    report = json.loads(proc.stdout.strip().splitlines()[-1])
+    return report["code"], proc.stdout, proc.stderr, report["heavy"]
+
+
+def test_offline_hub_model_fails_before_heavy_imports(tmp_path):
+    """Offline, an uncached hub id is refused before torch / transformers are imported (they alone
+    took 20-30 s on a small machine before the check ran)."""
+    code, _, err, heavy = _heavy_imports("compress", "--model", "edgebert-tests/never-cached", "--out",
+                                         str(tmp_path / "o"), "--quiet", HF_HUB_OFFLINE="1")
+    assert code == 2, err
+    assert "not in the local Hugging Face cache and HF_HUB_OFFLINE is set" in err and "Traceback" not in err
+    assert heavy == []
+    assert not (tmp_path / "o").exists()
+
+
+def test_print_recipe_reads_the_model_config_without_heavy_imports():
+    code, out, err, heavy = _heavy_imports("compress", "--target", "mobile", "--print-recipe")
+    assert code in (0, None), err
+    distill = next(s for s in yaml.safe_load(out.rsplit("\n{", 1)[0])["stages"] if s["kind"] == "distill")
+    assert distill["learning_rate"] == 1e-4  # filled in for MiniLM from its config.json
+    assert heavy == []

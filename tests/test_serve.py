@@ -243,3 +243,22 @@ def test_serve_cli_errors(tiny_artifact_dir, tmp_path):
         busy = s.getsockname()[1]
         assert_clean_error(runner.invoke(main, ["serve", str(tiny_artifact_dir), "--port", str(busy)]),
                            f"Cannot listen on 127.0.0.1:{busy}")
+
+
+def test_serve_start_line_says_what_the_threshold_does(tiny_artifact_dir, monkeypatch):
+    """No 'threshold None': the start line says there is none and the command that sets one."""
+    import edgebert.runtime.serve as serve_mod
+
+    monkeypatch.setattr(serve_mod, "serve", lambda app, **kw: None)  # start-up only, no server
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = str(s.getsockname()[1])
+    runner = CliRunner()
+    r = runner.invoke(main, ["serve", str(tiny_artifact_dir), "--port", port])
+    assert r.exit_code == 0, r.output
+    assert "None" not in r.stderr
+    assert f"no confidence threshold, answers every text (to set one: edgebert calibrate {tiny_artifact_dir} " \
+           "--data DATA --write)" in r.stderr
+    r = runner.invoke(main, ["serve", str(tiny_artifact_dir), "--port", port, "--threshold", "0.5"])
+    assert r.exit_code == 0, r.output
+    assert "answers 'unknown' below confidence 0.5000" in r.stderr

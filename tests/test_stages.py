@@ -384,3 +384,50 @@ def test_quantize_tries_per_channel_before_keeping_layers_in_float(tmp_path, tin
     monkeypatch.setattr(q, "quantize_with_budget", lambda *a, **k: dict(fake(*a, **k), kept_fp32=[]))
     result = run_recipe(tmp_path, tiny_classifier_dir, tiny_sentiment_dir, stages)
     assert calls == [False] and result.manifest["stages"][-1]["metrics"]["weight_granularity_search"] is None
+
+
+def test_dynamic_int8_dev_accuracy_scores_each_text_alone(tmp_path, tiny_classifier_dir, tiny_sentiment_dir,
+                                                         monkeypatch):
+    """Dynamic int8 answers depend on the batch (activation scales per call): the quantize row's dev
+    accuracy is each dev text run alone, as the deployed model answers one request. Batched runs are made
+    to answer the other label here, so a figure from batches cannot pass for it."""
+    import numpy as np
+    import onnxruntime as ort
+
+    from edgebert.data import load_dataset
+    from edgebert.export.onnx import onnx_feeds
+    from edgebert.models import load_tokenizer
+
+    stages = [{"kind": "export-onnx", "fuse": False}]
+    run_recipe(tmp_path, tiny_classifier_dir, tiny_sentiment_dir, stages)  # exported with the real sessions
+    real = ort.InferenceSession
+
+    class BatchSensitive:
+        def __init__(self, *args, **kwargs):
+            self._s = real(*args, **kwargs)
+
+        def __getattr__(self, name):
+            return getattr(self._s, name)
+
+        def run(self, outputs, feeds, *args, **kwargs):
+            result = self._s.run(outputs, feeds, *args, **kwargs)
+            if next(iter(feeds.values())).shape[0] > 1:
+                result = [-r for r in result]  # the other label for every row of a batch
+            return result
+
+    monkeypatch.setattr(ort, "InferenceSession", BatchSensitive)
+    result = run_recipe(tmp_path, tiny_classifier_dir, tiny_sentiment_dir,
+                        stages + [{"kind": "quantize", "mode": "int8-dynamic", "max_accuracy_drop": 100.0}])
+    rec = result.manifest["stages"][-1]
+    monkeypatch.setattr(ort, "InferenceSession", real)
+    assert result.skipped == ["01-export-onnx"]
+
+    labels = json.loads((result.out / "labels.json").read_text())
+    labels = labels["labels"] if isinstance(labels, dict) else labels
+    dev = load_dataset(str(tiny_sentiment_dir)).with_labels(labels).split("dev")
+    tok = load_tokenizer(str(tiny_classifier_dir))
+    session = real(str(result.out / "model" / "model.onnx"), providers=["CPUExecutionProvider"])
+    names = [i.name for i in session.get_inputs()]
+    alone = [int(session.run(None, onnx_feeds(names, dict(tok([t], return_tensors="np"))))[0].argmax(-1)[0])
+             for t in dev.texts]
+    assert rec["metrics"]["dev_accuracy"] == pytest.approx(float(np.mean(np.array(alone) == np.array(dev.labels))))

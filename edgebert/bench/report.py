@@ -85,12 +85,21 @@ def _ms(v: float | None) -> str:
     return f"{v:.0f}" if v >= 100 else f"{v:.1f}" if v >= 10 else f"{v:.2f}" if v >= 1 else f"{v:.3f}"
 
 
+def _speedup(ratio: float | None) -> str:
+    """The reference's p50 over the variant's, as '18.2x' ('0.31x': slower). A variant many times faster
+    than the reference has a latency ratio near 0, which two decimals showed as '0.00'."""
+    if not ratio:
+        return "–"
+    v = 1.0 / ratio
+    return f"{v:.3g}x" if v < 1 else f"{v:.2f}x" if v < 10 else f"{v:.1f}x" if v < 100 else f"{v:.0f}x"
+
+
 def markdown_table(rows: Sequence[dict[str, Any]]) -> str:
     """The comparison table (one line per variant); failed / skipped rows say so and why below."""
     fixed = any(r.get("fixed_p50_ms") is not None for r in rows)
     seq = next((r["fixed_seq_len"] for r in rows if r.get("fixed_seq_len")), None)
     head = ["variant", "runtime", "precision", "accuracy", "macro-F1", "agreement",
-            "p50 ms [p10–p90]", "p90 ms", "p99 ms", "× ref p50"]
+            "p50 ms [p10–p90]", "p90 ms", "p99 ms", "speed-up vs ref"]
     if fixed:
         head.append(f"p50 ms @{seq} tok")
     head += ["throughput /s", "peak RSS MB", "size MB", "load s"]
@@ -106,7 +115,7 @@ def markdown_table(rows: Sequence[dict[str, Any]]) -> str:
             spread = f"{_ms(r['p50_ms'])} [{_ms(r.get('p10_ms'))}–{_ms(r.get('p90_ms'))}]"
         cells = [name, r.get("runtime") or "–", r.get("precision") or "–", _num(r.get("accuracy"), ".4f"),
                  _num(r.get("macro_f1"), ".4f"), _num(r.get("agreement"), ".3f"), spread,
-                 _ms(r.get("p90_ms")), _ms(r.get("p99_ms")), _num(r.get("ratio_vs_reference"), ".2f")]
+                 _ms(r.get("p90_ms")), _ms(r.get("p99_ms")), _speedup(r.get("ratio_vs_reference"))]
         if fixed:
             cells.append(_ms(r.get("fixed_p50_ms")))
         cells += [_num(r.get("throughput_mean"), ".1f"), _num(r.get("peak_rss_mb"), ".0f"),
@@ -258,7 +267,7 @@ def plot_pareto(points: Sequence[dict[str, Any]], path: str | os.PathLike, *, ti
     ax.set_xlim(lo / 1.8, hi * 1.8)
     ylo, yhi = min(ys), max(ys)
     pad = max(0.05 * (yhi - ylo), 0.02)
-    ax.set_ylim(ylo - 2 * pad, min(yhi + 2 * pad, 1.0 + 2 * pad))
+    ax.set_ylim(ylo - 2 * pad, min(yhi + 2 * pad, 1.0))  # no accuracy above 1.0 on the axis
 
     groups_front: dict[str, list[int]] = {}
     for i, p in enumerate(pts):
@@ -275,7 +284,7 @@ def plot_pareto(points: Sequence[dict[str, Any]], path: str | os.PathLike, *, ti
         ax.scatter(xs[i], ys[i], s=sizes[i], color=colors[str(p.get(color_by))],
                    marker=markers.get(str(p.get(marker_by)), "o") if marker_by else "o",
                    alpha=0.8, zorder=3, edgecolors="black" if i in front else "white",
-                   linewidths=1.5 if i in front else 0.8)
+                   linewidths=1.5 if i in front else 0.8, clip_on=False)  # a point at 1.0 shows whole
     fig.tight_layout()
     fig.canvas.draw()
     marker_px = [0.5 * (s ** 0.5) * fig.dpi / 72 for s in sizes]  # radius in pixels
@@ -342,7 +351,7 @@ def merge_reports(paths: Sequence[str | os.PathLike], out: str | os.PathLike | N
                         "split": res["data"]["split"], "reference": res.get("reference")})
     datasets = sorted({f"{r['data']['name']}/{r['data']['split']}" for r in results})
     lines = [f"# edgebert report: {len(results)} bench results, {len(devices)} devices", "",
-             f"Data: {', '.join(datasets)}. Latency in ms: p50 [p10–p90], batch 1; ratio vs each "
+             f"Data: {', '.join(datasets)}. Latency in ms: p50 [p10–p90], batch 1; speed-up vs each "
              "bench's own reference.", ""]
     if len(datasets) > 1:
         lines += ["**Warning:** the results come from different datasets / splits; accuracy is not "

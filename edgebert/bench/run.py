@@ -21,7 +21,8 @@ import numpy as np
 
 from edgebert.bench import protocol
 from edgebert.bench.baselines import BASELINE_NAMES
-from edgebert.bench.variants import Runner, VariantSpec, discover, encode_numpy, load_hf_tokenizer, open_runner
+from edgebert.bench.variants import (Runner, VariantSpec, discover, encode_numpy, finetuned_variant, is_artifact,
+                                     load_hf_tokenizer, open_runner)
 from edgebert.errors import ConfigError, DataError
 
 
@@ -217,6 +218,11 @@ def bench(paths: Sequence[str | os.PathLike], data: Any, *, split: str = "test",
         raise ConfigError("bench needs at least one model: a Hugging Face folder, an .onnx or .pt file, "
                           "or an artifact folder.")
     specs: list[VariantSpec] = [s for p in paths for s in discover(p)]
+    if baselines and not any(s.kind == "hf" and s.skip_reason is None for s in specs):
+        # Artifacts only: the baselines come from the fine-tuned model the first one was compressed from.
+        artifact = next((p for p in paths if is_artifact(Path(p).expanduser())), None)
+        if artifact is not None:
+            specs.insert(0, finetuned_variant(artifact))
     device = _resolve_device(device)
     threads = threads or protocol.default_threads()
 
@@ -251,8 +257,9 @@ def bench(paths: Sequence[str | os.PathLike], data: Any, *, split: str = "test",
     if baselines:
         source = next((s for s in specs if s.kind == "hf" and s.skip_reason is None), None)
         if source is None:
-            raise ConfigError("--baselines builds from a Hugging Face model folder, and none was given. "
-                              "Add the fine-tuned folder (e.g. the one written by 'edgebert finetune').")
+            raise ConfigError("--baselines builds from a Hugging Face model folder (or the fine-tuned model an "
+                              "artifact's manifest names), and none was given. Add the fine-tuned folder: "
+                              "edgebert bench FINETUNED_DIR MODEL_FILE --data DATA --baselines")
 
     _unique_names(specs)
     names = [s.name for s in specs] + (list(BASELINE_NAMES) if baselines else [])

@@ -100,7 +100,7 @@ def _is_hf_folder(d: Path) -> bool:
     return (d / "config.json").is_file() and any((d / w).is_file() for w in WEIGHT_FILES)
 
 
-def _is_artifact(d: Path) -> bool:
+def is_artifact(d: Path) -> bool:
     return (d / "manifest.json").is_file() and (d / "model").is_dir()
 
 
@@ -281,7 +281,7 @@ def discover(path: str | Path) -> list[VariantSpec]:
             return [_file_variant(p, "tensorrt", label_dir=p.parent, source=source, name=f"{p.parent.name}/{p.name}")]
         raise ConfigError(f"'{path}' is a {suffix or 'suffix-less'} file, which bench cannot run. "
                           f"bench accepts: {kinds_text()}.")
-    if _is_artifact(p):
+    if is_artifact(p):
         return _artifact_variants(p, source)
     if _is_hf_folder(p):
         return [_hf_variant(p, source=source, name=p.name)]
@@ -340,6 +340,34 @@ def _target_budgets(root: Path) -> dict[str, Any] | None:
             deployed.add((root / str(rel)).parent.resolve())
     return {"target": target.get("name"), "latency_ms": budgets.get("latency_ms"),
             "memory_mb": budgets.get("memory_mb"), "deployed": deployed}
+
+
+def finetuned_variant(artifact: str | Path) -> VariantSpec:
+    """The fine-tuned model an artifact was compressed from, as a PyTorch variant (``--baselines`` for an
+    artifact given alone). The manifest knows it: the stages' state names the fine-tuned folder before
+    any structural change (``teacher``: the finetune stage's output, or the input model when it already
+    had a trained head); a recipe that never set it started from the run's input model. ConfigError,
+    saying what to pass, when that folder is not there (any more)."""
+    from edgebert.stages.registry import Artifact
+
+    root = Path(artifact)
+    manifest = _read_json(root / "manifest.json")
+    stages = manifest.get("stages") if isinstance(manifest, dict) else None
+    states = [s["state"] for s in stages or [] if isinstance(s, dict) and isinstance(s.get("state"), dict)]
+    run = manifest.get("run") if isinstance(manifest, dict) and isinstance(manifest.get("run"), dict) else {}
+    recorded = (states[-1].get("teacher") if states else None) or run.get("model_source")
+    folder = Artifact(root=root, model=str(recorded)).path(str(recorded)) if recorded else None
+    if folder is None or not _is_hf_folder(folder):
+        where = f"its manifest names '{recorded}', which is not a model folder here" if recorded else \
+            "its manifest names no fine-tuned model"
+        raise ConfigError(
+            f"--baselines builds from the fine-tuned model '{artifact}' was compressed from, and {where}. "
+            f"Pass that fine-tuned folder too: edgebert bench FINETUNED_DIR {artifact} --data DATA --baselines")
+    spec = _hf_variant(folder, source=str(artifact), name="baseline/pytorch-fp32")
+    spec.role = "baseline"
+    spec.notes.append(f"baseline 1: PyTorch eager fp32 of the fine-tuned model {artifact} was compressed from "
+                      f"({folder}, from its manifest)")
+    return spec
 
 
 # -- tokenizers -------------------------------------------------------------------------------

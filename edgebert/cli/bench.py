@@ -12,8 +12,9 @@ from edgebert.cli.options import data_options, pop_data_options
 @data_options
 @click.option("--split", default="test", show_default=True, help="Split to benchmark: train, dev or test.")
 @click.option("--baselines", is_flag=True,
-              help="Add baselines built from the first Hugging Face folder: ONNX fp32 (edgebert export) "
-                   "and Optimum's dynamic int8 export.")
+              help="Add baselines built from the first Hugging Face folder (given artifacts only: the fine-tuned "
+                   "model the first one was compressed from, as its manifest records): PyTorch eager fp32, ONNX "
+                   "fp32 (edgebert export) and Optimum's dynamic int8 export.")
 @click.option("--out", "out", type=click.Path(file_okay=False), default=None,
               help="Output folder [default: bench-out/<timestamp>].")
 @click.option("--seq-len", type=click.IntRange(min=2), default=None,
@@ -50,7 +51,7 @@ def command(models, data, split, baselines, out, seq_len, batch, threads, rounds
 
     \b
     Example:
-      edgebert bench runs/minilm-intents --data intents --baselines
+      edgebert bench runs/compress/minilm-cpu --data intents --baselines --out runs/bench/intents
     """
     from edgebert.bench import bench
 
@@ -59,8 +60,15 @@ def command(models, data, split, baselines, out, seq_len, batch, threads, rounds
                    threads=threads, rounds=rounds, warmup=warmup, latency_samples=latency_samples,
                    reference=reference, max_length=max_length, device=device, memory=memory,
                    overwrite=overwrite, progress=not quiet, command=_command_line(), **data_kw)
+    variants = result.results["variants"]
+    if not any(v["status"] == "ok" for v in variants):
+        # A bench that measured nothing is a failed run, not a result: scripts and CI must see it.
+        why = "; ".join(f"{v['name']} {v['status']}: {_first_line(v['error'])}" for v in variants)
+        click.secho(f"Error: nothing was measured, every variant failed or was skipped ({why}). "
+                    f"Details: {result.out / 'bench.md'}; once fixed, re-run with --overwrite.", fg="red", err=True)
+        click.get_current_context().exit(2)
     click.echo(result.markdown)
-    failed = [v["name"] for v in result.results["variants"] if v["status"] == "failed"]
+    failed = [v["name"] for v in variants if v["status"] == "failed"]
     if failed:
         click.secho(f"{len(failed)} variant(s) failed: {', '.join(failed)} (reasons above and in bench.json).",
                     fg="yellow", err=True)
@@ -71,6 +79,13 @@ def command(models, data, split, baselines, out, seq_len, batch, threads, rounds
 for _param in command.params:
     if _param.name == "max_rows":
         _param.help = "Use at most N rows of the benchmarked split (stratified, seeded), for quick runs."
+
+
+def _first_line(text: str | None, limit: int = 160) -> str:
+    """The first line of a variant's error, shortened (the whole text is in bench.json)."""
+    lines = (text or "").strip().splitlines()
+    line = lines[0] if lines else "no reason recorded"
+    return line if len(line) <= limit else line[:limit - 3] + "..."
 
 
 def _command_line() -> str:

@@ -47,7 +47,7 @@ def command(ctx, artifact, data, precision, split, eval_split, write, out, as_js
 
     \b
     Example:
-      edgebert calibrate out/minilm-banking77 --data ../shared/data/banking77 --precision 0.95 --write
+      edgebert calibrate runs/compress/minilm-cpu --data intents --precision 0.95 --write
     """
     import json
 

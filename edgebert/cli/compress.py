@@ -49,6 +49,7 @@ def command(model, target, data, out, recipe, print_recipe, list_stages, seed, o
       edgebert compress --model albert-base-v2 --target jetson --data ../shared/data/banking77
       edgebert compress --target mobile --print-recipe
     """
+    import shlex
     import sys
 
     from edgebert import pipeline
@@ -67,7 +68,8 @@ def command(model, target, data, out, recipe, print_recipe, list_stages, seed, o
 
         resolved_for = None
         try:
-            the_plan, resolved_for = the_plan.for_model(models.load_config(model)), model
+            # config.json alone decides the defaults: no transformers import (seconds, not half a minute)
+            the_plan, resolved_for = the_plan.for_model(models.read_config(model)), model
         except (ModelNotFoundError, ModelLoadError) as exc:
             click.echo(f"Note: distillation's learning rates are left unset below (compress fills them in "
                        f"per model family): {exc}", err=True)
@@ -92,4 +94,7 @@ def command(model, target, data, out, recipe, print_recipe, list_stages, seed, o
         click.echo(f"TensorRT: {deploy['engine']}")
     for warning in pipeline.budget_warnings(result.manifest):
         click.echo(f"Warning: {warning}.", err=True)
-    click.echo(f"Next: edgebert bench {result.out} --data {data}")
+    # The same data options (bench's --max-rows caps its split instead: left out), so the hint runs as printed.
+    same_data = [a for k, v in data_kw.items() if k != "max_rows" for a in ("--" + k.replace("_", "-"), str(v))]
+    click.echo("Next: " + shlex.join(["edgebert", "bench", str(result.out), "--data", str(data), *same_data,
+                                      "--baselines"]))

@@ -28,8 +28,8 @@ def command(artifact, texts, input_file, text_column, as_json, threads, threshol
 
     \b
     Examples:
-      edgebert predict out/minilm-banking77 "I lost my card" "How do I top up?"
-      edgebert predict out/minilm-banking77 --input messages.csv --json
+      edgebert predict runs/compress/minilm-cpu "I lost my card" "How do I top up?"
+      edgebert predict runs/compress/minilm-cpu --input messages.csv --json
 
     Prints one row per text: label, probability of that label, text. Where a threshold is set
     (--threshold, or the manifest's, see 'edgebert calibrate') texts below it get the unknown label.

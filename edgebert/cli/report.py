@@ -14,11 +14,12 @@ def command(results, out):
     (host name + CPU / GPU).
 
     Each RESULTS is a bench.json or a folder written by 'edgebert bench'. Writes report.md,
-    report.json and pareto.png to --out.
+    report.json and pareto.png to --out. In the example, runs/bench/intents-jetson is the --out of
+    the same bench command run on a Jetson, copied here.
 
     \b
     Example:
-      edgebert report bench-out/laptop bench-out/jetson-orin --out report-out/intents
+      edgebert report runs/bench/intents runs/bench/intents-jetson --out runs/report/intents
     """
     from edgebert.bench import merge_reports
 

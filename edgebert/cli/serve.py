@@ -36,7 +36,7 @@ def command(artifact, host, port, max_batch, max_body_bytes, log_level, threads,
 
     \b
     Example:
-      edgebert serve out/minilm-banking77 --port 8080 &
+      edgebert serve runs/compress/minilm-cpu --port 8080 &
       curl -s localhost:8080/predict -d '{"text": "I lost my card"}'
     """
     from edgebert.runtime.serve import create_app, serve
@@ -48,9 +48,13 @@ def command(artifact, host, port, max_batch, max_body_bytes, log_level, threads,
     if host not in _LOOPBACK:
         click.secho(f"Note: listening on {host}: anyone who can reach this machine can query the model "
                     "(no authentication).", err=True, fg="yellow")
+    if clf.threshold:
+        threshold = f"answers '{clf.unknown_label}' below confidence {clf.threshold:.4f}"
+    else:
+        threshold = (f"no confidence threshold, answers every text (to set one: edgebert calibrate {artifact} "
+                     "--data DATA --write)")
     click.echo(f"Serving {artifact} ({len(clf.labels)} labels, {clf.format}, max length {clf.max_length}, "
-               f"threshold {clf.threshold}) on http://{host}:{port}  (POST /predict, GET /health, GET /labels)",
-               err=True)
+               f"{threshold}) on http://{host}:{port}  (POST /predict, GET /health, GET /labels)", err=True)
     serve(app, host=host, port=port, log_level=log_level)
 
 

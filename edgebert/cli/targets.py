@@ -11,7 +11,7 @@ def command(ctx):
     """List the target profiles (targets/*.yaml), one line each; 'show NAME' prints one.
 
     A profile states the device class, runtime, precision, execution providers, input shapes,
-    budgets and default recipe. Pass a profile name or a .yaml path to 'edgebert compress --target'.
+    budgets and default recipe. Pass a profile name or a .yaml path to 'edgebert compress --target NAME'.
     """
     if ctx.invoked_subcommand is not None:
         return

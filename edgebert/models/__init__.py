@@ -126,6 +126,33 @@ def offline_alternatives() -> str:
     return f"Offline alternatives: a local model folder, or an alias: {listed}. See: edgebert models"
 
 
+def _in_cache(hub_id: str) -> bool:
+    """True when the hub id's config.json is in the local Hugging Face cache (huggingface_hub only)."""
+    try:
+        from huggingface_hub import try_to_load_from_cache
+
+        return isinstance(try_to_load_from_cache(hub_id, "config.json"), str)
+    except Exception:  # an id huggingface_hub rejects is not cached either
+        return False
+
+
+def _check_hub(resolved: Resolved) -> None:
+    """Fail at once for a hub id that is neither cached nor reachable: before transformers is imported,
+    which alone takes 10-30 s on a small machine."""
+    if resolved.kind != "hub" or _in_cache(resolved.path):
+        return
+    from edgebert.data import hub
+
+    why = hub.hub_unavailable_reason()
+    if why is not None:
+        raise _not_cached(resolved.path, why)
+
+
+def _not_cached(hub_id: str, why: str) -> ModelNotFoundError:
+    return ModelNotFoundError(f"Model '{hub_id}' is not in the local Hugging Face cache and {why}. "
+                              f"{offline_alternatives()}")
+
+
 def _hub_fetch(hub_id: str, loader: Callable[..., Any], **kwargs):
     """Load from the local HF cache first; go online only when the hub is reachable."""
     from edgebert.data import hub
@@ -136,9 +163,7 @@ def _hub_fetch(hub_id: str, loader: Callable[..., Any], **kwargs):
         pass  # not cached (or only partly): fall through to the network
     why = hub.hub_unavailable_reason()
     if why is not None:
-        raise ModelNotFoundError(
-            f"Model '{hub_id}' is not in the local Hugging Face cache and {why}. {offline_alternatives()}"
-        )
+        raise _not_cached(hub_id, why)
     try:
         return loader(hub_id, **kwargs)
     except OSError as exc:
@@ -187,16 +212,46 @@ class LoadedModel:
 
 def load_config(ref: str | os.PathLike):
     """The transformers config of a model reference."""
+    resolved = resolve(ref)
+    _check_hub(resolved)
     from transformers import AutoConfig
 
-    return _from(resolve(ref), AutoConfig.from_pretrained)
+    return _from(resolved, AutoConfig.from_pretrained)
+
+
+def read_config(ref: str | os.PathLike) -> Any:
+    """The fields of a model's config.json as attributes, read without importing transformers (quick
+    look-ups such as ``compress --print-recipe``; :func:`load_config` gives the full config object).
+    A hub id that is not cached is fetched through :func:`load_config`."""
+    from types import SimpleNamespace
+
+    resolved = resolve(ref)
+    _check_hub(resolved)
+    if resolved.kind == "hub":
+        from huggingface_hub import try_to_load_from_cache
+
+        cached = try_to_load_from_cache(resolved.path, "config.json")
+        if not isinstance(cached, str):
+            return load_config(ref)
+        path = Path(cached)
+    else:
+        path = Path(resolved.path) / "config.json"
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise ModelLoadError(f"Could not read {path}: {exc}") from exc
+    if not isinstance(data, dict):
+        raise ModelLoadError(f"{path} does not hold a JSON object, so it is no model config.")
+    return SimpleNamespace(**data)
 
 
 def load_tokenizer(ref: str | os.PathLike):
     """The (fast) tokenizer of a model reference."""
+    resolved = resolve(ref)
+    _check_hub(resolved)
     from transformers import AutoTokenizer
 
-    return _from(resolve(ref), AutoTokenizer.from_pretrained)
+    return _from(resolved, AutoTokenizer.from_pretrained)
 
 
 def load(ref: str | os.PathLike, *, label_names: list[str] | None = None) -> LoadedModel:
@@ -206,10 +261,11 @@ def load(ref: str | os.PathLike, *, label_names: list[str] | None = None) -> Loa
     it is kept; otherwise a new head of ``len(label_names)`` outputs is initialised (``new_head``).
     Without: the checkpoint must already be a classifier (its labels are used).
     """
+    resolved = resolve(ref)
+    _check_hub(resolved)
+    check_weights(ref)
     from transformers import AutoConfig, AutoModelForSequenceClassification, AutoTokenizer
 
-    resolved = resolve(ref)
-    check_weights(ref)
     config = _from(resolved, AutoConfig.from_pretrained)
     spec = get_spec(config)
     trained = model_labels(config)

@@ -68,7 +68,7 @@ DEPLOYABLE_SUFFIXES = ONNX_SUFFIXES + TORCHSCRIPT_SUFFIXES + TENSORRT_SUFFIXES
 #: model inputs the runtime knows how to fill from a tokenizer's output
 KNOWN_INPUTS = ("input_ids", "attention_mask", "token_type_ids")
 
-_HOW_TO_BUILD = "Build an artifact with: edgebert compress MODEL --target cpu --out ARTIFACT"
+_HOW_TO_BUILD = "Build an artifact with: edgebert compress --model MODEL --data DATA --out ARTIFACT"
 
 
 @dataclass(frozen=True)

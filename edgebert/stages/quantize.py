@@ -60,7 +60,11 @@ def quantize(art: Artifact, cfg: QuantizeStageConfig, ctx: RunContext) -> StageR
         names = [i.name for i in onnx.load(str(src), load_external_data=False).graph.input]
         feeds = calibration_feeds(tokenizer, data.split("train").texts, names, samples=cfg.calibration_samples,
                                   seed=ctx.seed, max_length=cfg.max_length)
-    eval_fn = onnx_accuracy_fn(tokenizer, dev.texts, dev.labels, max_length=cfg.max_length)
+    # Dynamic int8 sets a call's activation scales from the whole batch, so a text's answer depends on the
+    # texts batched with it: score each text alone, as a device answering one request runs it (batches of
+    # 32 showed 1.0000 dev accuracy beside 0.967 agreement on the mobile target's batch-1 runs).
+    alone = {"batch_size": 1} if cfg.mode == "int8-dynamic" else {}
+    eval_fn = onnx_accuracy_fn(tokenizer, dev.texts, dev.labels, max_length=cfg.max_length, **alone)
     budget = _stage_budget(cfg.max_accuracy_drop, ctx.accuracy_budget_left)
     if budget != cfg.max_accuracy_drop:
         ctx.log(f"quantize: {budget:.2f} points of the target's accuracy budget are left after the earlier stages; "
