@@ -204,14 +204,15 @@ def _share_as_umask(folder: Path) -> None:
     """Give what a library wrote owner-only the permissions the umask gives any new file or folder
     (0644 / 0755 under umask 022): safetensors 0.8 writes 0600 files, whatever the umask, and an
     artifact built in a container must be readable by the host user. Modes with group or other bits
-    were chosen by their writer and are kept."""
+    were chosen by their writer and are kept, and so are those of hard-linked files (shared with
+    another path, maybe one that is not ours)."""
     mask = umask()
     for root, dirs, files in os.walk(folder):
         for name in dirs + files:
             path = os.path.join(root, name)
             st = os.lstat(path)
             mode = stat.S_IMODE(st.st_mode)
-            if stat.S_ISLNK(st.st_mode) or mode & 0o077:
+            if stat.S_ISLNK(st.st_mode) or mode & 0o077 or (stat.S_ISREG(st.st_mode) and st.st_nlink > 1):
                 continue
             owner = mode & 0o700
             os.chmod(path, (owner | owner >> 3 | owner >> 6) & ~mask)

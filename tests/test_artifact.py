@@ -43,8 +43,8 @@ def test_outputs_follow_the_umask(tmp_path, umask, mask, file_mode, dir_mode):
 
 def test_files_a_library_wrote_owner_only_follow_the_umask(tmp_path, umask):
     """safetensors 0.8 writes 0600 files whatever the umask; what a writer chose with group bits is kept."""
-    from safetensors.numpy import save_file
     import numpy as np
+    from safetensors.numpy import save_file
 
     umask(0o022)
     with staged_dir(tmp_path / "out") as stage:
