@@ -38,7 +38,7 @@ def build_artifact(model_dir: str | Path, out: str | Path, *, fmt: str = "onnx",
     """
     from edgebert.artifact import now_iso, write_json
     from edgebert.export import export_onnx, validate_onnx
-    from edgebert.models import load
+    from edgebert.models import load, max_tokens
 
     if fmt not in FORMATS:
         raise ValueError(f"fmt must be one of {FORMATS}, got {fmt!r}")
@@ -81,6 +81,7 @@ def build_artifact(model_dir: str | Path, out: str | Path, *, fmt: str = "onnx",
         manifest["deploy"] = {
             "format": {"onnx": "onnx", "ort": "ort", "torchscript": "torchscript"}[fmt],
             "model": str(model_path.relative_to(stage)), "max_length": max_length,
+            "model_max_length": max_tokens(loaded.model.config),
             "input_names": list(loaded.spec.input_names), "threshold": threshold, "unknown_label": "unknown",
         }
     write_json(stage / "manifest.json", manifest)

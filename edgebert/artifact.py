@@ -9,17 +9,19 @@ from __future__ import annotations
 
 import contextlib
 import datetime as _dt
+import errno
 import hashlib
 import json
 import os
 import platform
 import shutil
 import socket
+import stat
 import tempfile
 from pathlib import Path
 from typing import Any, Iterator
 
-from edgebert.errors import OutputExistsError
+from edgebert.errors import DiskFullError, OutputExistsError, OutputNotWritableError
 
 MANIFEST_SCHEMA_VERSION = 1
 
@@ -112,17 +114,31 @@ def now_iso() -> str:
 
 
 def write_text(path: str | os.PathLike, text: str) -> None:
-    """Write UTF-8 text atomically (temp file + rename): readers see the old file or the new one."""
+    """Write UTF-8 text atomically (temp file + rename): readers see the old file or the new one.
+
+    The file keeps the mode of the one it replaces, else gets the umask's (0644 under umask 022), as
+    ``open`` would give it: mkstemp's temp files are owner-only. A full disk raises DiskFullError.
+    """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        mode = stat.S_IMODE(path.stat().st_mode)
+    except OSError:
+        mode = 0o666 & ~umask()
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    except OSError as exc:
+        raise _output_error(exc, path.parent) from exc
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as f:
             f.write(text)
+        os.chmod(tmp, mode)
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as exc:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
+        if is_disk_full(exc, path.parent):
+            raise disk_full_error(path, written=len(text.encode("utf-8"))) from exc
         raise
 
 
@@ -146,6 +162,7 @@ def check_output_dir(out: str | os.PathLike, *, overwrite: bool = False, kind: s
             )
         if kind is not None and manifest_kind(out) != kind:
             raise OutputExistsError(not_ours_message(out, f"{kind} output"))
+    check_writable(out, replaced=kind is not None)
     return out
 
 
@@ -165,19 +182,30 @@ def not_ours_message(out: Path, what: str) -> str:
 
 
 @contextlib.contextmanager
-def staged_dir(out: str | os.PathLike) -> Iterator[Path]:
+def staged_dir(out: str | os.PathLike, *, needs_bytes: int | None = None) -> Iterator[Path]:
     """Yield a staging folder beside ``out``; on success it replaces ``out`` in one rename.
 
-    On any exception the staging folder is removed and ``out`` is left as it was.
+    On any exception the staging folder is removed and ``out`` is left as it was; a full disk is
+    reported as DiskFullError naming ``out`` and the space it needs (``needs_bytes``: an estimate
+    of what ``out`` will hold, where the caller knows one).
     """
     out = Path(out).resolve()
-    out.parent.mkdir(parents=True, exist_ok=True)
-    stage = Path(tempfile.mkdtemp(prefix=f".{out.name}.partial-", dir=out.parent))
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        stage = Path(tempfile.mkdtemp(prefix=f".{out.name}.partial-", dir=out.parent))
+        os.chmod(stage, 0o777 & ~umask())  # mkdtemp's folders are owner-only; the result is an ordinary folder
+    except OSError as exc:
+        raise _output_error(exc, out.parent) from exc
     try:
         yield stage
-    except BaseException:
+    except BaseException as exc:
+        full = is_disk_full(exc, stage)
+        written = tree_bytes(stage) + (exc.written if isinstance(exc, DiskFullError) else 0)
         shutil.rmtree(stage, ignore_errors=True)
+        if full:  # named after this folder (an inner one may be a staging folder the user never sees)
+            raise disk_full_error(out, written=written, needs=needs_bytes) from exc
         raise
+    _share_as_umask(stage)
     old = None
     if out.exists():
         old = out.with_name(f".{out.name}.old-{os.getpid()}")
@@ -185,3 +213,137 @@ def staged_dir(out: str | os.PathLike) -> Iterator[Path]:
     os.replace(stage, out)
     if old is not None:
         shutil.rmtree(old, ignore_errors=True)
+
+
+def _share_as_umask(folder: Path) -> None:
+    """Give what a library wrote owner-only the permissions the umask gives any new file or folder
+    (0644 / 0755 under umask 022): safetensors 0.8 writes 0600 files, whatever the umask, and an
+    artifact built in a container must be readable by the host user. Modes with group or other bits
+    were chosen by their writer and are kept, and so are those of hard-linked files (shared with
+    another path, maybe one that is not ours)."""
+    mask = umask()
+    for root, dirs, files in os.walk(folder):
+        for name in dirs + files:
+            path = os.path.join(root, name)
+            st = os.lstat(path)
+            mode = stat.S_IMODE(st.st_mode)
+            if stat.S_ISLNK(st.st_mode) or mode & 0o077 or (stat.S_ISREG(st.st_mode) and st.st_nlink > 1):
+                continue
+            owner = mode & 0o700
+            os.chmod(path, (owner | owner >> 3 | owner >> 6) & ~mask)
+
+
+def umask() -> int:
+    """The process's umask, read without changing it where Linux reports it (/proc), else set and restored."""
+    try:
+        for line in Path("/proc/self/status").read_text(encoding="ascii").splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def check_writable(path: str | os.PathLike, *, replaced: bool = False, option: str = "--out",
+                   hint: str | None = None) -> None:
+    """Refuse, before any work, an output that cannot be written.
+
+    ``path`` is a folder to be created (with missing parents) and written into, or a file to be
+    written; with ``replaced`` it is replaced as a whole by a rename (:func:`staged_dir`), so its
+    parent is what gets written. The nearest existing folder on the way must be writable.
+    ``option`` is the command-line option that chose ``path``; ``hint`` replaces the message's
+    "Choose another OPTION ..." where choosing another path is not the way out.
+    """
+    p = Path(path).expanduser().absolute()
+    probe = p.parent if replaced else p
+    while not os.path.lexists(probe) and probe != probe.parent:
+        probe = probe.parent
+    if not probe.is_dir():
+        if probe == p:
+            return  # the output itself is a file: the caller reports that (or overwrites a file it may)
+        raise OutputNotWritableError(f"Cannot create '{path}': '{probe}' is a file, not a folder. "
+                                     f"{hint or f'Choose another {option}.'}")
+    if not os.access(probe, os.W_OK | os.X_OK, effective_ids=os.access in os.supports_effective_ids):
+        raise OutputNotWritableError(_not_writable_message(path, probe, option, hint))
+
+
+def _not_writable_message(path: str | os.PathLike, folder: Path, option: str, hint: str | None = None) -> str:
+    where = f"'{folder}'" if Path(path).absolute() == folder else f"'{folder}' (where '{path}' goes)"
+    return (f"Cannot write to {where}: permission denied or a read-only file system. "
+            + (hint or f"Choose another {option} in a folder you can write to."))
+
+
+def _output_error(exc: OSError, folder: Path, option: str = "--out") -> Exception:
+    """A typed error for an OSError raised while creating an output (the OSError itself where none fits)."""
+    if isinstance(exc, PermissionError) or exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+        return OutputNotWritableError(_not_writable_message(folder, Path(folder).absolute(), option))
+    if is_disk_full(exc, folder):
+        return disk_full_error(folder, written=0)
+    return exc
+
+
+_DISK_FULL_ERRNOS = {errno.ENOSPC, errno.EDQUOT}
+# What libraries say when the disk fills, where they raise their own exception types: safetensors
+# (SafetensorError "...No space left on device..." / "StorageFull"), onnx and torch pass strerror on.
+_DISK_FULL_TEXTS = ("No space left on device", "Disk quota exceeded", "StorageFull")
+
+
+def is_disk_full(exc: BaseException, folder: str | os.PathLike | None = None) -> bool:
+    """Whether ``exc`` (or an exception it was raised from) means the disk or the quota is full.
+
+    torch's writers report only "file write failed" (the C++ error has no errno): that counts when
+    ``folder``'s disk has less than 1 MiB free.
+    """
+    seen: set[int] = set()
+    e: BaseException | None = exc
+    while e is not None and id(e) not in seen:
+        seen.add(id(e))
+        if isinstance(e, DiskFullError):
+            return True
+        if isinstance(e, OSError) and e.errno in _DISK_FULL_ERRNOS:
+            return True
+        text = str(e)
+        if any(t in text for t in _DISK_FULL_TEXTS):
+            return True
+        if folder is not None and "write failed" in text and _free_bytes(folder) < 2**20:
+            return True
+        e = e.__cause__ or e.__context__
+    return False
+
+
+def tree_bytes(folder: str | os.PathLike) -> int:
+    """Bytes of the files under ``folder`` (0 where it is gone)."""
+    total = 0
+    for root, _, files in os.walk(folder):
+        for name in files:
+            with contextlib.suppress(OSError):
+                total += os.lstat(os.path.join(root, name)).st_size
+    return total
+
+
+def _free_bytes(path: str | os.PathLike) -> int:
+    p = Path(path).absolute()
+    while not p.exists() and p != p.parent:
+        p = p.parent
+    try:
+        return shutil.disk_usage(p).free
+    except OSError:
+        return 0
+
+
+def _mib(n: int) -> str:
+    return f"{n / 2**20:.1f} MiB"
+
+
+def disk_full_error(out: str | os.PathLike, *, written: int, needs: int | None = None) -> DiskFullError:
+    """DiskFullError naming ``out``, what was written before the disk filled (removed again) and what is free."""
+    free = _free_bytes(out)
+    need = f"more than {_mib(written)}" if written else "more space"
+    if needs and needs > written:
+        need = f"about {_mib(needs)}"
+    return DiskFullError(
+        f"No space left on the device while writing '{out}': it needs {need}, and {_mib(free)} is free there "
+        "now (what was written was removed; nothing half-written is left). Free some space or choose an --out "
+        "on a larger disk, then run the same command again.", written=written)

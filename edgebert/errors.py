@@ -78,6 +78,21 @@ class OutputExistsError(EdgebertError):
     """An output folder that already holds another run's files."""
 
 
+class OutputNotWritableError(EdgebertError):
+    """An output folder or file that cannot be written (read-only folder or file system, not a folder)."""
+
+
+class DiskFullError(EdgebertError):
+    """The disk (or the user's quota) filled up while an output was written; nothing half-written is kept.
+
+    ``written``: bytes written (and removed again) before the disk filled, a lower bound of the space needed.
+    """
+
+    def __init__(self, message: str, *, written: int = 0):
+        self.written = written
+        super().__init__(message)
+
+
 class TrainingError(EdgebertError):
     """Training cannot proceed (e.g. loss became NaN, nothing trainable)."""
 

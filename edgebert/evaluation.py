@@ -56,10 +56,13 @@ def evaluate(model: str | os.PathLike, data: str | os.PathLike | Dataset, *, spl
     dataset's. With ``out``, the metrics are also written there as JSON.
     """
     from edgebert import models
-    from edgebert.artifact import write_json
+    from edgebert.artifact import check_writable, write_json
 
+    if out is not None:
+        check_writable(out, replaced=True)  # write_json renames a temp file into place: the folder is written
     ds = data if isinstance(data, Dataset) else load_dataset(data, **data_options)
     loaded = models.load(model)
+    models.check_max_length(max_length, loaded.model.config, "max_length (--max-length)", model=str(model))
     ds = ds.with_labels(loaded.label_names)
     if split not in ds.splits:
         raise DataError(f"Dataset {ds.name} has no '{split}' split. Available: {', '.join(ds.splits)}.")

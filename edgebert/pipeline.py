@@ -314,21 +314,24 @@ def compress(model: str = DEFAULT_MODEL, target: str = DEFAULT_TARGET, *, data: 
     """
     from edgebert import cache as stage_cache
     from edgebert import models
-    from edgebert.artifact import (host_info, library_versions, now_iso, output_versions, sha256_tree, staged_dir,
-                                   write_json, write_text)
+    from edgebert.artifact import (check_writable, host_info, library_versions, now_iso, output_versions, sha256_tree,
+                                   staged_dir, write_json, write_text)
     from edgebert.data import Dataset, load_dataset
     from edgebert.models.specs import get_spec
-    from edgebert.stages.registry import Artifact, RunContext, check_model, get_stage
+    from edgebert.stages.registry import Artifact, RunContext, check_model, check_token_limits, get_stage
 
     say = log or (lambda msg: None)
     the_plan = plan(target, recipe)
     out = Path(out) if out is not None else default_out(model, the_plan.target.name)
+    check_writable(out)  # a read-only place fails now, not when the first stage has run
     config = models.load_config(model)
     get_spec(config)  # UnsupportedArchitectureError before any work
     models.check_weights(model)  # a truncated weights file is reported before the output folder is claimed
     the_plan = the_plan.for_model(config)
     check_model(the_plan.stages, config, f"recipe '{the_plan.recipe}'")  # e.g. fusion of a RoBERTa, too many layers
+    check_token_limits(the_plan.stages, the_plan.target, config, f"recipe '{the_plan.recipe}'")
     dataset = data if isinstance(data, Dataset) else load_dataset(data, **data_options)
+    dataset.check_trainable()  # one label: nothing for finetune (or distillation) to learn
     trained = models.model_labels(config)
     has_head = trained is not None and set(trained) == set(dataset.label_names)
     if not has_head and not any(s.kind == "finetune" for s in the_plan.stages):
@@ -506,6 +509,7 @@ def _assemble(root: Path, art, manifest: dict[str, Any], the_plan: Plan, previou
         "model": f"model/{primary}", "files": sorted(f"model/{n}" for n in art.deploy),
         "tokenizer": "tokenizer/", "labels": "labels.json",
         "providers": target.providers, "threads": target.threads, "max_length": target.shapes.max_length,
+        "model_max_length": models.max_tokens(models.load_config(ref)),  # what --max-length may go up to
         "input_names": _input_names(root / "model", primary),
         "threshold": old_deploy.get("threshold"), "unknown_label": old_deploy.get("unknown_label", "unknown"),
     }

@@ -232,3 +232,31 @@ CLI_WITHOUT_TORCH = (
 def tiny_artifact_dir(tmp_path_factory, tiny_classifier_dir) -> Path:
     """The tiny BERT sentiment classifier as a runtime artifact: fp32 ONNX, deploy block, max 128 tokens."""
     return build_runtime_artifact(tiny_classifier_dir, tmp_path_factory.mktemp("tiny-artifact") / "art")
+
+
+def make_read_only(folder: Path, monkeypatch) -> Path:
+    """Make ``folder`` one nobody can write into (mode 0555). root writes anyway, so when the tests run
+    as root os.access, which edgebert asks before writing, also answers "no" for it. Undo with
+    ``folder.chmod(0o755)`` (pytest cannot remove its tmp_path otherwise)."""
+    import os
+
+    folder.chmod(0o555)
+    if os.geteuid() == 0:
+        real = os.access
+
+        def access(path, mode, *args, **kwargs):
+            if mode & os.W_OK and Path(path).absolute().is_relative_to(folder):
+                return False
+            return real(path, mode, *args, **kwargs)
+
+        monkeypatch.setattr(os, "access", access)
+    return folder
+
+
+@pytest.fixture()
+def read_only_dir(tmp_path, monkeypatch) -> Path:
+    """An empty folder nobody can write into (see make_read_only)."""
+    d = tmp_path / "read-only"
+    d.mkdir()
+    yield make_read_only(d, monkeypatch)
+    d.chmod(0o755)

@@ -126,6 +126,16 @@ def test_report_merges_devices(bench_run, tmp_path):
     assert_clean_error(bad, "neither a bench.json")
 
 
+def test_unwritable_out_is_refused_before_any_timing(classifier, bench_run, tiny_sentiment_dir, read_only_dir):
+    clf, _ = classifier
+    res = run("bench", clf, "--data", tiny_sentiment_dir, "--out", read_only_dir / "b", *QUICK)
+    assert_clean_error(res, f"Cannot write to '{read_only_dir}'", "Choose another --out")
+    _, out = bench_run
+    res = run("report", out, "--out", read_only_dir / "r")
+    assert_clean_error(res, f"Cannot write to '{read_only_dir}'", "Choose another --out")
+    assert list(read_only_dir.iterdir()) == []
+
+
 def test_memory_is_measured_per_variant_in_fresh_processes(classifier):
     """A 300 MB buffer allocated in one variant's worker shows in its peak RSS only."""
     from edgebert.bench import protocol

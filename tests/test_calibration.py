@@ -170,6 +170,26 @@ def test_calibrate_cli_errors(artifact, tmp_path):
                        "--precision")
 
 
+def test_calibrate_refuses_outputs_it_cannot_write_before_scoring(artifact, tiny_sentiment_dir, read_only_dir,
+                                                                  monkeypatch):
+    from conftest import make_read_only
+
+    import edgebert.runtime.calibration as calibration
+
+    monkeypatch.setattr(calibration, "calibrate", lambda *a, **k: pytest.fail("scored before checking"))
+    runner = CliRunner()
+    res = runner.invoke(main, ["calibrate", str(artifact), "--data", str(tiny_sentiment_dir),
+                               "--out", str(read_only_dir / "cal.json")])
+    assert_clean_error(res, f"Cannot write to '{read_only_dir}'", "Choose another --out")
+    make_read_only(artifact, monkeypatch)
+    try:
+        res = runner.invoke(main, ["calibrate", str(artifact), "--data", str(tiny_sentiment_dir), "--write"])
+    finally:
+        artifact.chmod(0o755)
+    assert_clean_error(res, f"Cannot write to '{artifact}'", f"cp -r {artifact} COPY", "drop --write")
+    assert res.exit_code == 2 and res.output.count("\n") == 1
+
+
 def test_calibrate_cli_runs_with_torch_and_transformers_blocked(artifact, tiny_sentiment_dir):
     proc = subprocess.run([sys.executable, "-c", CLI_WITHOUT_TORCH, "calibrate", str(artifact),
                            "--data", str(tiny_sentiment_dir), "--json"],

@@ -82,6 +82,19 @@ def test_bad_inputs_give_clear_messages(tiny_bert_dir, tiny_sentiment_dir, tmp_p
         assert not (tmp_path / p).exists()
 
 
+def test_unwritable_outputs_are_one_line_errors_before_any_work(tiny_bert_dir, tiny_sentiment_dir, read_only_dir,
+                                                                 monkeypatch):
+    import edgebert.evaluation
+
+    r = run("finetune", "--model", tiny_bert_dir, "--data", tiny_sentiment_dir, "--out", read_only_dir / "m")
+    assert_clean_error(r, f"Cannot write to '{read_only_dir}'", "Choose another --out")
+    assert r.exit_code == 2 and r.output.count("\n") == 1
+    monkeypatch.setattr(edgebert.evaluation, "score", lambda *a, **k: pytest.fail("scored before checking"))
+    r = run("eval", "--model", tiny_bert_dir, "--data", tiny_sentiment_dir, "--out", read_only_dir / "e.json")
+    assert_clean_error(r, f"Cannot write to '{read_only_dir}'")
+    assert list(read_only_dir.iterdir()) == []
+
+
 def test_eval_rejects_labels_the_model_lacks(tiny_bert_dir, tiny_sentiment_dir, tmp_path):
     out = tmp_path / "m"
     assert run("finetune", "--model", tiny_bert_dir, "--data", tiny_sentiment_dir, "--out", out,

@@ -508,6 +508,15 @@ def test_with_labels_mismatch():
     assert "'neg'" in msg and "'pos'" in msg and "'LABEL_0'" in msg and "'LABEL_1'" in msg
 
 
+def test_a_train_split_with_one_label_is_not_trainable(tmp_path):
+    f = write(tmp_path / "train.csv", "text,label\n" + "".join(f"row {i},pos\n" for i in range(6)))
+    ds = load_dataset(f, dev=write(tmp_path / "dev.csv", "text,label\nx,pos\n"))  # loading is fine (eval, bench)
+    with pytest.raises(DataError, match=rf"{f}: every one of the 6 training rows has the label 'pos': a classifier "
+                                        r"needs at least two labels.*--label-column \(now 'label'\)"):
+        ds.check_trainable()
+    _tiny_dataset().check_trainable()  # two labels
+
+
 # --------------------------------------------------------------------------------------------
 # batching
 

@@ -224,3 +224,77 @@ def test_adamw_uses_the_fused_kernel_on_cpu_and_matches_the_default():
     assert not torch.equal(results[0][0], weights[0])  # the step moved the weights
     for a, b in zip(*results):
         torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
+
+
+# -- refused before any training: one label, a token cap above the model's, an unwritable --out -------
+
+@pytest.fixture()
+def no_training(monkeypatch):
+    """Training must not start: accelerate's Accelerator (created just before the loop) fails the test."""
+    import accelerate
+
+    monkeypatch.setattr(accelerate, "Accelerator", lambda *a, **k: pytest.fail("training started"))
+
+
+def test_a_train_file_with_one_label_is_refused(tiny_bert_dir, tmp_path, no_training):
+    from conftest import POSITIVE
+
+    from edgebert.errors import DataError
+
+    train = tmp_path / "train.csv"
+    train.write_text("text,label\n" + "".join(f"{t},positive\n" for t in POSITIVE * 2))
+    with pytest.raises(DataError, match=rf"{train}: every one of the \d+ training rows has the label 'positive'"):
+        finetune(str(tiny_bert_dir), str(train), out=tmp_path / "out", progress=False)
+    assert not (tmp_path / "out").exists()
+
+
+def test_max_length_above_the_position_table_is_refused(tiny_bert_dir, tiny_sentiment_dir, tmp_path, no_training):
+    with pytest.raises(ConfigError, match=r"max_length \(--max-length\) is 256, above the 128 tokens model '.*' takes "
+                                          r"\(its position table: max_position_embeddings 128\). Use 128 or less"):
+        finetune(str(tiny_bert_dir), str(tiny_sentiment_dir), out=tmp_path / "out",
+                 config=FinetuneConfig(max_length=256), progress=False)
+    assert not (tmp_path / "out").exists()
+
+
+def test_an_unwritable_out_is_refused_before_anything_is_read(tiny_bert_dir, tiny_sentiment_dir, read_only_dir,
+                                                              monkeypatch):
+    import edgebert.data
+    from edgebert.errors import OutputNotWritableError
+
+    monkeypatch.setattr(edgebert.data, "load_dataset", lambda *a, **k: pytest.fail("data was read"))
+    with pytest.raises(OutputNotWritableError, match=rf"Cannot write to '{read_only_dir}'.*Choose another --out"):
+        finetune(str(tiny_bert_dir), str(tiny_sentiment_dir), out=read_only_dir / "runs" / "m", progress=False)
+
+
+def test_a_full_disk_is_an_error_naming_the_folder(tiny_bert_dir, tiny_sentiment_dir, tmp_path, monkeypatch):
+    import transformers.modeling_utils
+    from safetensors import SafetensorError
+
+    from edgebert.errors import DiskFullError
+
+    def full(*args, **kwargs):
+        raise SafetensorError('Error while serializing: IoError(Os { code: 28, kind: StorageFull, '
+                              'message: "No space left on device" })')
+
+    monkeypatch.setattr(transformers.modeling_utils, "safe_save_file", full)
+    out = tmp_path / "runs" / "m"
+    with pytest.raises(DiskFullError, match=rf"while writing '{out}': it needs about \d+\.\d MiB, and .* free"):
+        finetune(str(tiny_bert_dir), str(tiny_sentiment_dir), out=out, config=FinetuneConfig(**{**QUICK, "epochs": 1}),
+                 progress=False)
+    assert list((tmp_path / "runs").iterdir()) == []  # nothing half-written
+
+
+def test_outputs_are_readable_by_others_under_umask_022(tiny_bert_dir, tiny_sentiment_dir, tmp_path):
+    import os
+    import stat
+
+    old = os.umask(0o022)
+    try:
+        out = tmp_path / "m"
+        finetune(str(tiny_bert_dir), str(tiny_sentiment_dir), out=out, config=FinetuneConfig(**{**QUICK, "epochs": 1}),
+                 progress=False)
+    finally:
+        os.umask(old)
+    modes = {p.relative_to(tmp_path): stat.S_IMODE(p.stat().st_mode) for p in [out, *out.rglob("*")]}
+    assert modes[out.relative_to(tmp_path)] == 0o755 and (out / "manifest.json").is_file()
+    assert {p: m for p, m in modes.items() if m != (0o755 if (tmp_path / p).is_dir() else 0o644)} == {}

@@ -696,3 +696,106 @@ def test_the_accuracy_budget_holds_end_to_end(tiny_classifier_dir, tiny_sentimen
     quant = result.manifest["stages"][-1]["metrics"]
     assert quant["budget_left_before"] is not None
     assert quant["budget_points"] == pytest.approx(min(1.0, max(0.0, quant["budget_left_before"])))
+
+
+# -- refused before any stage runs; a full disk; permissions -------------------------------------------
+
+def _no_stage_runs(monkeypatch):
+    for kind in ("finetune", "export-onnx"):
+        stage = stage_registry.get_stage(kind)
+        monkeypatch.setitem(stage_registry.STAGES, kind, stage_registry.StageDef(
+            **{**stage.__dict__, "fn": lambda *a, **k: pytest.fail("a stage ran")}))
+
+
+def test_a_token_cap_above_the_models_position_table_fails_before_any_work(tiny_classifier_dir, tiny_sentiment_dir,
+                                                                           tmp_path, monkeypatch):
+    from edgebert.targets import targets_dir
+
+    _no_stage_runs(monkeypatch)
+    profile = yaml.safe_load((targets_dir() / "cpu.yaml").read_text(encoding="utf-8"))
+    profile.update(name="long", shapes={**profile["shapes"], "max_length": 256})
+    (tmp_path / "long.yaml").write_text(yaml.safe_dump(profile), encoding="utf-8")
+    recipe = write_recipe(tmp_path / "r.yaml", [{"kind": "export-onnx", "fuse": False}])
+    with pytest.raises(ConfigError, match=r"target 'long' \(.*long.yaml\): shapes.max_length is 256, above the 128 "
+                                          r"tokens the model takes .*max_position_embeddings 128.*Use 128 or less"):
+        compress(str(tiny_classifier_dir), str(tmp_path / "long.yaml"), data=str(tiny_sentiment_dir),
+                 out=tmp_path / "o", recipe=recipe, progress=False)
+    recipe = write_recipe(tmp_path / "r.yaml", [{"kind": "export-onnx", "fuse": False, "max_length": 512}])
+    with pytest.raises(ConfigError, match=r"recipe 'r': stage 1 \(export-onnx\): max_length is 512, above the 128"):
+        compress(str(tiny_classifier_dir), "cpu", data=str(tiny_sentiment_dir), out=tmp_path / "o", recipe=recipe,
+                 progress=False)
+    assert not (tmp_path / "o").exists()
+
+
+def test_training_data_with_one_label_fails_before_any_work(tiny_bert_dir, tmp_path, monkeypatch):
+    from conftest import POSITIVE
+
+    from edgebert.errors import DataError
+
+    _no_stage_runs(monkeypatch)
+    train = tmp_path / "train.csv"
+    train.write_text("text,label\n" + "".join(f"{t},positive\n" for t in POSITIVE * 2))
+    recipe = write_recipe(tmp_path / "r.yaml", [{"kind": "finetune"}, {"kind": "export-onnx", "fuse": False}])
+    with pytest.raises(DataError, match=rf"{train}: every one of the \d+ training rows has the label 'positive'"):
+        compress(str(tiny_bert_dir), "cpu", data=str(train), out=tmp_path / "o", recipe=recipe, progress=False)
+    assert not (tmp_path / "o").exists()
+
+
+def test_an_unwritable_out_fails_before_the_model_is_read(tiny_classifier_dir, tiny_sentiment_dir, read_only_dir,
+                                                          monkeypatch):
+    from edgebert import models
+    from edgebert.errors import OutputNotWritableError
+
+    monkeypatch.setattr(models, "load_config", lambda *a, **k: pytest.fail("the model was read"))
+    with pytest.raises(OutputNotWritableError, match=rf"Cannot write to '{read_only_dir}'.*Choose another --out"):
+        compress(str(tiny_classifier_dir), "cpu", data=str(tiny_sentiment_dir), out=read_only_dir / "art",
+                 progress=False)
+
+
+def test_a_full_disk_in_a_stage_is_an_error_and_the_run_resumes(tiny_classifier_dir, tiny_sentiment_dir, tmp_path,
+                                                                monkeypatch):
+    import transformers.modeling_utils
+    from click.testing import CliRunner
+    from safetensors import SafetensorError
+
+    from conftest import assert_clean_error
+    from edgebert.cli import main
+
+    def full(*args, **kwargs):
+        raise SafetensorError('Error while serializing: IoError(Os { code: 28, kind: StorageFull, '
+                              'message: "No space left on device" })')
+
+    real = transformers.modeling_utils.safe_save_file
+    monkeypatch.setattr(transformers.modeling_utils, "safe_save_file", full)
+    stages = [{"kind": "finetune", "when": "always", "epochs": 1, "batch_size": 8, "seed": 0},
+              {"kind": "export-onnx", "fuse": False}]
+    recipe = write_recipe(tmp_path / "r.yaml", stages)
+    out = tmp_path / "art"
+    r = CliRunner().invoke(main, ["compress", "--model", str(tiny_classifier_dir), "--data", str(tiny_sentiment_dir),
+                                  "--recipe", str(recipe), "--out", str(out), "--quiet"])
+    assert_clean_error(r, f"No space left on the device while writing '{out.resolve() / 'stages' / '01-finetune'}'")
+    assert r.exit_code == 2 and r.output.count("Error:") == 1
+    assert [p.name for p in (out / "stages").iterdir()] == []  # nothing half-written
+    monkeypatch.setattr(transformers.modeling_utils, "safe_save_file", real)
+    result = compress(str(tiny_classifier_dir), "cpu", data=str(tiny_sentiment_dir), out=out, recipe=recipe,
+                      progress=False)  # the same command, once there is space, runs without --overwrite
+    assert result.ran == ["01-finetune", "02-export-onnx"]
+
+
+def test_artifact_files_follow_the_umask(tiny_classifier_dir, tiny_sentiment_dir, tmp_path):
+    import stat
+
+    recipe = write_recipe(tmp_path / "r.yaml", [{"kind": "finetune", "when": "always", "epochs": 1, "batch_size": 8},
+                                                {"kind": "export-onnx", "fuse": False}])
+    out = tmp_path / "art"
+    old = os.umask(0o022)
+    try:
+        compress(str(tiny_classifier_dir), "cpu", data=str(tiny_sentiment_dir), out=out, recipe=recipe, progress=False)
+    finally:
+        os.umask(old)
+    wrong = {str(p.relative_to(out)): oct(stat.S_IMODE(p.stat().st_mode)) for p in [out, *out.rglob("*")]
+             if stat.S_IMODE(p.stat().st_mode) != (0o755 if p.is_dir() else 0o644)}
+    assert wrong == {}
+    assert (out / "model" / "model.onnx").is_file() and (out / "stages" / "01-finetune" / "model").is_dir()
+    deploy = json.loads((out / "manifest.json").read_text())["deploy"]
+    assert (deploy["max_length"], deploy["model_max_length"]) == (128, 128)

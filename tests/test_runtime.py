@@ -154,6 +154,23 @@ def test_max_length_truncates_like_the_hf_tokenizer(tiny_classifier_dir, tiny_ar
         Classifier.load(tiny_artifact_dir, max_length=1)
 
 
+def test_max_length_above_the_models_position_table_is_refused_at_load(tiny_artifact_dir, tmp_path):
+    assert json.loads((tiny_artifact_dir / "manifest.json").read_text())["deploy"]["model_max_length"] == 128
+    assert Classifier.load(tiny_artifact_dir, max_length=128).max_length == 128
+    with pytest.raises(ConfigError, match=r"max_length 256 is above the 128 tokens the model .* takes.*"
+                                          r"Use --max-length 128 or less"):
+        Classifier.load(tiny_artifact_dir, max_length=256)
+    art = copy_artifact(tiny_artifact_dir, tmp_path / "art")
+    edit_manifest(art, max_length=1024)  # a manifest whose own cap the model cannot take
+    with pytest.raises(RuntimeLoadError, match=r"deploy.max_length 1024 is above the 128 tokens"):
+        Classifier.load(art)
+    runner = CliRunner()
+    for command in (["predict", str(art), "a text"], ["serve", str(tiny_artifact_dir), "--max-length", "1024"]):
+        res = runner.invoke(main, command)
+        assert_clean_error(res, "above the 128 tokens")
+        assert res.exit_code == 2 and res.output.count("\n") == 1, res.output
+
+
 def test_threads_reach_the_session(tiny_artifact_dir):
     clf = Classifier.load(tiny_artifact_dir, threads=1)
     assert clf._backend.session.get_session_options().intra_op_num_threads == 1

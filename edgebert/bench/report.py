@@ -329,7 +329,7 @@ class ReportResult:
 def merge_reports(paths: Sequence[str | os.PathLike], out: str | os.PathLike | None = None) -> ReportResult:
     """Merge bench.json files (or bench output folders) from several devices into one table and one
     plot grouped by device; write report.md, report.json and pareto.png to ``out``."""
-    from edgebert.artifact import now_iso, write_json
+    from edgebert.artifact import check_writable, now_iso, write_json
     from edgebert.bench.schema import SCHEMA_VERSION, load_results
     from edgebert.errors import ConfigError
 
@@ -337,6 +337,7 @@ def merge_reports(paths: Sequence[str | os.PathLike], out: str | os.PathLike | N
         raise ConfigError("report needs at least one bench.json (or bench output folder).")
     results = [load_results(p) for p in paths]
     out = Path(out) if out is not None else Path("report-out") / _timestamp()
+    check_writable(out)
     out.mkdir(parents=True, exist_ok=True)
     devices: dict[str, list[dict[str, Any]]] = {}
     sources = []

@@ -51,7 +51,7 @@ def command(ctx, artifact, data, precision, split, eval_split, write, out, as_js
     """
     import json
 
-    from edgebert.artifact import write_json
+    from edgebert.artifact import check_writable, write_json
     from edgebert.data import load_dataset
     from edgebert.errors import ConfigError, MissingDependencyError
     from edgebert.runtime import Classifier
@@ -67,6 +67,12 @@ def command(ctx, artifact, data, precision, split, eval_split, write, out, as_js
         raise MissingDependencyError(package, purpose="carving a dev split from train, as the data has none; "
                                      "or pass --dev FILE") from None
     clf = Classifier.load(artifact, threads=threads, threshold=0.0)
+    if out:
+        check_writable(out, replaced=True)
+    if write:
+        check_writable(clf.layout.root / "manifest.json", replaced=True, hint=(
+            f"Copy the artifact to a folder you can write to (cp -r {clf.layout.root} COPY) and calibrate the "
+            "copy, or drop --write."))
     texts, labels = dataset_texts(ds, split)
     result = calibrate(clf, texts, labels, precision=precision)
     report = {"command": _command(ctx), "artifact": artifact, "data": data, "split": split, **result.to_dict(),

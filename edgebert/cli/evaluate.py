@@ -28,7 +28,10 @@ def command(model, data, split, batch_size, max_length, out, report, as_json, **
 
     from edgebert.evaluation import evaluate
 
-    if out is None and Path(model).is_dir():
+    import os
+
+    # the default file goes beside the model only where that folder can be written (--out asks for it anywhere)
+    if out is None and Path(model).is_dir() and os.access(model, os.W_OK):
         out = str(Path(model) / f"eval-{split}.json")
     m = evaluate(model, data, split=split, batch_size=batch_size, max_length=max_length, out=out,
                  **pop_data_options(kwargs))

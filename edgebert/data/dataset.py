@@ -152,6 +152,20 @@ class Dataset:
         }
         return dataclasses.replace(self, label_names=label_names, splits=splits)
 
+    def check_trainable(self) -> None:
+        """Refuse a train split a classifier cannot learn from: every row has the same label (training
+        would give a constant classifier with perfect dev scores on the same label)."""
+        train = self.split("train")
+        present = set(train.labels)
+        if len(present) == 1:
+            label = self.label_names[present.pop()]
+            raise DataError(
+                f"every one of the {len(train)} training rows has the label {label!r}: a classifier needs at "
+                f"least two labels to learn. Add rows of the other labels, or check that --label-column (now "
+                f"{self.label_column!r}) is the label column.",
+                path=self.files.get("train"),
+            )
+
     def summary(self) -> str:
         """One line: name, label count and rows per split."""
         sizes = ", ".join(f"{k} {len(self.splits[k])}" for k in SPLIT_NAMES if k in self.splits)

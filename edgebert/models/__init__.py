@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
-from edgebert.errors import ModelLoadError, ModelNotFoundError
+from edgebert.errors import ConfigError, ModelLoadError, ModelNotFoundError
 from edgebert.models.specs import SPECS, ArchSpec, get_path, get_spec
 
 __all__ = [
@@ -27,7 +27,9 @@ __all__ = [
     "get_path",
     "get_spec",
     "load",
+    "check_max_length",
     "load_tokenizer",
+    "max_tokens",
     "model_labels",
     "resolve",
 ]
@@ -243,6 +245,26 @@ def read_config(ref: str | os.PathLike) -> Any:
     if not isinstance(data, dict):
         raise ModelLoadError(f"{path} does not hold a JSON object, so it is no model config.")
     return SimpleNamespace(**data)
+
+
+def max_tokens(config) -> int | None:
+    """The most tokens one input may have, special tokens included: the rows of the model's position
+    table it can use (None where the config states no table)."""
+    table = getattr(config, "max_position_embeddings", None)
+    if isinstance(table, bool) or not isinstance(table, int):
+        return None
+    spec = SPECS.get(getattr(config, "model_type", None))
+    return table - (spec.position_offset if spec else 0)
+
+
+def check_max_length(max_length: int, config, what: str = "max_length", model: str | None = None) -> None:
+    """ConfigError, before any work, for a token cap above what the model takes (torch would fail
+    mid-run indexing the position table; an exported model would fail on long texts)."""
+    limit = max_tokens(config)
+    if limit is not None and max_length > limit:
+        name = f"model '{model}'" if model else "the model"
+        raise ConfigError(f"{what} is {max_length}, above the {limit} tokens {name} takes (its position table: "
+                          f"max_position_embeddings {config.max_position_embeddings}). Use {limit} or less.")
 
 
 def load_tokenizer(ref: str | os.PathLike):

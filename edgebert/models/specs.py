@@ -50,6 +50,8 @@ class ArchSpec:
     lora_targets: tuple[str, ...] = ("query", "value")
     #: ONNX input names the model takes, in order
     input_names: tuple[str, ...] = ("input_ids", "attention_mask", "token_type_ids")
+    #: rows of the position table an input cannot use: RoBERTa numbers positions from padding_idx + 1 = 2
+    position_offset: int = 0
     extra: dict[str, Any] = field(default_factory=dict)
 
     # -- helpers ------------------------------------------------------------------------------
@@ -123,6 +125,7 @@ _ROBERTA = ArchSpec(
         "pooler": None,
         "classifier": "classifier",
         "input_names": ("input_ids", "attention_mask"),
+        "position_offset": 2,
     }
 )
 

@@ -100,6 +100,7 @@ class ArtifactLayout:
     threads: int | None = None  # deploy.threads: the target's intra-op threads
     providers: tuple[str, ...] | None = None  # deploy.providers: the target's execution providers
     input_names: tuple[str, ...] | None = None  # deploy.input_names (used for TensorRT engines)
+    model_max_length: int | None = None  # deploy.model_max_length: most tokens the model takes (its position table)
 
 
 # -- artifact folders ---------------------------------------------------------------------------
@@ -273,6 +274,7 @@ def resolve_artifact(path: str | os.PathLike) -> ArtifactLayout:
         threads=_optional(deploy, "threads", (int,), manifest),
         providers=None if providers is None else tuple(str(x) for x in providers),
         input_names=None if input_names is None else tuple(str(x) for x in input_names),
+        model_max_length=_optional(deploy, "model_max_length", (int,), manifest),
     )
 
 
@@ -454,6 +456,21 @@ def _default_max_length(folder: Path) -> int:
     return DEFAULT_MAX_LENGTH
 
 
+def _check_model_max_length(max_length: int, layout: ArtifactLayout) -> None:
+    """Refuse at load a token cap above the model's position table: every text longer than the table
+    would fail (an HTTP 500 in serve) instead of being truncated."""
+    limit = layout.model_max_length
+    if limit is None or max_length <= limit:
+        return
+    if max_length == layout.max_length:  # the manifest's own cap (an edited or foreign manifest)
+        raise RuntimeLoadError(f"'{layout.manifest}': deploy.max_length {max_length} is above the {limit} tokens the "
+                               f"model takes (deploy.model_max_length). Set deploy.max_length to {limit} or less, or "
+                               f"pass --max-length {limit}.")
+    raise ConfigError(f"max_length {max_length} is above the {limit} tokens the model of '{layout.root}' takes "
+                      f"(its position table, deploy.model_max_length in manifest.json). Use --max-length {limit} "
+                      "or less.")
+
+
 class Classifier:
     """A text classifier loaded from an artifact folder; see the module doc for the steps.
 
@@ -511,6 +528,7 @@ class Classifier:
         if isinstance(max_length, bool) or not isinstance(max_length, int) or max_length < 2:
             raise ConfigError(f"max_length must be an integer >= 2 ([CLS] and [SEP] take two tokens), "
                               f"got {max_length!r}.")
+        _check_model_max_length(max_length, layout)
         if threads is None:
             threads = layout.threads
         if threads is not None and (isinstance(threads, bool) or not isinstance(threads, int) or threads < 1):

@@ -233,6 +233,19 @@ def check_model(stages: Sequence[StageConfig], config, source: str = "recipe") -
             raise ConfigError(f"{source}: stage {i} ({cfg.kind}): {exc}") from None
 
 
+def check_token_limits(stages: Sequence[StageConfig], target, config, source: str = "recipe") -> None:
+    """The target's ``shapes.max_length`` (what the artifact promises to take) and each stage's
+    ``max_length`` against the model's position table, before any work: a longer cap fails mid-run in
+    torch, or ships an artifact that fails on long texts."""
+    from edgebert.models import check_max_length
+
+    where = f" ({target.source})" if getattr(target, "source", None) else ""
+    check_max_length(target.shapes.max_length, config, f"target '{target.name}'{where}: shapes.max_length")
+    for i, cfg in enumerate(stages, start=1):
+        if getattr(cfg, "max_length", None) is not None:
+            check_max_length(cfg.max_length, config, f"{source}: stage {i} ({cfg.kind}): max_length")
+
+
 def check_order(stages: Sequence[StageConfig], source: str = "recipe") -> None:
     """Reject orders that cannot work, naming the stages and positions; nothing heavy runs first."""
     if not stages:

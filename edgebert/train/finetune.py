@@ -232,8 +232,10 @@ def finetune(model: str | os.PathLike, data: Any, *, out: str | os.PathLike,
     out = check_output_dir(out, overwrite=overwrite, kind="finetune")
     started, t0 = now_iso(), time.perf_counter()
     ds = data if isinstance(data, Dataset) else load_dataset(data, seed=cfg.seed, **data_options)
+    ds.check_trainable()
     set_seed(cfg.seed)
     loaded = models.load(model, label_names=ds.label_names)
+    models.check_max_length(cfg.max_length, loaded.model.config, "max_length (--max-length)", model=str(model))
     ds = ds.with_labels(loaded.label_names)
     net, tok, spec = loaded.model, loaded.tokenizer, loaded.spec
     body_lr, head_lr = default_learning_rates(net.config)
@@ -326,7 +328,8 @@ def finetune(model: str | os.PathLike, data: Any, *, out: str | os.PathLike,
     metrics["history"] = history
     manifest: dict[str, Any] = {}
     if accelerator.is_main_process:
-        with staged_dir(out) as stage:
+        weights = sum(t.numel() * t.element_size() for t in final.state_dict().values())
+        with staged_dir(out, needs_bytes=weights + 2**20) as stage:  # + tokenizer and JSON files
             final.save_pretrained(stage)
             tok.save_pretrained(stage)
             write_json(stage / "labels.json", {"labels": labels})
