@@ -411,7 +411,7 @@ def compress(model: str = DEFAULT_MODEL, target: str = DEFAULT_TARGET, *, data: 
             say(f"[{index}/{total}] {cfg.kind}: " + (f"nothing to do ({res.skipped})" if res.skipped else
                                                       f"done in {seconds:.1f} s{_headline(record)}"))
 
-        _assemble(root, art, manifest, the_plan, previous)
+        _assemble(root, art, manifest, the_plan, previous, text_pair=dataset.text_pair_column is not None)
         manifest["status"] = "complete"
         manifest["updated"] = now_iso()
         write_json(root / "manifest.json", manifest)
@@ -438,7 +438,8 @@ def _headline(record: dict[str, Any]) -> str:
     return (": " + ", ".join(parts)) if parts else ""
 
 
-def _assemble(root: Path, art, manifest: dict[str, Any], the_plan: Plan, previous: dict[str, Any] | None) -> None:
+def _assemble(root: Path, art, manifest: dict[str, Any], the_plan: Plan, previous: dict[str, Any] | None,
+              text_pair: bool = False) -> None:
     """model/ (deployable files), tokenizer/, labels.json and the manifest's deploy + summary."""
     from edgebert import models
     from edgebert.artifact import staged_dir, write_json
@@ -482,6 +483,7 @@ def _assemble(root: Path, art, manifest: dict[str, Any], the_plan: Plan, previou
         "tokenizer": "tokenizer/", "labels": "labels.json",
         "providers": target.providers, "threads": target.threads, "max_length": target.shapes.max_length,
         "input_names": _input_names(root / "model", primary),
+        "text_pair": text_pair,  # a sentence-pair model: the runtime asks for the second sentence
         "threshold": old_deploy.get("threshold"), "unknown_label": old_deploy.get("unknown_label", "unknown"),
     }
     if "build_engine.sh" in art.deploy and "model.plan" not in art.deploy:

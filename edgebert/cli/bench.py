@@ -60,6 +60,9 @@ def command(models, data, split, baselines, out, seq_len, batch, threads, rounds
                    reference=reference, max_length=max_length, device=device, memory=memory,
                    overwrite=overwrite, progress=not quiet, command=_command_line(), **data_kw)
     click.echo(result.markdown)
+    for v in result.results["variants"]:
+        if v.get("provider_fallback"):
+            click.secho(f"Warning: {v['name']}: {v['provider_fallback']}.", fg="yellow", err=True)
     failed = [v["name"] for v in result.results["variants"] if v["status"] == "failed"]
     if failed:
         click.secho(f"{len(failed)} variant(s) failed: {', '.join(failed)} (reasons above and in bench.json).",

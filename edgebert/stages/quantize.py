@@ -58,9 +58,10 @@ def quantize(art: Artifact, cfg: QuantizeStageConfig, ctx: RunContext) -> StageR
         import onnx
 
         names = [i.name for i in onnx.load(str(src), load_external_data=False).graph.input]
-        feeds = calibration_feeds(tokenizer, data.split("train").texts, names, samples=cfg.calibration_samples,
-                                  seed=ctx.seed, max_length=cfg.max_length)
-    eval_fn = onnx_accuracy_fn(tokenizer, dev.texts, dev.labels, max_length=cfg.max_length)
+        train = data.split("train")
+        feeds = calibration_feeds(tokenizer, train.texts, names, pairs=train.text_pairs,
+                                  samples=cfg.calibration_samples, seed=ctx.seed, max_length=cfg.max_length)
+    eval_fn = onnx_accuracy_fn(tokenizer, dev.texts, dev.labels, pairs=dev.text_pairs, max_length=cfg.max_length)
     lib_cfg = QuantizeConfig(**cfg.model_dump(exclude={"try_per_channel", "max_length"}))
     report = quantize_with_budget(src, out, lib_cfg, eval_fn, calibration_feeds=feeds)
     search = None
@@ -83,7 +84,7 @@ def quantize(art: Artifact, cfg: QuantizeStageConfig, ctx: RunContext) -> StageR
         else:
             alt_path.unlink()
             alt_path.with_name(alt_path.name + ".data").unlink(missing_ok=True)
-    validation = compare_onnx(src, out, tokenizer, ctx.texts_for_validation(), max_length=cfg.max_length)
+    validation = compare_onnx(src, out, tokenizer, **ctx.validation_inputs(), max_length=cfg.max_length)
     metrics: dict[str, Any] = {
         "dev_accuracy": report["accuracy"], "fp32_dev_accuracy": report["fp32_accuracy"],
         "accuracy_drop_points": report["accuracy_drop"], "within_budget": report["within_budget"],
