@@ -530,3 +530,30 @@ def test_predict_cli_errors(tiny_artifact_dir, tmp_path):
                        "input file not found")
     assert_clean_error(runner.invoke(main, ["predict", str(tiny_artifact_dir), "a", "--threshold", "2"]),
                        "--threshold")
+
+
+def test_predict_cli_refuses_empty_texts_naming_where(tiny_artifact_dir, tmp_path):
+    runner = CliRunner()
+    for args, where in ((["i love it", ""], "TEXT argument 2 is empty"), (["   "], "TEXT argument 1 is empty")):
+        res = runner.invoke(main, ["predict", str(tiny_artifact_dir), *args])
+        assert_clean_error(res, where)
+        assert res.exit_code == 2 and len(res.output.strip().splitlines()) == 1
+    holes = tmp_path / "holes.csv"
+    holes.write_text("text\ni love it\n\nhate it\n\"  \"\n", encoding="utf-8")  # a blank line is no row
+    res = runner.invoke(main, ["predict", str(tiny_artifact_dir), "--input", str(holes)])
+    assert_clean_error(res, "holes.csv:5:", "'text' field is empty")
+    assert res.exit_code == 2 and len(res.output.strip().splitlines()) == 1
+
+
+def test_predict_cli_says_when_the_provider_falls_back(tiny_artifact_dir, tmp_path):
+    import onnxruntime
+
+    if "CUDAExecutionProvider" in onnxruntime.get_available_providers():
+        pytest.skip("a GPU build: CUDA may really run here")
+    art = copy_artifact(tiny_artifact_dir, tmp_path / "gpu-target")
+    edit_manifest(art, providers=["CUDAExecutionProvider", "CPUExecutionProvider"])
+    res = CliRunner().invoke(main, ["predict", str(art), "i love it", "--json"])
+    assert res.exit_code == 0, res.output
+    assert "Warning:" in res.stderr and "CUDAExecutionProvider was requested but the model runs on " \
+        "CPUExecutionProvider" in res.stderr and "pip install onnxruntime-gpu" in res.stderr
+    assert json.loads(res.stdout)[0]["provider"] == "CPUExecutionProvider"
