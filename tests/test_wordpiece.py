@@ -183,6 +183,19 @@ def test_truncate_pair_keeps_the_shorter_sentence_whole_when_it_fits():
     assert wp.truncate_pair(3, 4, 7) == (3, 4)  # fits: nothing cut
 
 
+def test_a_pair_template_other_than_berts_is_refused_for_pairs(tiny_tokenizer_dir, tmp_path):
+    folder = tmp_path / "tok"
+    shutil.copytree(tiny_tokenizer_dir, folder)
+    data = json.loads((folder / "tokenizer.json").read_text(encoding="utf-8"))
+    for piece in data["post_processor"]["pair"]:
+        next(iter(piece.values()))["type_id"] = 0  # every segment typed 0
+    (folder / "tokenizer.json").write_text(json.dumps(data), encoding="utf-8")
+    ours = WordPieceTokenizer.from_folder(folder)
+    assert ours.encode("i love it")["input_ids"][0] == ours.cls_id  # single texts are unaffected
+    with pytest.raises(ModelLoadError, match="another template than BERT's"):
+        ours.encode("i love it", text_pair="great film")
+
+
 def test_a_pair_needs_three_special_tokens(minilm_dir):
     ours = WordPieceTokenizer.from_folder(minilm_dir)
     with pytest.raises(ConfigError, match="need 3"):

@@ -515,7 +515,8 @@ class WordPieceTokenizer:
             }
         if not self.settings.bert_pairs:
             raise ModelLoadError("This tokenizer joins sentence pairs with another template than BERT's "
-                                 f"'[CLS] a [SEP] b [SEP]'; the WordPiece reference does not reproduce it (see {_DOCS}).")
+                                 "'[CLS] a [SEP] b [SEP]' (type ids 1 on b); the WordPiece reference does not "
+                                 f"reproduce it (see {_DOCS}).")
         a, b = self.tokenize(text), self.tokenize(text_pair)
         keep_a, keep_b = truncate_pair(len(a), len(b), max_length - 3)
         first = [self.cls_id] + [self.vocab[p] for p in a[:keep_a]] + [self.sep_id]

@@ -304,6 +304,7 @@ def _validate_engine(onnx_path, plan_path, ctx: RunContext, art: Artifact) -> di
     import numpy as np
 
     from edgebert import models
+    from edgebert.data import encode_texts
     from edgebert.export.onnx import _session, comparison_report, onnx_feeds
     from edgebert.export.tensorrt import Engine
 
@@ -311,8 +312,6 @@ def _validate_engine(onnx_path, plan_path, ctx: RunContext, art: Artifact) -> di
     tokenizer = models.load_tokenizer(_ref(art, art.model))
     session = _session(onnx_path)
     names = [i.name for i in session.get_inputs()]
-    from edgebert.data import encode_texts
-
     ref1, got1, lengths = [], [], []
     inputs = ctx.validation_inputs()
     for i, text in enumerate(inputs["texts"]):
