@@ -107,9 +107,11 @@ def read_inputs(path: str | os.PathLike, *, text_column: str | None = None, text
                         f"{', '.join(INPUT_EXTENSIONS)}", path=str(p))
     text = read_text(p)
     if ext == ".txt":
-        if text_column is not None or pairs:
-            option = "--text-column" if not pairs else "a sentence pair (two text columns)"
-            raise DataError(f"{option} needs a .csv / .tsv / .jsonl input, not .txt", path=str(p))
+        if pairs:
+            raise DataError("a sentence pair (two text columns) needs a .csv / .tsv / .jsonl input, not .txt",
+                            path=str(p))
+        if text_column is not None:
+            raise DataError("--text-column applies to .csv / .tsv / .jsonl inputs, not .txt", path=str(p))
         return [line.strip() for line in text.splitlines() if line.strip()], None
     if ext in (".jsonl", ".json"):
         return _jsonl(text, str(p), text_column, text_pair_column, pairs)
