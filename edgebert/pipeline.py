@@ -511,6 +511,7 @@ def _assemble(root: Path, art, manifest: dict[str, Any], the_plan: Plan, previou
         "providers": target.providers, "threads": target.threads, "max_length": target.shapes.max_length,
         "model_max_length": models.max_tokens(models.load_config(ref)),  # what --max-length may go up to
         "input_names": _input_names(root / "model", primary),
+        "text_pair": dataset.text_pair_column is not None,  # a sentence-pair model: the runtime asks for the second sentence
         "threshold": old_deploy.get("threshold"), "unknown_label": old_deploy.get("unknown_label", "unknown"),
     }
     if "build_engine.sh" in art.deploy and "model.plan" not in art.deploy:
@@ -552,7 +553,7 @@ def score_deployed(root: Path, deploy: dict[str, Any], dataset) -> list[dict[str
             # one text per call, as a device answering requests runs it (dynamic int8's activation scales
             # come from the whole call, so batching would change the answers)
             clf = Classifier.load(root if rel == deploy["model"] else path, threshold=0, batch_size=1)
-            logits, labels = clf.logits(dev.texts), list(clf.labels)
+            logits, labels = clf.logits(dev.texts, text_pairs=dev.text_pairs), list(clf.labels)
         index = {name: i for i, name in enumerate(labels)}
         gold = np.array([index[dataset.label_names[y]] for y in dev.labels])
         scores.append({"file": rel, "runtime": runtime, "precision": precision, "n": len(dev),

@@ -154,6 +154,26 @@ def tiny_sentiment_dir(tmp_path_factory) -> Path:
     return d
 
 
+#: first sentences of the tiny pair task: each one comes with every second sentence, positive and
+#: negative alike, so the first sentence says nothing about the label
+PAIR_FIRSTS = {"train": ["where is my card", "the movie", "i want a refund", "my order"],
+               "dev": ["what are the open hours", "this film"], "test": ["my account", "the delivery"]}
+
+
+@pytest.fixture(scope="session")
+def tiny_pair_dir(tmp_path_factory) -> Path:
+    """train.csv / dev.csv / test.csv of a sentence-pair task (sentence1, sentence2, label) whose label
+    is the sentiment of sentence2 alone: a model scored on sentence1 only is at chance (0.5)."""
+    d = tmp_path_factory.mktemp("tiny-pairs")
+    seconds = [(t, "positive") for t in POSITIVE] + [(t, "negative") for t in NEGATIVE]
+    for name, firsts in PAIR_FIRSTS.items():
+        with open(d / f"{name}.csv", "w", newline="", encoding="utf-8") as f:
+            w = csv.writer(f)
+            w.writerow(["sentence1", "sentence2", "label"])
+            w.writerows((first, second, label) for first in firsts for second, label in seconds)
+    return d
+
+
 def _tiny_training():
     from edgebert.train import FinetuneConfig
 

@@ -451,3 +451,28 @@ def test_baselines_of_an_artifact_come_from_its_finetuned_model(tiny_bert_dir, t
     r = run("bench", art, "--data", tiny_sentiment_dir, "--baselines", "--out", tmp_path / "b2", *QUICK)
     assert_clean_error(r, "stages/01-finetune/model", f"edgebert bench FINETUNED_DIR {art} --data DATA --baselines")
     assert not (tmp_path / "b2").exists()
+
+
+def test_an_onnx_variant_that_falls_back_to_the_cpu_says_so(classifier, tiny_sentiment_dir, tmp_path, monkeypatch):
+    """A CUDA bench with an onnxruntime that has no CUDA provider runs the ONNX file on the CPU: the row
+    records the provider that ran it and a note, and the CLI prints a warning, instead of passing CPU
+    figures off as GPU ones."""
+    import onnxruntime
+
+    from edgebert.bench import bench, run as bench_run_module
+
+    if "CUDAExecutionProvider" in onnxruntime.get_available_providers():
+        pytest.skip("a GPU build of onnxruntime: CUDA may really run here")
+    _clf, onnx_path = classifier
+    monkeypatch.setattr(bench_run_module, "_resolve_device", lambda device: "cuda")  # a GPU host, as torch sees it
+    result = bench([str(onnx_path)], str(tiny_sentiment_dir), split="dev", out=tmp_path / "b", rounds=1, warmup=1,
+                   latency_samples=4, memory=False, progress=False, device="cuda")
+    variant = result.results["variants"][0]
+    assert variant["status"] == "ok" and variant["device"] == "cuda"
+    assert variant["providers"] == ["CPUExecutionProvider"]
+    assert "CUDAExecutionProvider was requested but the model runs on CPUExecutionProvider" in \
+        variant["provider_fallback"]
+    assert variant["provider_fallback"] in variant["notes"]
+    assert "CUDAExecutionProvider was requested" in result.markdown
+    rows = list(csv.DictReader(open(tmp_path / "b" / "bench.csv", encoding="utf-8")))
+    assert rows[0]["provider"] == "CPUExecutionProvider"

@@ -7,6 +7,7 @@ import json
 import shutil
 import subprocess
 import sys
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -23,12 +24,14 @@ from edgebert.errors import (
     RuntimeLoadError,
 )
 from edgebert.runtime import Classifier, Prediction, resolve_artifact
-from edgebert.runtime.inputs import read_texts
+from edgebert.runtime.classifier import ProviderFallbackWarning
+from edgebert.runtime.inputs import read_inputs, read_texts
 
 # Texts of very different lengths (sorted into separate, differently padded batches) and one long
 # enough to be truncated at 128 tokens (the tiny vocabulary splits unknown words into characters).
+# "!" is the shortest text the runtime classifies: an empty one is refused (test_empty_texts_are_refused)
 MIXED = POSITIVE[:4] + NEGATIVE[:4] + [
-    "", "good", "this movie is a great film and i love it, what fun! " * 3,
+    "!", "good", "this movie is a great film and i love it, what fun! " * 3,
     "Supercalifragilistic words the vocabulary lacks become characters " * 8,
 ]
 
@@ -289,16 +292,100 @@ def test_compress_deploy_block_threads_providers_and_paths(tiny_artifact_dir, tm
     edit_manifest(art, runtime="onnxruntime", fallback_runtime=None, format="onnx", files=["model/model.onnx"],
                   tokenizer="tok/", labels="names.json", precision="fp32", threads=1,
                   providers=["CUDAExecutionProvider", "CPUExecutionProvider"])
-    clf = Classifier.load(art)
-    assert clf.threads == 1 and clf._backend.session.get_session_options().intra_op_num_threads == 1
-    assert clf.info()["providers"] == ["CPUExecutionProvider"]
-    np.testing.assert_allclose(clf.predict_proba(MIXED), expected_probs, atol=1e-6)
-    assert Classifier.load(art, threads=2).threads == 2  # the caller's choice wins
     import onnxruntime
 
-    if "CUDAExecutionProvider" not in onnxruntime.get_available_providers():
+    gpu_build = "CUDAExecutionProvider" in onnxruntime.get_available_providers()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        clf = Classifier.load(art)
+    assert clf.threads == 1 and clf._backend.session.get_session_options().intra_op_num_threads == 1
+    if not gpu_build:  # the GPU target's provider is not here: said, not silent
+        assert clf.info()["providers"] == ["CPUExecutionProvider"]
+        assert clf.info()["provider"] == "CPUExecutionProvider"
+        assert clf.info()["requested_providers"] == ["CUDAExecutionProvider", "CPUExecutionProvider"]
+        fallbacks = [w for w in caught if issubclass(w.category, ProviderFallbackWarning)]
+        assert len(fallbacks) == 1 and "CUDAExecutionProvider was requested but the model runs on " \
+            "CPUExecutionProvider" in str(fallbacks[0].message)
+        assert "not in this onnxruntime build" in clf.info()["provider_fallback"]
+    np.testing.assert_allclose(clf.predict_proba(MIXED), expected_probs, atol=1e-6)
+    assert Classifier.load(art, threads=2).threads == 2  # the caller's choice wins
+    if not gpu_build:
         with pytest.raises(RuntimeLoadError, match="CUDAExecutionProvider"):  # asked for explicitly: required
             Classifier.load(art, providers=["CUDAExecutionProvider"])
+
+
+def test_sentence_pairs_equal_the_full_stack(tiny_classifier_dir, tiny_artifact_dir):
+    """(text, text_pair) through tokenizer.json's pair template: the same probabilities as transformers +
+    PyTorch given the pairs, also where longest-first truncation cuts one or both sentences."""
+    import torch
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    firsts = MIXED
+    seconds = list(reversed(MIXED))
+    tok = AutoTokenizer.from_pretrained(tiny_classifier_dir)
+    model = AutoModelForSequenceClassification.from_pretrained(tiny_classifier_dir).eval()
+    for max_length in (128, 12):
+        clf = Classifier.load(tiny_artifact_dir, max_length=max_length, batch_size=3)
+        enc = tok(firsts, seconds, padding=True, truncation=True, max_length=max_length, return_tensors="pt")
+        assert (enc["token_type_ids"] == 1).any()
+        with torch.no_grad():
+            ref = torch.softmax(model(**enc).logits, -1).numpy()
+        np.testing.assert_allclose(clf.predict_proba(firsts, seconds), ref, atol=1e-5)
+        one = clf.predict(firsts[0], seconds[0])
+        assert isinstance(one, Prediction) and one.index == int(ref[0].argmax())
+        assert not np.allclose(clf.predict_proba(firsts), ref, atol=1e-3)  # the second sentence counts
+    with pytest.raises(DataError, match="shaped like texts"):
+        clf.predict(["a", "b"], ["c"])
+    with pytest.raises(DataError, match="shaped like texts"):
+        clf.predict("a", ["c"])
+
+
+def test_deploy_text_pair_says_whether_the_second_sentence_is_needed(tiny_artifact_dir, tmp_path):
+    pairs = copy_artifact(tiny_artifact_dir, tmp_path / "pairs")
+    edit_manifest(pairs, text_pair=True)
+    clf = Classifier.load(pairs)
+    assert clf.text_pair is True and clf.info()["text_pair"] is True
+    with pytest.raises(DataError, match="classifies sentence pairs"):
+        clf.predict("i love it")
+    assert clf.predict("the movie", "i love it").label in clf.labels
+    single = copy_artifact(tiny_artifact_dir, tmp_path / "single")
+    edit_manifest(single, text_pair=False)
+    with pytest.raises(DataError, match="classifies single texts"):
+        Classifier.load(single).predict("the movie", "i love it")
+    bad = copy_artifact(tiny_artifact_dir, tmp_path / "bad")
+    edit_manifest(bad, text_pair="yes")
+    with pytest.raises(RuntimeLoadError, match="deploy.text_pair must be true or false"):
+        Classifier.load(bad)
+
+
+@pytest.mark.parametrize("texts,pairs,message", [
+    ("", None, "the text is empty"),
+    ("   \t\n", None, "the text is empty"),
+    (["i love it", ""], None, "text 1 is empty"),
+    (["i love it"], [" "], "text pair 0 is empty"),
+])
+def test_empty_texts_are_refused(tiny_artifact_dir, texts, pairs, message):
+    """A model asked about nothing still answers some label: the runtime refuses instead."""
+    clf = Classifier.load(tiny_artifact_dir)
+    for call in (clf.predict, clf.predict_proba, clf.logits):
+        with pytest.raises(DataError, match=message):
+            call(texts, pairs)
+
+
+def test_provider_that_fails_to_start_is_reported(tiny_artifact_dir, monkeypatch):
+    """onnxruntime drops a provider that is in its build but cannot start (no CUDA libraries, no GPU) and
+    runs on the CPU: the classifier compares what it asked for with what the session uses and says so."""
+    import onnxruntime
+
+    if "CUDAExecutionProvider" in onnxruntime.get_available_providers():
+        pytest.skip("a GPU build: CUDA may really start here")
+    real = onnxruntime.get_available_providers
+    monkeypatch.setattr(onnxruntime, "get_available_providers", lambda: ["CUDAExecutionProvider", *real()])
+    with pytest.warns(ProviderFallbackWarning, match="CUDAExecutionProvider failed to start"):
+        clf = Classifier.load(tiny_artifact_dir, providers=["CUDAExecutionProvider", "CPUExecutionProvider"])
+    assert clf.provider == "CPUExecutionProvider"
+    assert clf.info()["requested_providers"] == ["CUDAExecutionProvider", "CPUExecutionProvider"]
+    assert "failed to start" in clf.info()["provider_fallback"]
 
 
 # -- errors ---------------------------------------------------------------------------------------
@@ -396,6 +483,33 @@ def test_read_texts_errors(tmp_path, name, content, message):
         read_texts(tmp_path / name)
 
 
+def test_read_inputs_sentence_pairs(tmp_path):
+    (tmp_path / "p.csv").write_text("id,sentence1,sentence2,label\n1,a man plays,someone plays,1\n2,b,c,0\n")
+    assert read_inputs(tmp_path / "p.csv", pairs=True) == (["a man plays", "b"], ["someone plays", "c"])
+    assert read_inputs(tmp_path / "p.csv", text_column="sentence1", pairs=True)[1] == ["someone plays", "c"]
+    assert read_inputs(tmp_path / "p.csv", text_column="sentence2", text_pair_column="sentence1") == (
+        ["someone plays", "c"], ["a man plays", "b"])
+    (tmp_path / "q.jsonl").write_text('{"question": "where?", "sentence": "here."}\n')
+    assert read_inputs(tmp_path / "q.jsonl", pairs=True) == (["where?"], ["here."])
+    (tmp_path / "r.tsv").write_text("premise\thypothesis\nx\ty\n")
+    assert read_inputs(tmp_path / "r.tsv", pairs=True) == (["x"], ["y"])
+
+
+@pytest.mark.parametrize("name,content,kwargs,message", [
+    ("p.csv", "text,label\na,b\n", {"pairs": True}, "no pair of text columns"),
+    ("p.csv", "text,other\na,b\n", {"pairs": True, "text_column": "text"}, "--text-pair-column"),
+    ("p.csv", "a,b\nx,y\n", {"text_column": "a", "text_pair_column": "a"}, "both the text and the text pair"),
+    ("p.txt", "a\n", {"pairs": True}, "needs a .csv / .tsv / .jsonl input"),
+    ("e.csv", "text,label\nfine,a\n  ,b\n", {}, "e.csv:3: the 'text' field is empty"),
+    ("e.tsv", "sentence1\tsentence2\nx\ty\nx\t\n", {"pairs": True}, "e.tsv:3: the 'sentence2' field is empty"),
+    ("e.jsonl", '{"text": "a"}\n{"text": ""}\n', {}, "e.jsonl:2: the 'text' field is empty"),
+])
+def test_read_inputs_errors_name_the_line(tmp_path, name, content, kwargs, message):
+    (tmp_path / name).write_text(content)
+    with pytest.raises(DataError, match=message):
+        read_inputs(tmp_path / name, **kwargs)
+
+
 # -- edgebert predict -----------------------------------------------------------------------------
 
 def test_predict_cli_table_json_and_input_file(tiny_artifact_dir, tmp_path):
@@ -414,7 +528,8 @@ def test_predict_cli_table_json_and_input_file(tiny_artifact_dir, tmp_path):
     out = json.loads(res.output)
     assert [r["text"] for r in out] == ["great film and fun", "awful awful movie"]
     assert [r["label"] for r in out] == ["positive", "negative"]
-    assert set(out[0]) == {"text", "label", "score", "index", "abstained"}
+    assert set(out[0]) == {"text", "label", "score", "index", "abstained", "provider"}
+    assert out[0]["provider"] == "CPUExecutionProvider"  # the provider that ran the model
 
     res = runner.invoke(main, ["predict", str(tiny_artifact_dir), "--input", "-", "--threshold", "1", "--json"],
                         input="i love it\n\nbad movie\n")
@@ -432,3 +547,30 @@ def test_predict_cli_errors(tiny_artifact_dir, tmp_path):
                        "input file not found")
     assert_clean_error(runner.invoke(main, ["predict", str(tiny_artifact_dir), "a", "--threshold", "2"]),
                        "--threshold")
+
+
+def test_predict_cli_refuses_empty_texts_naming_where(tiny_artifact_dir, tmp_path):
+    runner = CliRunner()
+    for args, where in ((["i love it", ""], "TEXT argument 2 is empty"), (["   "], "TEXT argument 1 is empty")):
+        res = runner.invoke(main, ["predict", str(tiny_artifact_dir), *args])
+        assert_clean_error(res, where)
+        assert res.exit_code == 2 and len(res.output.strip().splitlines()) == 1
+    holes = tmp_path / "holes.csv"
+    holes.write_text("text\ni love it\n\nhate it\n\"  \"\n", encoding="utf-8")  # a blank line is no row
+    res = runner.invoke(main, ["predict", str(tiny_artifact_dir), "--input", str(holes)])
+    assert_clean_error(res, "holes.csv:5:", "'text' field is empty")
+    assert res.exit_code == 2 and len(res.output.strip().splitlines()) == 1
+
+
+def test_predict_cli_says_when_the_provider_falls_back(tiny_artifact_dir, tmp_path):
+    import onnxruntime
+
+    if "CUDAExecutionProvider" in onnxruntime.get_available_providers():
+        pytest.skip("a GPU build: CUDA may really run here")
+    art = copy_artifact(tiny_artifact_dir, tmp_path / "gpu-target")
+    edit_manifest(art, providers=["CUDAExecutionProvider", "CPUExecutionProvider"])
+    res = CliRunner().invoke(main, ["predict", str(art), "i love it", "--json"])
+    assert res.exit_code == 0, res.output
+    assert "Warning:" in res.stderr and "CUDAExecutionProvider was requested but the model runs on " \
+        "CPUExecutionProvider" in res.stderr and "pip install onnxruntime-gpu" in res.stderr
+    assert json.loads(res.stdout)[0]["provider"] == "CPUExecutionProvider"

@@ -56,6 +56,7 @@ def test_long_text_is_truncated_not_refused(client):
 def test_health_and_labels(client, clf):
     h = client.get("/health").json()
     assert h["status"] == "ok" and h["labels"] == 2 and h["max_length"] == clf.max_length
+    assert h["provider"] == "CPUExecutionProvider" and h["provider_fallback"] is None  # what runs the model
     assert h["max_batch"] == MAX_BATCH and h["max_body_bytes"] == MAX_BODY and h["format"] == "onnxruntime"
     assert client.get("/labels").json() == {"labels": ["negative", "positive"], "unknown_label": "unknown",
                                             "threshold": None}
@@ -78,6 +79,13 @@ def test_health_and_labels(client, clf):
     (b'{"texts": []}', 422, "is empty"),
     (b'{"texts": ["a", 1]}', 422, r"texts\[1\] must be a string"),
     (b'{"texts": ["a", "b", "c", "d", "e"]}', 422, "5 texts; the limit is 4"),
+    (b'{"text": ""}', 422, "'text' is empty"),  # a model asked about nothing still answers a label
+    (b'{"text": " \\n\\t "}', 422, "'text' is empty"),
+    (b'{"texts": ["a", "  "]}', 422, r"texts\[1\] is empty"),
+    (b'{"text": "a", "text_pair": ""}', 422, "'text_pair' is empty"),
+    (b'{"text": "a", "text_pairs": ["b"]}', 422, "'text_pairs' goes with 'texts'"),
+    (b'{"texts": ["a"], "text_pairs": ["b", "c"]}', 422, "one second sentence per text"),
+    (b'{"text_pair": "b"}', 422, "exactly one of"),
 ], ids=lambda v: None if not isinstance(v, bytes) else repr(v[:24]))
 def test_bad_requests_get_4xx_json(client, body, status, message):
     r = client.post("/predict", content=body, headers={"content-type": "application/json"})
@@ -262,3 +270,37 @@ def test_serve_start_line_says_what_the_threshold_does(tiny_artifact_dir, monkey
     r = runner.invoke(main, ["serve", str(tiny_artifact_dir), "--port", port, "--threshold", "0.5"])
     assert r.exit_code == 0, r.output
     assert "answers 'unknown' below confidence 0.5000" in r.stderr
+
+
+def test_pairs_and_single_texts_never_share_a_model_call(clf):
+    """An artifact that does not say whether it takes pairs accepts both; the batcher keeps them apart."""
+    import anyio
+
+    from edgebert.runtime.serve import _Batcher
+
+    calls = []
+
+    class Recording:
+        labels = clf.labels
+
+        def predict(self, texts, pairs=None):
+            calls.append((list(texts), pairs))
+            return clf.predict(texts, pairs)
+
+    batcher = _Batcher(Recording(), max_batch=8)
+
+    async def main():
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(batcher.predict, ["the movie"])
+            tg.start_soon(batcher.predict, ["the movie"], ["i love it"])
+            tg.start_soon(batcher.predict, ["a film"], ["i hate it"])
+            tg.start_soon(batcher.predict, ["fun"])
+
+    anyio.run(main)
+    assert [pairs is None for _, pairs in calls] == [True, False, True]
+    assert calls[1] == (["the movie", "a film"], ["i love it", "i hate it"])
+
+
+def test_unknown_pair_support_accepts_a_pair(client, clf):
+    r = client.post("/predict", json={"text": "the movie", "text_pair": "i love it"})
+    assert r.status_code == 200 and r.json()["prediction"] == clf.predict("the movie", "i love it").to_dict()

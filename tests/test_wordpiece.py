@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from edgebert.errors import ConfigError, ModelLoadError, ModelNotFoundError
+from edgebert.errors import ConfigError, DataError, ModelLoadError, ModelNotFoundError
 from edgebert.runtime import wordpiece as wp
 from edgebert.runtime.wordpiece import WordPieceTokenizer
 
@@ -141,6 +141,65 @@ def test_truncation_keeps_the_first_pieces(minilm_dir):
     # None means the folder's model_max_length (512 for MiniLM)
     assert ours.settings.model_max_length == 512
     assert len(ours.encode(text * 3, None)["input_ids"]) == 512
+
+
+def _assert_same_pairs(ours: WordPieceTokenizer, hf, pairs: list[tuple[str, str]], max_length: int) -> None:
+    keys = ("input_ids", "attention_mask", "token_type_ids")
+    out = hf([a for a, _ in pairs], [b for _, b in pairs], truncation=True, max_length=max_length)
+    for i, (a, b) in enumerate(pairs):
+        expected = {k: out[k][i] for k in keys}
+        got = ours.encode(a, max_length, text_pair=b)
+        assert got == expected, (f"pair {i} differs at max_length={max_length}: {a!r} / {b!r}\n"
+                                 f"  hf:   {hf.convert_ids_to_tokens(expected['input_ids'])}\n"
+                                 f"  ours: {hf.convert_ids_to_tokens(got['input_ids'])}")
+
+
+def test_sentence_pairs_match_hf(pair):
+    """[CLS] a [SEP] b [SEP] with type ids 1 on b, truncated longest-first exactly as Hugging Face does:
+    every combination of lengths around the budget, both orders, odd and even budgets."""
+    ours, hf = pair
+    words = "the movie was good and i love it fun great film".split()
+    lengths = [0, 1, 2, 3, 4, 5, 7, 10]
+    pairs = [(" ".join(words[:n]), " ".join(reversed(words[:m]))) for n in lengths for m in lengths]
+    pairs += [(EDGE_CASES[i], EDGE_CASES[-1 - i]) for i in range(len(EDGE_CASES))]
+    for max_length in (3, 4, 5, 6, 7, 8, 9, 12, 128):
+        _assert_same_pairs(ours, hf, pairs, max_length)
+    enc = ours.encode("i love it", 128, text_pair="great film")
+    assert enc["token_type_ids"] == [0] * 5 + [1] * 3  # [CLS] i love it [SEP] | great film [SEP]
+
+
+def test_sentence_pairs_of_real_texts_match_hf(minilm_dir, real_texts):
+    ours, hf = WordPieceTokenizer.from_folder(minilm_dir), _hf(minilm_dir)
+    pairs = list(zip(real_texts[:400], real_texts[400:800]))
+    for max_length in (16, 33, 128):
+        _assert_same_pairs(ours, hf, pairs, max_length)
+
+
+def test_truncate_pair_keeps_the_shorter_sentence_whole_when_it_fits():
+    assert wp.truncate_pair(2, 8, 7) == (2, 5)
+    assert wp.truncate_pair(8, 2, 7) == (5, 2)
+    assert wp.truncate_pair(4, 4, 7) == (3, 4)  # both over half: the second gets the odd piece
+    assert wp.truncate_pair(8, 4, 7) == (4, 3)
+    assert wp.truncate_pair(3, 4, 7) == (3, 4)  # fits: nothing cut
+
+
+def test_a_pair_template_other_than_berts_is_refused_for_pairs(tiny_tokenizer_dir, tmp_path):
+    folder = tmp_path / "tok"
+    shutil.copytree(tiny_tokenizer_dir, folder)
+    data = json.loads((folder / "tokenizer.json").read_text(encoding="utf-8"))
+    for piece in data["post_processor"]["pair"]:
+        next(iter(piece.values()))["type_id"] = 0  # every segment typed 0
+    (folder / "tokenizer.json").write_text(json.dumps(data), encoding="utf-8")
+    ours = WordPieceTokenizer.from_folder(folder)
+    assert ours.encode("i love it")["input_ids"][0] == ours.cls_id  # single texts are unaffected
+    with pytest.raises(ModelLoadError, match="another template than BERT's"):
+        ours.encode("i love it", text_pair="great film")
+
+
+def test_a_pair_needs_three_special_tokens(minilm_dir):
+    ours = WordPieceTokenizer.from_folder(minilm_dir)
+    with pytest.raises(ConfigError, match="need 3"):
+        ours.encode("a", 2, text_pair="b")
 
 
 @pytest.mark.parametrize("bad", [0, 1, -5, 2.5, "128", True])
@@ -420,6 +479,10 @@ def test_the_app_steps_reproduce_the_python_runtime(tiny_classifier_dir, tmp_pat
     assert 0 < sum(abstained for *_, abstained in app) < len(texts)
     classifier = Classifier.load(art)
     for text, (label, score, index, abstained) in zip(texts, app):
+        if not text.strip():  # the runtime refuses to classify nothing (docs/mobile.md asks apps to as well)
+            with pytest.raises(DataError, match="is empty"):
+                classifier.predict(text)
+            continue
         p = classifier.predict(text)
         assert (label, index, abstained) == (p.label, p.index, p.abstained), text
         assert score == pytest.approx(p.score, abs=1e-6), text

@@ -87,8 +87,10 @@ def _onnx_spec(name: str, baseline: str, path: Path, source: VariantSpec, precis
                        files=onnx_files(path) if path.is_file() else [], **kw)
 
 
-def build_onnx_fp32(source: VariantSpec, folder: Path, texts: list[str], *, max_length: int = 128) -> VariantSpec:
-    """Export ``source`` with :func:`export_onnx` into ``folder/onnx-fp32/model.onnx`` and validate it."""
+def build_onnx_fp32(source: VariantSpec, folder: Path, texts: list[str], *, max_length: int = 128,
+                    pairs: list[str] | None = None) -> VariantSpec:
+    """Export ``source`` with :func:`export_onnx` into ``folder/onnx-fp32/model.onnx`` and validate it on
+    ``texts`` (with ``pairs``, the second sentences of a sentence-pair task)."""
     path = Path(folder) / "onnx-fp32" / "model.onnx"
     try:
         from transformers import AutoModelForSequenceClassification
@@ -99,7 +101,7 @@ def build_onnx_fp32(source: VariantSpec, folder: Path, texts: list[str], *, max_
             model = AutoModelForSequenceClassification.from_pretrained(source.path).float().eval()
             tokenizer = load_hf_tokenizer(source.tokenizer_dir)
             export_onnx(model, tokenizer, path)
-            validation = validate_onnx(model, tokenizer, path, texts, max_length=max_length)
+            validation = validate_onnx(model, tokenizer, path, texts, pairs=pairs, max_length=max_length)
     except Exception as exc:
         return _onnx_spec(BASELINE_NAMES[0], "onnx-fp32", path, source, "fp32",
                           error=f"export failed: {_message(exc)}")
@@ -143,7 +145,7 @@ def build_optimum_int8(source: VariantSpec, folder: Path, preset: str | None = N
 
 
 def build_baselines(source: VariantSpec, folder: Path, texts: list[str], *, max_length: int = 128,
-                    on_step=None) -> list[VariantSpec]:
+                    on_step=None, pairs: list[str] | None = None) -> list[VariantSpec]:
     """Baselines 2 and 3 for ``source`` (baseline 1 is ``source`` itself, marked in place)."""
     source.baseline = "pytorch-fp32"
     if source.role == "input":
@@ -152,7 +154,7 @@ def build_baselines(source: VariantSpec, folder: Path, texts: list[str], *, max_
     folder.mkdir(parents=True, exist_ok=True)
     if on_step:
         on_step(BASELINE_NAMES[0], "export + validate")
-    out = [build_onnx_fp32(source, folder, texts, max_length=max_length)]
+    out = [build_onnx_fp32(source, folder, texts, max_length=max_length, pairs=pairs)]
     if on_step:
         on_step(BASELINE_NAMES[1], "optimum export + quantize")
     out.append(build_optimum_int8(source, folder))

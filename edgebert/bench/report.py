@@ -15,7 +15,7 @@ from typing import Any, Sequence
 
 #: columns of bench.csv / report rows, in order
 CSV_COLUMNS = (
-    "device", "name", "role", "baseline", "runtime", "precision", "target_device", "status", "error",
+    "device", "name", "role", "baseline", "runtime", "precision", "target_device", "provider", "status", "error",
     "accuracy", "macro_f1", "macro_precision", "macro_recall", "agreement", "n",
     "p10_ms", "p25_ms", "p50_ms", "p75_ms", "p90_ms", "p99_ms", "mean_ms", "std_ms", "min_ms",
     "max_ms", "iqr_ms", "latency_runs", "ratio_vs_reference",
@@ -44,6 +44,7 @@ def variant_rows(results: dict[str, Any]) -> list[dict[str, Any]]:
         row = {
             "device": device, "name": v.get("name"), "role": v.get("role"), "baseline": v.get("baseline"),
             "runtime": v.get("runtime"), "precision": v.get("precision"), "target_device": v.get("device"),
+            "provider": (v.get("providers") or [None])[0], "provider_fallback": v.get("provider_fallback"),
             "status": v.get("status"), "error": v.get("error"),
             "accuracy": acc.get("accuracy"), "macro_f1": acc.get("macro_f1"),
             "macro_precision": acc.get("macro_precision"), "macro_recall": acc.get("macro_recall"),
@@ -123,6 +124,8 @@ def markdown_table(rows: Sequence[dict[str, Any]]) -> str:
         lines.append("| " + " | ".join(str(c).replace("|", "\\|") for c in cells) + " |")
         if r.get("budgets"):
             notes.append(_budget_note(r))
+        if r.get("provider_fallback"):
+            notes.append(f"- **{r['name']}**: {r['provider_fallback']}")
     if notes:
         lines += ["", *notes]
     return "\n".join(lines)

@@ -57,6 +57,8 @@ class _Variant:
     metrics: dict[str, Any] | None = None
     predicted: list[str] | None = None  # predicted label names, in split row order
     memory: dict[str, Any] | None = None
+    providers: list[str] | None = None  # onnxruntime's providers that ran the model (None: not onnxruntime)
+    provider_fallback: str | None = None  # the sentence saying the model ran on another provider than asked
 
     def fail(self, phase: str, exc: BaseException) -> None:
         text = str(exc).strip() or type(exc).__name__
@@ -123,9 +125,6 @@ class _Inputs:
         self.split, self.rows, self.batch = split, rows, batch
         self.max_length, self.seq_len = max_length, seq_len
         self._cache: dict[str, dict[str, Any]] = {}
-
-    def _pair(self, i: int) -> str | None:
-        return self.split.text_pairs[i] if self.split.text_pairs is not None else None
 
     def _encode(self, tok, rows: list[int], **kw) -> dict[str, np.ndarray]:
         texts = [self.split.texts[i] for i in rows]
@@ -281,8 +280,9 @@ def bench(paths: Sequence[str | os.PathLike], data: Any, *, split: str = "test",
     if source is not None:
         from edgebert.bench.baselines import build_baselines
 
-        texts = [the_split.texts[i] for i in rows[:64]]
-        built = build_baselines(source, out / "baselines", texts, max_length=max_length, on_step=phase)
+        sample = the_split.select(rows[:64])
+        built = build_baselines(source, out / "baselines", sample.texts, pairs=sample.text_pairs,
+                                max_length=max_length, on_step=phase)
         for b in built:
             b.device = device
         specs += built
@@ -308,6 +308,7 @@ def bench(paths: Sequence[str | os.PathLike], data: Any, *, split: str = "test",
                 t0 = time.perf_counter()
                 v.runner = open_runner(v.spec, threads)
                 v.load_s_in_process = time.perf_counter() - t0
+                _record_providers(v)
             except Exception as exc:
                 v.fail("load", exc)
             bar.update(1)
@@ -356,13 +357,14 @@ def bench(paths: Sequence[str | os.PathLike], data: Any, *, split: str = "test",
 
     # 3. memory and cold load, one fresh process per variant
     if memory:
-        texts = [the_split.texts[i] for i in rows[:protocol.MEMORY_RUNS]]
+        sample = the_split.select(rows[:protocol.MEMORY_RUNS])
         for v in live:
             if v.status != "ok":
                 bar.update(1)
                 continue
             phase(v.spec.name, "memory (fresh process)")
-            v.memory = protocol.measure_memory({"variant": v.spec.to_json(), "threads": threads, "texts": texts,
+            v.memory = protocol.measure_memory({"variant": v.spec.to_json(), "threads": threads,
+                                                "texts": sample.texts, "text_pairs": sample.text_pairs,
                                                 "runs": protocol.MEMORY_RUNS, "max_length": max_length})
             bar.update(1)
     bar.close()
@@ -391,6 +393,20 @@ def bench(paths: Sequence[str | os.PathLike], data: Any, *, split: str = "test",
     write_json(out / "bench.json", results)
     write_bench_outputs(results, out)
     return BenchResult(out=out, results=results)
+
+
+def _record_providers(v: _Variant) -> None:
+    """The providers the variant runs on; where it is not the one asked for (a CUDA bench on an
+    onnxruntime without CUDA), the variant's notes say so, so no row passes CPU figures off as GPU ones."""
+    from edgebert.runtime.classifier import provider_fallback
+
+    used = getattr(v.runner, "providers", None)
+    if not used:
+        return
+    v.providers = list(used)
+    v.provider_fallback = provider_fallback(getattr(v.runner, "requested", None) or [], v.providers)
+    if v.provider_fallback:
+        v.spec.notes.append(v.provider_fallback)
 
 
 def _time_round(v: _Variant, rows: int) -> None:
@@ -458,7 +474,8 @@ def _variant_json(v: _Variant, ref: _Variant | None, seq_len: int | None, batch:
     budgets = _budget_check(s.budgets, latency, memory) if s.budgets else None
     return {
         "name": s.name, "role": s.role, "baseline": s.baseline, "kind": s.kind, "runtime": s.runtime,
-        "precision": s.precision, "device": s.device, "path": s.path, "source": s.source,
+        "precision": s.precision, "device": s.device, "providers": v.providers,
+        "provider_fallback": v.provider_fallback, "path": s.path, "source": s.source,
         "status": v.status, "error": v.error, "notes": notes, "label_names": s.label_names,
         "files": s.files, "size_bytes": size, "size_mb": size / 1e6 if size is not None else None,
         "load_s": (memory or {}).get("load_s"), "load_s_in_process": v.load_s_in_process,

@@ -16,6 +16,8 @@ Top level::
 A variant::
 
     name, role (input | baseline), baseline, kind, runtime, precision, device, path, source,
+    providers (onnxruntime's providers that ran it, first = the one running; optional),
+    provider_fallback (why it ran on another provider than the device asked for, or None; optional),
     status (ok | failed | skipped), error, notes, label_names, files, size_bytes, size_mb,
     load_s (cold load in the memory worker), load_s_in_process,
     accuracy       {n, accuracy, macro_precision, macro_recall, macro_f1, agreement} | None

@@ -386,9 +386,10 @@ def load_hf_tokenizer(tokenizer_dir: str | Path):
 
 
 def encode_numpy(tokenizer, texts: list[str], pairs: list[str] | None = None, **kwargs) -> dict[str, np.ndarray]:
-    """``tokenizer(texts, ..., return_tensors="np")`` as a plain dict of int64 arrays."""
-    enc = tokenizer(texts, pairs, return_tensors="np", **kwargs) if pairs is not None else \
-        tokenizer(texts, return_tensors="np", **kwargs)
+    """``tokenizer(texts, pairs, ..., return_tensors="np")`` as a plain dict of int64 arrays."""
+    from edgebert.data import encode_texts
+
+    enc = encode_texts(tokenizer, texts, pairs, return_tensors="np", **kwargs)
     return {k: np.asarray(v, dtype=np.int64) for k, v in enc.items()}
 
 
@@ -552,8 +553,12 @@ class OnnxRunner(Runner):
         from edgebert.bench.protocol import ort_providers, ort_session_options
 
         self.spec = spec
+        self.requested = ort_providers(spec.device)
+        available = set(ort.get_available_providers())  # asking for one not built in only makes ORT warn
         self.session = ort.InferenceSession(spec.path, ort_session_options(threads),
-                                            providers=ort_providers(spec.device))
+                                            providers=[p for p in self.requested if p in available])
+        # what runs the model: a CUDA provider that is not built in, or fails to start, leaves the CPU
+        self.providers = self.session.get_providers()
         self.input_names = [i.name for i in self.session.get_inputs()]
         outputs = [o.name for o in self.session.get_outputs()]
         self.output = "logits" if "logits" in outputs else outputs[0]

@@ -3,11 +3,11 @@
 Run as ``python -m edgebert.bench.worker`` with a JSON job on stdin::
 
     {"variant": VariantSpec.to_json(), "threads": 2, "texts": ["...", ...], "runs": 8,
-     "max_length": 128, "ballast_mb": 0}
+     "max_length": 128, "ballast_mb": 0, "text_pairs": ["...", ...] | null}
 
 It imports only the variant's runtime (onnxruntime + tokenizers for an ONNX file: torch is never
 imported), records the RSS, loads the variant (timed: the cold load), runs ``runs`` batch-1
-inferences on ``texts`` and prints one JSON line::
+inferences on ``texts`` (joined to ``text_pairs`` for a sentence-pair task) and prints one JSON line::
 
     {"rss_start_mb", "rss_runtime_mb", "rss_loaded_mb", "rss_end_mb", "peak_rss_mb", "peak_source",
      "ru_maxrss_mb", "increase_mb", "load_s", "runtime_modules", "torch_imported",
@@ -46,10 +46,10 @@ class _FastTokenizer:
         self.tk.no_padding()
         self.tk.enable_truncation(max_length)
 
-    def __call__(self, text: str) -> dict[str, Any]:
+    def __call__(self, text: str, pair: str | None = None) -> dict[str, Any]:
         import numpy as np
 
-        e = self.tk.encode(text)
+        e = self.tk.encode(text, pair)
         return {"input_ids": np.asarray([e.ids], dtype=np.int64),
                 "attention_mask": np.asarray([e.attention_mask], dtype=np.int64),
                 "token_type_ids": np.asarray([e.type_ids], dtype=np.int64)}
@@ -62,7 +62,8 @@ def _tokenizer(spec, max_length: int):
     from edgebert.bench.variants import encode_numpy, load_hf_tokenizer
 
     hf = load_hf_tokenizer(spec.tokenizer_dir)
-    return lambda text: encode_numpy(hf, [text], truncation=True, max_length=max_length)
+    return lambda text, pair=None: encode_numpy(hf, [text], None if pair is None else [pair], truncation=True,
+                                                max_length=max_length)
 
 
 def measure(job: dict[str, Any]) -> dict[str, Any]:
@@ -93,9 +94,11 @@ def measure(job: dict[str, Any]) -> dict[str, Any]:
     result["rss_loaded_mb"] = rss_mb()
     tokenize = _tokenizer(spec, int(job.get("max_length") or 128))
     texts = list(job.get("texts") or ["a short sentence"])
+    pairs = job.get("text_pairs")
     for i in range(int(job.get("runs") or 1)):
         t0 = time.perf_counter()
-        runner.logits(runner(runner.prepare(tokenize(texts[i % len(texts)]))))
+        k = i % len(texts)
+        runner.logits(runner(runner.prepare(tokenize(texts[k], pairs[k] if pairs else None))))
         if i == 0:  # includes torch.compile's compilation for compiled variants (it is lazy)
             result["first_call_s"] = time.perf_counter() - t0
     if runner.fell_back_at is not None:  # compiling failed in this process: it ran eager

@@ -68,6 +68,9 @@ def command(models, data, split, baselines, out, seq_len, batch, threads, rounds
                     f"Details: {result.out / 'bench.md'}; once fixed, re-run with --overwrite.", fg="red", err=True)
         click.get_current_context().exit(2)
     click.echo(result.markdown)
+    for v in variants:
+        if v.get("provider_fallback"):
+            click.secho(f"Warning: {v['name']}: {v['provider_fallback']}.", fg="yellow", err=True)
     failed = [v["name"] for v in variants if v["status"] == "failed"]
     if failed:
         click.secho(f"{len(failed)} variant(s) failed: {', '.join(failed)} (reasons above and in bench.json).",

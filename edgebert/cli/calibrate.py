@@ -54,8 +54,8 @@ def command(ctx, artifact, data, precision, split, eval_split, write, out, as_js
     from edgebert.artifact import check_writable, write_json
     from edgebert.data import load_dataset
     from edgebert.errors import ConfigError, MissingDependencyError
-    from edgebert.runtime import Classifier
-    from edgebert.runtime.calibration import calibrate, dataset_texts, label_indices, selective_metrics
+    from edgebert.cli.runtime_options import load_classifier
+    from edgebert.runtime.calibration import calibrate, dataset_rows, label_indices, selective_metrics
 
     if ctx.get_parameter_source("data") != click.core.ParameterSource.COMMANDLINE:
         raise click.UsageError("Give the labelled data to calibrate on with --data "
@@ -66,20 +66,20 @@ def command(ctx, artifact, data, precision, split, eval_split, write, out, as_js
         package = {"sklearn": "scikit-learn"}.get(exc.name or "sklearn", exc.name)
         raise MissingDependencyError(package, purpose="carving a dev split from train, as the data has none; "
                                      "or pass --dev FILE") from None
-    clf = Classifier.load(artifact, threads=threads, threshold=0.0)
+    clf = load_classifier(artifact, threads=threads, threshold=0.0)
     if out:
         check_writable(out, replaced=True)
     if write:
         check_writable(clf.layout.root / "manifest.json", replaced=True, hint=(
             f"Copy the artifact to a folder you can write to (cp -r {clf.layout.root} COPY) and calibrate the "
             "copy, or drop --write."))
-    texts, labels = dataset_texts(ds, split)
-    result = calibrate(clf, texts, labels, precision=precision)
+    texts, pairs, labels = dataset_rows(ds, split)
+    result = calibrate(clf, texts, labels, precision=precision, text_pairs=pairs)
     report = {"command": _command(ctx), "artifact": artifact, "data": data, "split": split, **result.to_dict(),
               "eval": None}
     if eval_split.lower() != "none" and eval_split in ds.splits:
-        eval_texts, eval_labels = dataset_texts(ds, eval_split)
-        probs = clf.predict_proba(eval_texts)
+        eval_texts, eval_pairs, eval_labels = dataset_rows(ds, eval_split)
+        probs = clf.predict_proba(eval_texts, eval_pairs)
         y = label_indices(eval_labels, clf.labels)
         report["eval"] = {"split": eval_split, "n": len(y), **selective_metrics(probs, y, result.threshold),
                           "accuracy": selective_metrics(probs, y, None)["answered_accuracy"]}

@@ -32,8 +32,19 @@ def classifier_options(fn):
 
 
 def load_classifier(artifact: str, *, threads=None, threshold=None, max_length=None, batch_size=32):
-    """``Classifier.load`` with the options above."""
-    from edgebert.runtime import Classifier
+    """``Classifier.load`` with the options above; a provider fallback is printed as a warning line."""
+    import warnings
 
-    return Classifier.load(artifact, threads=threads, threshold=threshold, max_length=max_length,
-                           batch_size=batch_size)
+    from edgebert.runtime import Classifier
+    from edgebert.runtime.classifier import ProviderFallbackWarning
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", ProviderFallbackWarning)
+        clf = Classifier.load(artifact, threads=threads, threshold=threshold, max_length=max_length,
+                              batch_size=batch_size)
+    for w in caught:
+        if issubclass(w.category, ProviderFallbackWarning):
+            click.secho(f"Warning: {w.message}.", fg="yellow", err=True)
+        else:  # not ours to reword: shown as Python shows it
+            warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+    return clf

@@ -283,8 +283,12 @@ def layer_groups(model_or_path, mode: str = "int8-dynamic") -> dict[str, list[st
 # -- calibration -----------------------------------------------------------------------------
 
 def calibration_feeds(tokenizer, texts: Sequence[str], input_names: Sequence[str], *, samples: int = 256,
-                      batch_size: int = 8, max_length: int = 128, seed: int = 0) -> list[dict[str, np.ndarray]]:
+                      batch_size: int = 8, max_length: int = 128, seed: int = 0,
+                      pairs: Sequence[str] | None = None) -> list[dict[str, np.ndarray]]:
     """Calibration batches (onnxruntime feed dicts) from real texts, for ``int8-static``.
+
+    ``pairs``: the second sentences of a sentence-pair task (one per text), calibrated as the model
+    runs them, joined to their first sentences.
 
     Up to ``samples`` texts (a seeded random choice when there are more) are tokenized and padded to
     one common length (the longest, capped at ``max_length``), in batches of equal size: the
@@ -292,18 +296,22 @@ def calibration_feeds(tokenizer, texts: Sequence[str], input_names: Sequence[str
     up with the first texts again. ``input_names`` are the ONNX graph's inputs (a name the tokenizer
     does not produce, e.g. ``token_type_ids``, gets zeros).
     """
+    from edgebert.data.batching import check_pairs, encode_texts
     from edgebert.export.onnx import onnx_feeds
 
     texts = [str(t) for t in texts]
     if not texts:
         raise CompressionError("int8-static calibration needs at least one text (e.g. the training split's)")
+    check_pairs(texts, pairs)
+    rows = list(range(len(texts)))
     if len(texts) > samples:
         rng = np.random.default_rng(seed)
-        texts = [texts[i] for i in sorted(rng.choice(len(texts), size=samples, replace=False))]
-    batch_size = max(1, min(batch_size, len(texts)))
-    n_batches = math.ceil(len(texts) / batch_size)
-    texts = (texts * 2)[: n_batches * batch_size] if len(texts) % batch_size else texts
-    enc = tokenizer(texts, padding="longest", truncation=True, max_length=max_length, return_tensors="np")
+        rows = sorted(rng.choice(len(texts), size=samples, replace=False).tolist())
+    batch_size = max(1, min(batch_size, len(rows)))
+    n_batches = math.ceil(len(rows) / batch_size)
+    rows = (rows * 2)[: n_batches * batch_size] if len(rows) % batch_size else rows
+    enc = encode_texts(tokenizer, [texts[i] for i in rows], None if pairs is None else [pairs[i] for i in rows],
+                       padding="longest", truncation=True, max_length=max_length, return_tensors="np")
     feeds = onnx_feeds(input_names, dict(enc))
     return [{k: v[i * batch_size:(i + 1) * batch_size] for k, v in feeds.items()} for i in range(n_batches)]
 
@@ -536,21 +544,24 @@ def torch_quantize_dynamic(model, *, per_channel: bool = False):
 # -- accuracy-aware search -------------------------------------------------------------------
 
 def onnx_accuracy_fn(tokenizer, texts: Sequence[str], labels: Sequence[int], *, batch_size: int = 32,
-                     max_length: int = 128) -> Callable[[str | os.PathLike], float]:
+                     max_length: int = 128, pairs: Sequence[str] | None = None) -> Callable[[str | os.PathLike], float]:
     """An ``eval_fn(onnx_path) -> accuracy`` (fraction in [0, 1]) over labelled texts, via onnxruntime CPU.
 
-    The texts are tokenized once (padded batches); each call opens a session on the given file.
+    ``pairs``: the second sentences of a sentence-pair task, one per text. The texts are tokenized
+    once (padded batches); each call opens a session on the given file.
     """
     import onnxruntime as ort
 
+    from edgebert.data import encode_texts
     from edgebert.export.onnx import onnx_feeds
 
     texts = [str(t) for t in texts]
     labels_arr = np.asarray(labels, dtype=np.int64)
     if not texts or len(texts) != len(labels_arr):
         raise CompressionError(f"onnx_accuracy_fn needs one label per text (got {len(texts)} texts, {len(labels_arr)} labels)")
-    encoded = [dict(tokenizer(texts[s:s + batch_size], padding="longest", truncation=True,
-                              max_length=max_length, return_tensors="np"))
+    encoded = [dict(encode_texts(tokenizer, texts[s:s + batch_size],
+                                 None if pairs is None else list(pairs)[s:s + batch_size],
+                                 padding="longest", truncation=True, max_length=max_length, return_tensors="np"))
                for s in range(0, len(texts), batch_size)]
 
     def evaluate(path: str | os.PathLike) -> float:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import random
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
 from edgebert.errors import DataError
@@ -68,16 +68,34 @@ def collate_batches(
     return _iter_batches(split, tokenizer, batches, int(max_length))
 
 
+def encode_texts(tokenizer: Any, texts: Sequence[str], pairs: Sequence[str] | None = None, **kwargs: Any):
+    """``tokenizer(texts, pairs, **kwargs)``: the one call that tokenizes rows for a model.
+
+    ``pairs`` holds the second sentences of a sentence-pair task (one per text; None for single
+    texts): the tokenizer joins each pair as ``[CLS] text [SEP] pair [SEP]`` with token type 1 on
+    the second segment, as the model saw them in training. Scoring or validating a pair model on
+    ``texts`` alone measures a different task, so every caller that has the rows' pairs passes them.
+    """
+    texts = [str(t) for t in texts]
+    if pairs is None:
+        return tokenizer(texts, **kwargs)
+    check_pairs(texts, pairs)
+    return tokenizer(texts, [str(p) for p in pairs], **kwargs)
+
+
+def check_pairs(texts: Sequence[str], pairs: Sequence[str] | None) -> None:
+    """DataError unless ``pairs`` is None or holds one second sentence per text."""
+    if pairs is not None and len(pairs) != len(texts):
+        raise DataError(f"one text pair per text is needed: got {len(texts)} texts and {len(pairs)} pairs")
+
+
 def _iter_batches(split: Split, tokenizer: Any, batches: list[list[int]], max_length: int):
     import torch
 
     for rows in batches:
         texts = [split.texts[i] for i in rows]
-        kwargs: dict[str, Any] = dict(padding="longest", truncation=True, max_length=max_length,
-                                      return_tensors="pt")
-        if split.text_pairs is not None:
-            enc = tokenizer(texts, [split.text_pairs[i] for i in rows], **kwargs)
-        else:
-            enc = tokenizer(texts, **kwargs)
+        pairs = [split.text_pairs[i] for i in rows] if split.text_pairs is not None else None
+        enc = encode_texts(tokenizer, texts, pairs, padding="longest", truncation=True, max_length=max_length,
+                           return_tensors="pt")
         labels = torch.tensor([split.labels[i] for i in rows], dtype=torch.long)
         yield dict(enc), labels, list(rows)

@@ -176,12 +176,13 @@ def _session(path: Path, config: dict[str, str] | None = None):
 
 def export_mobile(onnx_path: str | os.PathLike, out_dir: str | os.PathLike, *, style: str = "Fixed",
                   target_platform: str | None = "arm", tokenizer=None, texts: Sequence[str] | None = None,
-                  check_usability: bool = True) -> dict[str, Any]:
+                  pairs: Sequence[str] | None = None, check_usability: bool = True) -> dict[str, Any]:
     """Convert ``onnx_path`` to ORT format in ``out_dir``, write its operator config, check it.
 
     ``style`` is ``"Fixed"`` or ``"Runtime"`` (see the module docstring); ``target_platform``
     ``"arm"`` (phones, Jetson: allows int8 QDQ kernels) or ``"amd64"``. The ``.ort`` file is run
-    next to the ``.onnx`` file on ``texts`` (tokenized with ``tokenizer``) when both are given, else
+    next to the ``.onnx`` file on ``texts`` (with ``pairs``, the second sentences of a sentence-pair
+    task; tokenized with ``tokenizer``) when both are given, else
     on synthetic token ids; logits must agree within :data:`MOBILE_TOLERANCE`. Returns::
 
         {"ort_path", "config_path", "onnx_bytes", "ort_bytes",
@@ -231,9 +232,14 @@ def export_mobile(onnx_path: str | os.PathLike, out_dir: str | os.PathLike, *, s
     if tokenizer is not None and texts:
         from edgebert.export.onnx import onnx_feeds
 
-        feeds = [onnx_feeds(names, dict(tokenizer([t], return_tensors="np", truncation=True))) for t in texts]
-        feeds.append(onnx_feeds(names, dict(tokenizer(list(texts), padding="longest", truncation=True,
-                                                      return_tensors="np"))))
+        from edgebert.data import encode_texts
+
+        texts = list(texts)
+        feeds = [onnx_feeds(names, dict(encode_texts(tokenizer, texts[i:i + 1], None if pairs is None else
+                                                     [pairs[i]], return_tensors="np", truncation=True)))
+                 for i in range(len(texts))]
+        feeds.append(onnx_feeds(names, dict(encode_texts(tokenizer, texts, pairs, padding="longest",
+                                                         truncation=True, return_tensors="np"))))
     else:
         feeds = _synthetic_feeds(onnx_path)
     out_name = onnx_session.get_outputs()[0].name

@@ -162,8 +162,9 @@ def _session(onnx_path: str | os.PathLike):
 
 
 def validate_onnx(model, tokenizer, onnx_path: str | os.PathLike, texts: Sequence[str], *,
-                  max_length: int = 128, batch_size: int = 16) -> dict[str, Any]:
-    """Compare an exported ONNX file with the PyTorch model on real ``texts``.
+                  pairs: Sequence[str] | None = None, max_length: int = 128, batch_size: int = 16) -> dict[str, Any]:
+    """Compare an exported ONNX file with the PyTorch model on real ``texts`` (with their second
+    sentences ``pairs`` for a sentence-pair task).
 
     Each text is run alone at its own length (batch 1, no padding) and then all texts together in
     padded batches of ``batch_size`` (exercises the dynamic axes and the attention mask), through
@@ -177,6 +178,8 @@ def validate_onnx(model, tokenizer, onnx_path: str | os.PathLike, texts: Sequenc
          "min_tokens": ..., "max_tokens": ...}      # lengths of the texts, in tokens
     """
     import torch
+
+    from edgebert.data import encode_texts
 
     texts = [str(t) for t in texts]
     if not texts:
@@ -199,20 +202,26 @@ def validate_onnx(model, tokenizer, onnx_path: str | os.PathLike, texts: Sequenc
 
     try:
         ref1, got1, lengths = [], [], []
-        for text in texts:
-            enc = tokenizer([text], truncation=True, max_length=max_length, return_tensors="pt")
+        for i in range(len(texts)):
+            enc = encode_texts(tokenizer, texts[i:i + 1], _rows(pairs, i, i + 1), truncation=True,
+                               max_length=max_length, return_tensors="pt")
             lengths.append(int(enc["input_ids"].shape[1]))
             ref1.append(torch_logits(enc)[0])
             got1.append(onnx_logits(enc)[0])
         refp, gotp = [], []
         for start in range(0, len(texts), batch_size):
-            enc = tokenizer(texts[start:start + batch_size], padding="longest", truncation=True,
-                            max_length=max_length, return_tensors="pt")
+            enc = encode_texts(tokenizer, texts[start:start + batch_size], _rows(pairs, start, start + batch_size),
+                               padding="longest", truncation=True, max_length=max_length, return_tensors="pt")
             refp.append(torch_logits(enc))
             gotp.append(onnx_logits(enc))
     finally:
         model.train(was_training)
     return comparison_report(ref1, got1, refp, gotp, lengths)
+
+
+def _rows(pairs: Sequence[str] | None, start: int, stop: int) -> list[str] | None:
+    """``pairs[start:stop]`` (None for single texts)."""
+    return None if pairs is None else list(pairs[start:stop])
 
 
 def comparison_report(ref1, got1, refp, gotp, lengths) -> dict:
@@ -241,11 +250,14 @@ def comparison_report(ref1, got1, refp, gotp, lengths) -> dict:
 
 
 def compare_onnx(reference: str | os.PathLike, candidate: str | os.PathLike, tokenizer, texts: Sequence[str], *,
-                 max_length: int = 128, batch_size: int = 16) -> dict[str, Any]:
-    """Compare two ONNX files (e.g. fp32 and int8) on real ``texts``, as :func:`validate_onnx` does.
+                 pairs: Sequence[str] | None = None, max_length: int = 128, batch_size: int = 16) -> dict[str, Any]:
+    """Compare two ONNX files (e.g. fp32 and int8) on real ``texts`` (and ``pairs``), as
+    :func:`validate_onnx` does.
 
     Same protocol and report: every text alone at its own length, then padded batches.
     """
+    from edgebert.data import encode_texts
+
     texts = [str(t) for t in texts]
     if not texts:
         from edgebert.errors import DataError
@@ -259,15 +271,16 @@ def compare_onnx(reference: str | os.PathLike, candidate: str | os.PathLike, tok
         return np.asarray(session.run([out], onnx_feeds(names, enc))[0], dtype=np.float32)
 
     ref1, got1, lengths = [], [], []
-    for text in texts:
-        enc = dict(tokenizer([text], truncation=True, max_length=max_length, return_tensors="np"))
+    for i in range(len(texts)):
+        enc = dict(encode_texts(tokenizer, texts[i:i + 1], _rows(pairs, i, i + 1), truncation=True,
+                                max_length=max_length, return_tensors="np"))
         lengths.append(int(enc["input_ids"].shape[1]))
         ref1.append(run(ref_s, enc)[0])
         got1.append(run(got_s, enc)[0])
     refp, gotp = [], []
     for start in range(0, len(texts), batch_size):
-        enc = dict(tokenizer(texts[start:start + batch_size], padding="longest", truncation=True,
-                             max_length=max_length, return_tensors="np"))
+        enc = dict(encode_texts(tokenizer, texts[start:start + batch_size], _rows(pairs, start, start + batch_size),
+                                padding="longest", truncation=True, max_length=max_length, return_tensors="np"))
         refp.append(run(ref_s, enc))
         gotp.append(run(got_s, enc))
     return comparison_report(ref1, got1, refp, gotp, lengths)

@@ -66,10 +66,13 @@ def _wrapper(model, input_names: Sequence[str]):
     return Logits()
 
 
-def _inputs(tokenizer, texts, names: Sequence[str], device, max_length: int = 128) -> tuple:
+def _inputs(tokenizer, texts, names: Sequence[str], device, max_length: int = 128, pairs=None) -> tuple:
     import torch
 
-    enc = tokenizer(list(texts), padding="longest", truncation=True, max_length=max_length, return_tensors="pt")
+    from edgebert.data import encode_texts
+
+    enc = encode_texts(tokenizer, texts, pairs, padding="longest", truncation=True, max_length=max_length,
+                       return_tensors="pt")
     ids = enc["input_ids"]
     return tuple((enc[n] if n in enc else torch.zeros_like(ids)).to(device=device, dtype=torch.long) for n in names)
 
@@ -189,8 +192,10 @@ def load_torch_export(path: str | os.PathLike):
 
 
 def validate_torchscript(model, tokenizer, path: str | os.PathLike, texts: Sequence[str], *,
-                         max_length: int = 128, batch_size: int = 16) -> dict[str, Any]:
-    """Compare a TorchScript (``.pt``) or torch.export (``.pt2``) file with the eager model on ``texts``.
+                         pairs: Sequence[str] | None = None, max_length: int = 128,
+                         batch_size: int = 16) -> dict[str, Any]:
+    """Compare a TorchScript (``.pt``) or torch.export (``.pt2``) file with the eager model on ``texts``
+    (with their second sentences ``pairs`` for a sentence-pair task).
 
     Same protocol and report as :func:`edgebert.export.validate_onnx`: every text alone at its own
     length, then all texts in padded batches of ``batch_size``. Returns ``{"n",
@@ -209,8 +214,9 @@ def validate_torchscript(model, tokenizer, path: str | os.PathLike, texts: Seque
     was_training = model.training
     model.eval()
 
-    def both(batch_texts) -> tuple[np.ndarray, np.ndarray, int]:
-        args = _inputs(tokenizer, batch_texts, names, device, max_length)
+    def both(start: int, stop: int) -> tuple[np.ndarray, np.ndarray, int]:
+        args = _inputs(tokenizer, texts[start:stop], names, device, max_length,
+                       pairs=None if pairs is None else list(pairs)[start:stop])
         with torch.inference_mode():
             ref = model(**dict(zip(names, args))).logits.float().cpu().numpy()
             got = module(*args).float().cpu().numpy()
@@ -218,14 +224,14 @@ def validate_torchscript(model, tokenizer, path: str | os.PathLike, texts: Seque
 
     try:
         ref1, got1, lengths = [], [], []
-        for text in texts:
-            r, g, n = both([text])
+        for i in range(len(texts)):
+            r, g, n = both(i, i + 1)
             ref1.append(r[0])
             got1.append(g[0])
             lengths.append(n)
         refp, gotp = [], []
         for start in range(0, len(texts), batch_size):
-            r, g, _ = both(texts[start:start + batch_size])
+            r, g, _ = both(start, start + batch_size)
             refp.append(r)
             gotp.append(g)
     finally:

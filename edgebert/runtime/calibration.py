@@ -24,7 +24,7 @@ import numpy as np
 
 from edgebert.errors import ConfigError, DataError, LabelMismatchError
 
-__all__ = ["CalibrationResult", "calibrate", "dataset_texts", "label_indices", "selective_metrics"]
+__all__ = ["CalibrationResult", "calibrate", "dataset_rows", "label_indices", "selective_metrics"]
 
 #: thresholds at which the coverage / accuracy curve is reported
 CURVE_THRESHOLDS = tuple(round(x, 2) for x in np.linspace(0.0, 1.0, 21))
@@ -94,20 +94,21 @@ def label_indices(labels: Sequence[str | int], names: Sequence[str]) -> list[int
     return out
 
 
-def dataset_texts(dataset, split: str) -> tuple[list[str], list[str]]:
-    """(texts, label names) of one split of an :class:`edgebert.data.Dataset`."""
+def dataset_rows(dataset, split: str) -> tuple[list[str], list[str] | None, list[str]]:
+    """(texts, their second sentences or None, label names) of one split of an
+    :class:`edgebert.data.Dataset`."""
     rows = dataset.split(split)
-    if rows.text_pairs is not None:
-        raise DataError(f"dataset {dataset.name} is a sentence-pair task; the runtime classifies single texts")
-    return list(rows.texts), [dataset.label_names[i] for i in rows.labels]
+    pairs = None if rows.text_pairs is None else list(rows.text_pairs)
+    return list(rows.texts), pairs, [dataset.label_names[i] for i in rows.labels]
 
 
 def calibrate(classifier, texts: Sequence[str], labels: Sequence[str | int], *,
-              precision: float = 0.95) -> CalibrationResult:
+              precision: float = 0.95, text_pairs: Sequence[str] | None = None) -> CalibrationResult:
     """Pick the threshold that answers the most of ``texts`` with accuracy >= ``precision`` on them.
 
     ``classifier`` is an :class:`edgebert.runtime.Classifier` (anything with ``labels`` and
-    ``predict_proba``); ``labels`` are the true label names (or indices into ``classifier.labels``).
+    ``predict_proba``); ``labels`` are the true label names (or indices into ``classifier.labels``);
+    ``text_pairs`` the second sentences of a sentence-pair task.
     See the module doc for the rule. The classifier's own threshold is not used or changed.
     """
     if isinstance(precision, bool) or not isinstance(precision, (int, float)) or not 0.0 < precision <= 1.0:
@@ -118,7 +119,8 @@ def calibrate(classifier, texts: Sequence[str], labels: Sequence[str | int], *,
     y = np.asarray(label_indices(labels, classifier.labels), dtype=np.int64)
     if len(y) != len(texts):
         raise DataError(f"need one label per text: got {len(texts)} texts and {len(y)} labels")
-    probs = np.asarray(classifier.predict_proba(texts))
+    probs = np.asarray(classifier.predict_proba(texts) if text_pairs is None else
+                       classifier.predict_proba(texts, list(text_pairs)))
     conf = probs.max(axis=1)
     correct = probs.argmax(axis=1) == y
     order = np.argsort(-conf, kind="stable")

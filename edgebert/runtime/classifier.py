@@ -9,15 +9,17 @@ fails with :class:`~edgebert.errors.MissingDependencyError`.
 What is read from an artifact folder (see :func:`resolve_artifact`)::
 
     manifest.json   deploy: {"model": "model/model.onnx", "max_length": 128, "threshold": 0.7,
-                             "unknown_label": "unknown", ...}      (optional; found files otherwise)
+                             "unknown_label": "unknown", "text_pair": false, ...}
+                             (optional; found files otherwise)
     model/          model.onnx (+ model.onnx.data) | model.ort | model.pt | model.plan
     tokenizer/      tokenizer.json (a Hugging Face *fast* tokenizer file), or at the root
     labels.json     {"labels": ["neg", "pos"]}  (index = logit index); or config.json id2label
 
 The same steps the app guides (``docs/mobile.md``) mirror, per batch of texts:
 
-1. tokenize each text with ``tokenizer.json`` ([CLS] text [SEP]), truncated to ``max_length``
-   tokens; no padding yet;
+1. tokenize each text with ``tokenizer.json`` ([CLS] text [SEP]; a sentence pair as [CLS] text [SEP]
+   text_pair [SEP] with token type 1 on the second part), truncated to ``max_length`` tokens (the
+   longer of the two sentences first); no padding yet;
 2. sort the texts by token count and cut them into batches of ``batch_size``, each padded to its
    own longest text (pad id from the tokenizer, ``attention_mask`` 0 on padding, ``token_type_ids``
    0), so that short texts do not pay for long ones (a graph with a static input shape gets exactly
@@ -50,8 +52,8 @@ from edgebert.errors import (
 )
 
 __all__ = [
-    "ArtifactLayout", "Classifier", "DEFAULT_MAX_LENGTH", "DEFAULT_UNKNOWN_LABEL", "Prediction",
-    "resolve_artifact", "softmax",
+    "ArtifactLayout", "Classifier", "DEFAULT_MAX_LENGTH", "DEFAULT_UNKNOWN_LABEL", "EMPTY_TEXT", "Prediction",
+    "is_blank", "resolve_artifact", "softmax",
 ]
 
 #: token cap when neither the caller nor the manifest gives one (edgebert trains at 128 tokens)
@@ -69,6 +71,15 @@ DEPLOYABLE_SUFFIXES = ONNX_SUFFIXES + TORCHSCRIPT_SUFFIXES + TENSORRT_SUFFIXES
 KNOWN_INPUTS = ("input_ids", "attention_mask", "token_type_ids")
 
 _HOW_TO_BUILD = "Build an artifact with: edgebert compress --model MODEL --data DATA --out ARTIFACT"
+
+#: why a text is refused, in every entry point's message (Classifier, predict, serve): a model
+#: asked about nothing still answers with some label, and that answer means nothing
+EMPTY_TEXT = "is empty (or only whitespace): there is nothing to classify"
+
+
+def is_blank(text: str) -> bool:
+    """True for a text the runtime refuses to classify: empty or only whitespace."""
+    return not text.strip()
 
 
 @dataclass(frozen=True)
@@ -101,6 +112,7 @@ class ArtifactLayout:
     providers: tuple[str, ...] | None = None  # deploy.providers: the target's execution providers
     input_names: tuple[str, ...] | None = None  # deploy.input_names (used for TensorRT engines)
     model_max_length: int | None = None  # deploy.model_max_length: most tokens the model takes (its position table)
+    text_pair: bool | None = None  # deploy.text_pair: trained on sentence pairs (None: not stated)
 
 
 # -- artifact folders ---------------------------------------------------------------------------
@@ -266,6 +278,9 @@ def resolve_artifact(path: str | os.PathLike) -> ArtifactLayout:
     threshold = _optional(deploy, "threshold", (int, float), manifest)
     providers = _optional(deploy, "providers", (list,), manifest)
     input_names = _optional(deploy, "input_names", (list,), manifest)
+    text_pair = deploy.get("text_pair")
+    if text_pair is not None and not isinstance(text_pair, bool):
+        raise RuntimeLoadError(f"'{manifest}': deploy.text_pair must be true or false, found {text_pair!r}.")
     return ArtifactLayout(
         root=root, model=model, format=_format_of(model), tokenizer=tokenizer, labels=labels,
         max_length=_optional(deploy, "max_length", (int,), manifest),
@@ -275,6 +290,7 @@ def resolve_artifact(path: str | os.PathLike) -> ArtifactLayout:
         providers=None if providers is None else tuple(str(x) for x in providers),
         input_names=None if input_names is None else tuple(str(x) for x in input_names),
         model_max_length=_optional(deploy, "model_max_length", (int,), manifest),
+        text_pair=text_pair,
     )
 
 
@@ -297,6 +313,7 @@ class _OnnxBackend:
         options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         available = ort.get_available_providers()
         providers = list(providers) if providers else ["CPUExecutionProvider"]
+        self.requested = providers
         missing = [p for p in providers if p not in available]
         if missing:
             raise RuntimeLoadError(f"Execution provider(s) {', '.join(missing)} not available in this "
@@ -306,6 +323,8 @@ class _OnnxBackend:
         except Exception as exc:  # onnxruntime raises its own pybind exception types
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             raise RuntimeLoadError(f"onnxruntime cannot load '{path}': {first}") from exc
+        # onnxruntime drops a provider that fails to start (a CUDA or cuDNN library missing, no GPU)
+        # with a log line only, and runs on the next one: what it actually uses is the session's list
         self.providers = self.session.get_providers()
         self.input_names = [i.name for i in self.session.get_inputs()]
         self.input_dtypes = {}
@@ -401,12 +420,47 @@ def softmax(logits: np.ndarray) -> np.ndarray:
 
 def _available_providers(wanted: Sequence[str]) -> list[str]:
     """The providers of ``wanted`` this onnxruntime build has, in order, CPU last as the fallback: an
-    artifact built for a GPU target still runs on a CPU-only install."""
+    artifact built for a GPU target still runs on a CPU-only install (and says so: see
+    :func:`provider_fallback`)."""
     import onnxruntime as ort
 
     available = set(ort.get_available_providers())
     chosen = [p for p in wanted if p in available and p != "CPUExecutionProvider"]
     return chosen + ["CPUExecutionProvider"]
+
+
+class ProviderFallbackWarning(RuntimeWarning):
+    """The model runs on another execution provider than the one asked for (e.g. a GPU target's
+    artifact on the CPU): it works, at other speed and memory than the target was measured at."""
+
+
+def provider_fallback(requested: Sequence[str], used: Sequence[str]) -> str | None:
+    """What of ``requested`` (execution providers, in priority order) onnxruntime does not use, said
+    in one sentence, or None when the first requested one runs the model. ``used``: the session's
+    providers (``InferenceSession.get_providers()``)."""
+    if not requested or not used or requested[0] == used[0]:
+        return None
+    try:
+        import onnxruntime as ort
+
+        built = set(ort.get_available_providers())
+    except ImportError:  # pragma: no cover - callers hold a session
+        built = set()
+    dropped = [p for p in requested if p not in used]
+    if not dropped:
+        return None
+    why = []
+    absent = [p for p in dropped if p not in built]
+    failed = [p for p in dropped if p in built]
+    if absent:
+        gpu = " (for CUDA / TensorRT: pip install onnxruntime-gpu)" if any(
+            p in ("CUDAExecutionProvider", "TensorrtExecutionProvider") for p in absent) else ""
+        why.append(f"{', '.join(absent)} {'is' if len(absent) == 1 else 'are'} not in this onnxruntime build{gpu}")
+    if failed:
+        why.append(f"{', '.join(failed)} failed to start (e.g. its CUDA / cuDNN libraries or the device "
+                   "are missing)")
+    return (f"execution provider {requested[0]} was requested but the model runs on {used[0]}: "
+            f"{'; '.join(why)}")
 
 
 def _check_threshold(value: float | None) -> float | None:
@@ -476,8 +530,10 @@ class Classifier:
 
     ``predict`` and ``predict_proba`` accept one text (``str``) or a sequence of texts: a ``str``
     gives one :class:`Prediction` (one row of probabilities), a sequence gives a list (a 2-D array),
-    in input order. Instances are safe to call from several threads (onnxruntime sessions and
-    ``tokenizers`` tokenizers are).
+    in input order. A sentence-pair model (:attr:`text_pair`) takes the second sentences as
+    ``text_pairs``, shaped like ``texts``. Empty texts are refused (DataError): the model would
+    answer them with some label all the same. Instances are safe to call from several threads
+    (onnxruntime sessions and ``tokenizers`` tokenizers are).
     """
 
     def __init__(self, backend, tokenizer, layout: ArtifactLayout, *, max_length: int,
@@ -494,6 +550,12 @@ class Classifier:
         self.max_length = max_length
         self.batch_size = min(batch_size, self._fixed_batch) if self._fixed_batch else batch_size
         self.threads = threads
+        #: True: the model classifies sentence pairs (text_pairs required); False: single texts; None:
+        #: the artifact does not say (both are accepted)
+        self.text_pair: bool | None = layout.text_pair
+        #: execution providers asked for, and the sentence saying which of them the model does not run on
+        self.requested_providers: list[str] = list(getattr(backend, "requested", None) or backend.providers)
+        self.provider_fallback: str | None = provider_fallback(self.requested_providers, list(backend.providers))
         self._pad_id = _pad_id(tokenizer, layout.tokenizer.parent)  # before no_padding() clears it
         # tokenizer.json may carry the padding / truncation of the call that saved it: batches are
         # padded here (per length-sorted batch) and the cap is this classifier's max_length.
@@ -515,7 +577,9 @@ class Classifier:
         ``threads``: intra-op threads of the model (None: the manifest's ``deploy.threads``, else the
         runtime's default, one per core). ``providers``: onnxruntime execution providers in
         priority order, all required (None: those of ``deploy.providers`` this onnxruntime build
-        has, else CPU).
+        has, else CPU). When the model does not run on the first provider asked for (not in this
+        build, or it failed to start) a :class:`ProviderFallbackWarning` says so, and
+        :attr:`provider_fallback` / :meth:`info` keep the sentence.
         ``threshold``: answer only when the top probability is at least this (0..1); None takes the
         manifest's ``deploy.threshold`` (none there: answer everything); 0 turns it off.
         ``max_length``: token cap per text (default: ``deploy.max_length``, else 128 or the
@@ -544,10 +608,14 @@ class Classifier:
             tokenizer = Tokenizer.from_file(str(layout.tokenizer))
         except Exception as exc:  # tokenizers raises a plain Exception for unreadable files
             raise RuntimeLoadError(f"Cannot read the tokenizer '{layout.tokenizer}': {exc}") from exc
+        requested = None
         if layout.format == "onnxruntime":
             if not providers and layout.providers:
+                requested = list(layout.providers)
                 providers = _available_providers(layout.providers)
             backend = _OnnxBackend(layout.model, threads=threads, providers=providers)
+            if requested:
+                backend.requested = requested  # the target's list: the fallback is measured against it
         elif providers is not None:
             raise ConfigError(f"providers apply to ONNX models; '{layout.model}' is a {layout.format} file.")
         elif layout.format == "torchscript":
@@ -557,6 +625,8 @@ class Classifier:
         self = cls(backend, tokenizer, layout, max_length=max_length, threshold=threshold,
                    unknown_label=unknown_label, batch_size=batch_size, threads=threads)
         self._check_outputs()
+        if self.provider_fallback:
+            warnings.warn(f"{self.layout.root}: {self.provider_fallback}", ProviderFallbackWarning, stacklevel=2)
         return self
 
     # -- properties -------------------------------------------------------------------------
@@ -579,18 +649,28 @@ class Classifier:
         """onnxruntime | torchscript | tensorrt."""
         return self.layout.format
 
+    @property
+    def provider(self) -> str:
+        """The execution provider that runs the model (onnxruntime's first), or the backend's name."""
+        return list(self._backend.providers)[0]
+
     def info(self) -> dict[str, Any]:
         """What is loaded, for logs and ``GET /health``."""
         return {"artifact": str(self.layout.root), "model": str(self.layout.model), "format": self.format,
-                "providers": list(self._backend.providers), "inputs": list(self._backend.input_names),
+                "provider": self.provider, "providers": list(self._backend.providers),
+                "requested_providers": self.requested_providers, "provider_fallback": self.provider_fallback,
+                "text_pair": self.text_pair, "inputs": list(self._backend.input_names),
                 "labels": len(self.labels), "max_length": self.max_length, "threshold": self.threshold,
                 "unknown_label": self.unknown_label, "threads": self.threads, "batch_size": self.batch_size}
 
     # -- inference --------------------------------------------------------------------------
 
-    def _encode_sorted(self, texts: list[str]) -> tuple[list[tuple[dict[str, np.ndarray], int]], np.ndarray]:
+    def _encode_sorted(self, texts: list[str], pairs: list[str] | None
+                       ) -> tuple[list[tuple[dict[str, np.ndarray], int]], np.ndarray]:
         """Tokenize; return (padded feeds, texts in them) per batch, in length order, and that order."""
-        encodings = self._tokenizer.encode_batch(texts)
+        # a (text, pair) tuple is encoded by tokenizer.json's pair template ([CLS] a [SEP] b [SEP], type
+        # ids 1 on b) and truncated longest-first, as the Hugging Face tokenizer did in training
+        encodings = self._tokenizer.encode_batch(texts if pairs is None else list(zip(texts, pairs)))
         lengths = np.fromiter((len(e.ids) for e in encodings), dtype=np.int64, count=len(encodings))
         order = np.argsort(lengths, kind="stable")
         batches = []
@@ -610,13 +690,40 @@ class Classifier:
             batches.append(({"input_ids": ids, "attention_mask": mask, "token_type_ids": types}, len(rows)))
         return batches, order
 
-    def logits(self, texts: str | Iterable[str]) -> np.ndarray:
+    def logits(self, texts: str | Iterable[str], text_pairs: str | Iterable[str] | None = None) -> np.ndarray:
         """Raw model outputs: (labels,) for one text, (n, labels) float32 for a sequence."""
+        items, pairs, single = self._inputs(texts, text_pairs)
+        out = self._logits(items, pairs)
+        return out[0] if single else out
+
+    def _inputs(self, texts, text_pairs) -> tuple[list[str], list[str] | None, bool]:
+        """(texts, pairs, whether one bare string was given), checked: strings, none empty, pairs
+        where (and only where) the model takes them."""
         items, single = _as_texts(texts)
+        pairs = None
+        if text_pairs is not None:
+            pairs, pair_single = _as_texts(text_pairs, "text pair")
+            if pair_single != single or len(pairs) != len(items):
+                raise DataError(f"text_pairs must be shaped like texts (one second sentence per text): got "
+                                f"{'a string' if single else f'{len(items)} texts'} and "
+                                f"{'a string' if pair_single else f'{len(pairs)} text pairs'}.")
+        if self.text_pair and pairs is None:
+            raise DataError(f"'{self.layout.root}' classifies sentence pairs: give each text its second "
+                            "sentence (text_pairs).")
+        if self.text_pair is False and pairs is not None:
+            raise DataError(f"'{self.layout.root}' classifies single texts (it was not trained on sentence "
+                            "pairs): leave text_pairs out.")
+        for what, values in (("text", items), ("text pair", pairs or [])):
+            for i, t in enumerate(values):
+                if is_blank(t):
+                    raise DataError(f"{what} {i} {EMPTY_TEXT}" if not single else f"the {what} {EMPTY_TEXT}")
+        return items, pairs, single
+
+    def _logits(self, items: list[str], pairs: list[str] | None) -> np.ndarray:
         out = np.zeros((len(items), len(self.labels)), dtype=np.float32)
         if not items:
             return out
-        batches, order = self._encode_sorted(items)
+        batches, order = self._encode_sorted(items, pairs)
         done = 0
         for feeds, real in batches:
             feeds = {n: feeds[n] for n in self._backend.input_names}
@@ -633,24 +740,25 @@ class Classifier:
                                      f"expected ({n}, {len(self.labels)}): one per label in {self.layout.root}.")
             out[order[done:done + real]] = logits[:real]  # rows past `real` fill a static batch
             done += real
-        return out[0] if single else out
+        return out
 
-    def predict_proba(self, texts: str | Iterable[str]) -> np.ndarray:
+    def predict_proba(self, texts: str | Iterable[str], text_pairs: str | Iterable[str] | None = None) -> np.ndarray:
         """Label probabilities (softmax, float64): (labels,) for one text, (n, labels) for a sequence;
         columns follow :attr:`labels`."""
-        return softmax(self.logits(texts))
+        return softmax(self.logits(texts, text_pairs))
 
     @overload
-    def predict(self, texts: str) -> Prediction: ...
+    def predict(self, texts: str, text_pairs: str | None = None) -> Prediction: ...
 
     @overload
-    def predict(self, texts: Iterable[str]) -> list[Prediction]: ...
+    def predict(self, texts: Iterable[str], text_pairs: Iterable[str] | None = None) -> list[Prediction]: ...
 
-    def predict(self, texts):
-        """The most likely label of each text with its probability; the unknown label where the
-        probability is below :attr:`threshold`. One text -> a Prediction; a sequence -> a list."""
-        items, single = _as_texts(texts)
-        probs = self.predict_proba(items)
+    def predict(self, texts, text_pairs=None):
+        """The most likely label of each text (of each pair, with ``text_pairs``) with its probability;
+        the unknown label where the probability is below :attr:`threshold`. One text -> a
+        Prediction; a sequence -> a list."""
+        items, pairs, single = self._inputs(texts, text_pairs)
+        probs = softmax(self._logits(items, pairs))
         best = probs.argmax(axis=1) if len(items) else np.zeros(0, dtype=np.int64)
         preds = []
         for row, index in zip(probs, best):
@@ -663,7 +771,7 @@ class Classifier:
     def _check_outputs(self) -> None:
         """One call at load: the model runs and gives one score per label (also warms it up)."""
         try:
-            self.logits(["a"])
+            self._logits(["a"], ["a"] if self.text_pair else None)
         except InferenceError as exc:
             raise RuntimeLoadError(f"'{self.layout.model}' does not fit its labels or inputs: {exc}") from exc
 
@@ -672,14 +780,14 @@ class Classifier:
                 f"max_length={self.max_length}, threshold={self.threshold})")
 
 
-def _as_texts(texts: Any) -> tuple[list[str], bool]:
+def _as_texts(texts: Any, what: str = "text") -> tuple[list[str], bool]:
     """(list of texts, whether one bare string was given); DataError for anything else."""
     if isinstance(texts, str):
         return [texts], True
     if isinstance(texts, (bytes, bytearray)) or texts is None or not isinstance(texts, Iterable):
-        raise DataError(f"texts must be a string or a sequence of strings, got {type(texts).__name__}.")
+        raise DataError(f"{what}s must be a string or a sequence of strings, got {type(texts).__name__}.")
     items = list(texts)
     for i, t in enumerate(items):
         if not isinstance(t, str):
-            raise DataError(f"text {i} is a {type(t).__name__}, not a string.")
+            raise DataError(f"{what} {i} is a {type(t).__name__}, not a string.")
     return items, False

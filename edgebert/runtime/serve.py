@@ -13,15 +13,18 @@ Endpoints (all answers are JSON; errors are ``{"error": "...", "status": code}``
 
     POST /predict  {"text": "..."}          -> {"prediction": {"label", "score", "index", "abstained"}}
                    {"texts": ["...", ...]}  -> {"predictions": [...]}   (in input order)
-    GET  /health                            -> {"status": "ok", "format", "labels", "max_length", ...,
-                                                "served": {"requests", "texts", "model_calls"}}
+                   sentence-pair models:  {"text": "...", "text_pair": "..."}
+                                          {"texts": [...], "text_pairs": [...]}  (one per text)
+    GET  /health                            -> {"status": "ok", "format", "provider", "labels", "max_length",
+                                                "text_pair", ..., "served": {"requests", "texts", "model_calls"}}
     GET  /labels                            -> {"labels": [...], "unknown_label", "threshold"}
 
 Bounds: the body is read in chunks and refused with 413 as soon as it passes ``max_body_bytes``
 (or when Content-Length announces more); ``texts`` may hold at most ``max_batch`` texts (422
 above); every text is truncated to the model's ``max_length`` tokens by the tokenizer. Malformed
-JSON gives 400; a body that is not an object, a missing or unknown field, or a wrong type gives
-422; an unknown path 404, a wrong method 405. An unexpected failure is logged and answered with
+JSON gives 400; a body that is not an object, a missing or unknown field, a wrong type, an empty
+text, or a missing / unexpected second sentence (the artifact's ``deploy.text_pair``) gives 422;
+an unknown path 404, a wrong method 405. An unexpected failure is logged and answered with
 500; the process keeps serving.
 
 Batching: one model call runs at a time, in a worker thread (the call already uses the model's
@@ -39,6 +42,7 @@ import logging
 from typing import Any
 
 from edgebert.errors import EdgebertError, MissingDependencyError
+from edgebert.runtime.classifier import EMPTY_TEXT, is_blank
 
 __all__ = ["DEFAULT_MAX_BATCH", "DEFAULT_MAX_BODY_BYTES", "create_app", "serve"]
 
@@ -47,7 +51,7 @@ DEFAULT_MAX_BATCH = 64
 #: largest request body accepted, bytes (1 MiB: 64 texts of ~16 kB each)
 DEFAULT_MAX_BODY_BYTES = 1 << 20
 
-_FIELDS = ("text", "texts")
+_FIELDS = ("text", "texts", "text_pair", "text_pairs")
 log = logging.getLogger("edgebert.serve")
 
 
@@ -91,8 +95,9 @@ async def _read_body(request, limit: int) -> bytes:
     return b"".join(chunks)
 
 
-def _parse(body: bytes, max_batch: int) -> tuple[list[str], bool]:
-    """(texts, whether the request used "text") from a POST /predict body."""
+def _parse(body: bytes, max_batch: int, text_pair: bool | None = None) -> tuple[list[str], list[str] | None, bool]:
+    """(texts, their second sentences or None, whether the request used "text") from a POST /predict
+    body; ``text_pair``: whether the model classifies sentence pairs (None: not known, both accepted)."""
     if not body.strip():
         raise _RequestError(400, 'empty body; send JSON: {"text": "..."} or {"texts": ["...", ...]}')
     try:
@@ -103,28 +108,54 @@ def _parse(body: bytes, max_batch: int) -> tuple[list[str], bool]:
     if not isinstance(payload, dict):
         raise _RequestError(422, f'the body must be a JSON object {{"text": ...}} or {{"texts": [...]}}, '
                                  f"not a JSON {type(payload).__name__}")
+    shape = ('{"text": "...", "text_pair": "..."} or {"texts": [...], "text_pairs": [...]}' if text_pair else
+             "exactly one of 'text' (a string) or 'texts' (a list of strings)")
     unknown = sorted(k for k in payload if k not in _FIELDS)
     if unknown:
-        raise _RequestError(422, f"unknown field(s) {', '.join(repr(k) for k in unknown)}; "
-                                 "send exactly one of 'text' (a string) or 'texts' (a list of strings)")
-    if len(payload) != 1:
-        raise _RequestError(422, "send exactly one of 'text' (a string) or 'texts' (a list of strings)")
-    if "text" in payload:
-        text = payload["text"]
-        if not isinstance(text, str):
-            raise _RequestError(422, f"'text' must be a string, not {_json_type(text)}")
-        return [text], True
-    texts = payload["texts"]
-    if not isinstance(texts, list):
-        raise _RequestError(422, f"'texts' must be a list of strings, not {_json_type(texts)}")
-    if not texts:
-        raise _RequestError(422, "'texts' is empty; send at least one text")
-    if len(texts) > max_batch:
-        raise _RequestError(422, f"'texts' holds {len(texts)} texts; the limit is {max_batch} per request")
-    for i, t in enumerate(texts):
+        raise _RequestError(422, f"unknown field(s) {', '.join(repr(k) for k in unknown)}; send {shape}")
+    single = "text" in payload
+    if single == ("texts" in payload):
+        raise _RequestError(422, f"send {shape}")
+    key, pair_key = ("text", "text_pair") if single else ("texts", "text_pairs")
+    other = "text_pairs" if single else "text_pair"
+    if other in payload:
+        raise _RequestError(422, f"'{other}' goes with '{'texts' if single else 'text'}'; with '{key}' send "
+                                 f"'{pair_key}'")
+    texts = _strings(payload[key], key, single, max_batch)
+    pairs = None
+    if pair_key in payload:
+        if text_pair is False:
+            raise _RequestError(422, "this model classifies single texts (it was not trained on sentence pairs); "
+                                     f"leave '{pair_key}' out")
+        pairs = _strings(payload[pair_key], pair_key, single, max_batch)
+        if len(pairs) != len(texts):
+            raise _RequestError(422, f"'text_pairs' holds {len(pairs)} texts for {len(texts)} texts; send one "
+                                     "second sentence per text")
+    elif text_pair:
+        raise _RequestError(422, f"this model classifies sentence pairs; send {shape}")
+    return texts, pairs, single
+
+
+def _strings(value: Any, key: str, single: bool, max_batch: int) -> list[str]:
+    """The string (single) or list of strings in field ``key``; none of them empty."""
+    if single:
+        if not isinstance(value, str):
+            raise _RequestError(422, f"'{key}' must be a string, not {_json_type(value)}")
+        if is_blank(value):
+            raise _RequestError(422, f"'{key}' {EMPTY_TEXT}")
+        return [value]
+    if not isinstance(value, list):
+        raise _RequestError(422, f"'{key}' must be a list of strings, not {_json_type(value)}")
+    if not value:
+        raise _RequestError(422, f"'{key}' is empty; send at least one text")
+    if len(value) > max_batch:
+        raise _RequestError(422, f"'{key}' holds {len(value)} texts; the limit is {max_batch} per request")
+    for i, t in enumerate(value):
         if not isinstance(t, str):
-            raise _RequestError(422, f"texts[{i}] must be a string, not {_json_type(t)}")
-    return texts, False
+            raise _RequestError(422, f"{key}[{i}] must be a string, not {_json_type(t)}")
+        if is_blank(t):
+            raise _RequestError(422, f"{key}[{i}] {EMPTY_TEXT}")
+    return value
 
 
 def _json_type(value: Any) -> str:
@@ -140,15 +171,15 @@ class _Batcher:
     def __init__(self, classifier, max_batch: int):
         self.classifier = classifier
         self.max_batch = max_batch
-        self.pending: list[tuple[list[str], Any]] = []  # (texts, future of their predictions)
+        self.pending: list[tuple[list[str], list[str] | None, Any]] = []  # (texts, pairs, future of their predictions)
         self.running = False
         self.stats = {"requests": 0, "texts": 0, "model_calls": 0}  # since start, for GET /health
 
-    async def predict(self, texts: list[str]) -> list:
+    async def predict(self, texts: list[str], pairs: list[str] | None = None) -> list:
         import asyncio
 
         future = asyncio.get_running_loop().create_future()
-        self.pending.append((texts, future))
+        self.pending.append((texts, pairs, future))
         if not self.running:
             self.running = True
             asyncio.get_running_loop().create_task(self._drain())
@@ -160,23 +191,26 @@ class _Batcher:
         try:
             while self.pending:
                 taken, size = [], 0
-                while self.pending and (not taken or size + len(self.pending[0][0]) <= self.max_batch):
-                    texts, future = self.pending.pop(0)
-                    taken.append((texts, future))
+                paired = self.pending[0][1] is not None  # one call holds pairs or single texts, not both
+                while self.pending and (not taken or size + len(self.pending[0][0]) <= self.max_batch) \
+                        and (self.pending[0][1] is not None) == paired:
+                    texts, pairs, future = self.pending.pop(0)
+                    taken.append((texts, pairs, future))
                     size += len(texts)
-                batch = [t for texts, _ in taken for t in texts]
+                batch = [t for texts, _, _ in taken for t in texts]
+                args = (batch, [p for _, pairs, _ in taken for p in pairs]) if paired else (batch,)
                 self.stats["requests"] += len(taken)
                 self.stats["texts"] += len(batch)
                 self.stats["model_calls"] += 1
                 try:
-                    preds = await anyio.to_thread.run_sync(self.classifier.predict, batch)
+                    preds = await anyio.to_thread.run_sync(self.classifier.predict, *args)
                 except Exception as exc:  # every request of the call gets the failure
-                    for _, future in taken:
+                    for _, _, future in taken:
                         if not future.done():
                             future.set_exception(exc)
                     continue
                 start = 0
-                for texts, future in taken:
+                for texts, _, future in taken:
                     if not future.done():  # done: the client went away
                         future.set_result(preds[start:start + len(texts)])
                     start += len(texts)
@@ -199,11 +233,12 @@ def create_app(classifier, *, max_batch: int = DEFAULT_MAX_BATCH, max_body_bytes
 
     async def predict(request):
         try:
-            texts, single = _parse(await _read_body(request, max_body_bytes), max_batch)
+            texts, pairs, single = _parse(await _read_body(request, max_body_bytes), max_batch,
+                                          getattr(classifier, "text_pair", None))
         except _RequestError as exc:
             return _error(exc.status, exc.message)
         try:
-            preds = await batcher.predict(texts)
+            preds = await batcher.predict(texts, pairs)
         except EdgebertError as exc:  # e.g. InferenceError: the model failed on this input
             log.error("prediction failed: %s", exc)
             return _error(500, f"prediction failed: {exc}")

@@ -14,7 +14,8 @@ The pipeline for one text::
     normalize              clean_text -> pad_chinese_chars -> strip_accents -> lowercase
     pre_tokenize           split on whitespace, every punctuation character its own word
     wordpiece              greedy longest-match-first, "##" continuation, [UNK] when no match
-    encode                 truncate to max_length - 2 pieces, add [CLS] ... [SEP], mask, type ids
+    encode                 truncate to max_length - 2 pieces, add [CLS] ... [SEP], mask, type ids;
+                           a sentence pair: truncate_pair, then [CLS] a [SEP] b [SEP], type ids 1 on b
 
 Scope: BERT-family (WordPiece) tokenizers with a ``BertNormalizer`` and ``BertPreTokenizer``.
 Other tokenizers (ALBERT's SentencePiece Unigram, RoBERTa's byte-level BPE) are refused with a
@@ -34,7 +35,7 @@ from edgebert.errors import ConfigError, ModelLoadError, ModelNotFoundError
 __all__ = [
     "TokenizerSettings", "WordPieceTokenizer", "clean_text", "is_chinese_char", "is_control",
     "is_punctuation", "is_whitespace", "load_vocab", "lowercase", "normalize", "pad_chinese_chars",
-    "pre_tokenize", "read_settings", "split_on_added_tokens", "strip_accents", "wordpiece",
+    "pre_tokenize", "read_settings", "split_on_added_tokens", "strip_accents", "truncate_pair", "wordpiece",
     "write_vocab_txt",
 ]
 
@@ -117,6 +118,9 @@ class TokenizerSettings:
     added_tokens: tuple[str, ...] = field(default_factory=tuple)
     #: largest sequence length the model accepts (tokenizer_config.json); None when not stated
     model_max_length: int | None = None
+    #: whether a sentence pair is BERT's ``[CLS] a [SEP] b [SEP]`` with type ids 1 on ``b [SEP]`` (False: the
+    #: tokenizer's pair template is another, which the reference does not reproduce)
+    bert_pairs: bool = True
 
 
 def _read_json(path: Path) -> dict:
@@ -131,6 +135,18 @@ def _token_content(value) -> str | None:
     if isinstance(value, dict):
         return value.get("content")
     return value
+
+
+def _bert_pair_template(post: dict | None, cls: str | None, sep: str | None) -> bool:
+    """Whether the post-processor joins a pair as ``[CLS]:0 $A:0 [SEP]:0 $B:1 [SEP]:1`` (BertProcessing
+    always does; a TemplateProcessing says so in its ``pair`` list)."""
+    if not post or post.get("type") != "TemplateProcessing":
+        return True
+    want = [("SpecialToken", cls, 0), ("Sequence", "A", 0), ("SpecialToken", sep, 0), ("Sequence", "B", 1),
+            ("SpecialToken", sep, 1)]
+    got = [(kind, body.get("id"), body.get("type_id", 0)) for piece in post.get("pair") or []
+           for kind, body in piece.items()]
+    return got == want
 
 
 def _template_specials(post: dict | None) -> tuple[str | None, str | None]:
@@ -222,6 +238,7 @@ def read_settings(folder: str | os.PathLike) -> TokenizerSettings:
             max_input_chars_per_word=int(model.get("max_input_chars_per_word", 100)),
             added_tokens=tuple(added),
             model_max_length=model_max_length,
+            bert_pairs=_bert_pair_template(tok.get("post_processor"), cls, sep),
         )
 
     if not (folder / "vocab.txt").is_file():
@@ -415,8 +432,28 @@ def wordpiece(word: str, vocab: dict[str, int], settings: TokenizerSettings) -> 
     return pieces
 
 
+def truncate_pair(n_a: int, n_b: int, budget: int) -> tuple[int, int]:
+    """How many pieces of each sentence of a pair to keep when together they may have ``budget``
+    (``max_length - 3``: [CLS] and two [SEP]), as Hugging Face's ``longest_first`` truncation keeps them.
+
+    Nothing is cut when both fit. Otherwise the shorter sentence is kept whole when it fits in half
+    the budget and the longer one gets the rest; when both are longer than half, each gets half,
+    the second sentence the odd piece (``budget // 2`` and ``budget // 2 + budget % 2``). Pieces are
+    always cut from the end of a sentence.
+    """
+    if n_a + n_b <= budget:
+        return n_a, n_b
+    swap = n_a > n_b
+    short, long = (n_b, n_a) if swap else (n_a, n_b)
+    long = short if short > budget else max(short, budget - short)
+    if short + long > budget:
+        short = budget // 2
+        long = short + budget % 2
+    return (long, short) if swap else (short, long)
+
+
 class WordPieceTokenizer:
-    """A BERT tokenizer folder's tokenisation, for single texts; see the module docstring."""
+    """A BERT tokenizer folder's tokenisation, for single texts and sentence pairs; see the module docstring."""
 
     def __init__(self, vocab: dict[str, int], settings: TokenizerSettings):
         self.vocab = vocab
@@ -452,23 +489,40 @@ class WordPieceTokenizer:
                 tokens.extend(wordpiece(word, self.vocab, self.settings))
         return tokens
 
-    def encode(self, text: str, max_length: int | None = 128) -> dict[str, list[int]]:
-        """``[CLS] pieces [SEP]`` as ids, truncated to ``max_length`` tokens in all.
+    def encode(self, text: str, max_length: int | None = 128, text_pair: str | None = None) -> dict[str, list[int]]:
+        """``[CLS] pieces [SEP]`` as ids, truncated to ``max_length`` tokens in all; with ``text_pair``
+        (a sentence-pair model) ``[CLS] a [SEP] b [SEP]``, the two truncated by :func:`truncate_pair`.
 
         ``max_length`` None means the folder's ``model_max_length``. Returns
-        ``{"input_ids", "attention_mask" (all 1), "token_type_ids" (all 0)}``, lists of the same
-        length (no padding); feed each as an int64 tensor of shape (1, len).
+        ``{"input_ids", "attention_mask" (all 1), "token_type_ids" (0, and 1 on ``b [SEP]``)}``, lists
+        of the same length (no padding); feed each as an int64 tensor of shape (1, len).
         """
+        specials = 2 if text_pair is None else 3
         if max_length is None:
             max_length = self.settings.model_max_length
             if max_length is None:
                 raise ConfigError("max_length is None and the tokenizer folder states no model_max_length.")
-        if isinstance(max_length, bool) or not isinstance(max_length, int) or max_length < 2:
-            raise ConfigError(f"max_length must be an integer >= 2 ([CLS] and [SEP] need 2); got {max_length!r}.")
-        pieces = self.tokenize(text)[: max_length - 2]
-        input_ids = [self.cls_id] + [self.vocab[p] for p in pieces] + [self.sep_id]
+        if isinstance(max_length, bool) or not isinstance(max_length, int) or max_length < specials:
+            need = "[CLS] and [SEP] need 2" if text_pair is None else "a pair's [CLS] and two [SEP] need 3"
+            raise ConfigError(f"max_length must be an integer >= {specials} ({need}); got {max_length!r}.")
+        if text_pair is None:
+            pieces = self.tokenize(text)[: max_length - 2]
+            input_ids = [self.cls_id] + [self.vocab[p] for p in pieces] + [self.sep_id]
+            return {
+                "input_ids": input_ids,
+                "attention_mask": [1] * len(input_ids),
+                "token_type_ids": [0] * len(input_ids),
+            }
+        if not self.settings.bert_pairs:
+            raise ModelLoadError("This tokenizer joins sentence pairs with another template than BERT's "
+                                 "'[CLS] a [SEP] b [SEP]' (type ids 1 on b); the WordPiece reference does not "
+                                 f"reproduce it (see {_DOCS}).")
+        a, b = self.tokenize(text), self.tokenize(text_pair)
+        keep_a, keep_b = truncate_pair(len(a), len(b), max_length - 3)
+        first = [self.cls_id] + [self.vocab[p] for p in a[:keep_a]] + [self.sep_id]
+        second = [self.vocab[p] for p in b[:keep_b]] + [self.sep_id]
         return {
-            "input_ids": input_ids,
-            "attention_mask": [1] * len(input_ids),
-            "token_type_ids": [0] * len(input_ids),
+            "input_ids": first + second,
+            "attention_mask": [1] * (len(first) + len(second)),
+            "token_type_ids": [0] * len(first) + [1] * len(second),
         }

@@ -109,7 +109,7 @@ def _dev(ctx: RunContext, label_names: list[str]):
 def onnx_dev_accuracy(path, tokenizer, dev, max_length: int = 128) -> float:
     from edgebert.compress.quantize import onnx_accuracy_fn
 
-    return onnx_accuracy_fn(tokenizer, dev.texts, dev.labels, max_length=max_length)(str(path))
+    return onnx_accuracy_fn(tokenizer, dev.texts, dev.labels, pairs=dev.text_pairs, max_length=max_length)(str(path))
 
 
 def _check_export_onnx(cfg: ExportOnnxConfig, shape: dict[str, Any]) -> None:
@@ -131,16 +131,16 @@ def export_onnx(art: Artifact, cfg: ExportOnnxConfig, ctx: RunContext) -> StageR
     from edgebert.export.onnx import validate_onnx
 
     loaded = models.load(_ref(art, art.model))
-    texts = ctx.texts_for_validation()
+    inputs = ctx.validation_inputs()
     plain = run_export(loaded.model, loaded.tokenizer, ctx.work / "plain.onnx", opset=cfg.opset)
-    validation = {"plain": validate_onnx(loaded.model, loaded.tokenizer, plain, texts, max_length=cfg.max_length)}
+    validation = {"plain": validate_onnx(loaded.model, loaded.tokenizer, plain, **inputs, max_length=cfg.max_length)}
     _check(validation["plain"], cfg.max_logit_diff, cfg.min_label_agreement, "ONNX export")
     final = plain
     metrics: dict[str, Any] = {"plain_bytes": model_file_bytes(plain)}
     if cfg.fuse:
         fused = ctx.work / "model.onnx"
         report = fuse_onnx(plain, fused, opt_level=cfg.opt_level, **fusion_params(loaded.model))
-        validation["fused"] = validate_onnx(loaded.model, loaded.tokenizer, fused, texts, max_length=cfg.max_length)
+        validation["fused"] = validate_onnx(loaded.model, loaded.tokenizer, fused, **inputs, max_length=cfg.max_length)
         _check(validation["fused"], cfg.max_logit_diff, cfg.min_label_agreement, "fused ONNX model")
         metrics["fusion"] = report
         final = fused
@@ -175,7 +175,8 @@ def export_torchscript(art: Artifact, cfg: ExportTorchScriptConfig, ctx: RunCont
         run_export(model, loaded.tokenizer, path)
     else:
         export_pt2(model, loaded.tokenizer, path)
-    validation = validate_torchscript(model, loaded.tokenizer, path, ctx.texts_for_validation(), max_length=cfg.max_length)
+    validation = validate_torchscript(model, loaded.tokenizer, path, **ctx.validation_inputs(),
+                                      max_length=cfg.max_length)
     _check(validation, cfg.max_logit_diff, cfg.min_label_agreement, f"{cfg.format} export")
     metrics = {"bytes": path.stat().st_size, "torch_quantization": art.torch_quantization}
     if art.torch_quantization:
@@ -196,7 +197,7 @@ def export_mobile(art: Artifact, cfg: ExportMobileConfig, ctx: RunContext) -> St
     onnx = ctx.work / "model.onnx"
     shutil.copyfile(src, onnx)  # the .ort file is named after its source
     report = run_export(onnx, ctx.work, style=cfg.style, target_platform=cfg.target_platform, tokenizer=tokenizer,
-                        texts=ctx.texts_for_validation(), check_usability=cfg.check_usability)
+                        **ctx.validation_inputs(), check_usability=cfg.check_usability)
     onnx.unlink()
     ort = ctx.work / Path(report["ort_path"]).name
     config = ctx.work / Path(report["config_path"]).name
@@ -303,6 +304,7 @@ def _validate_engine(onnx_path, plan_path, ctx: RunContext, art: Artifact) -> di
     import numpy as np
 
     from edgebert import models
+    from edgebert.data import encode_texts
     from edgebert.export.onnx import _session, comparison_report, onnx_feeds
     from edgebert.export.tensorrt import Engine
 
@@ -311,10 +313,12 @@ def _validate_engine(onnx_path, plan_path, ctx: RunContext, art: Artifact) -> di
     session = _session(onnx_path)
     names = [i.name for i in session.get_inputs()]
     ref1, got1, lengths = [], [], []
-    for text in ctx.texts_for_validation():
+    inputs = ctx.validation_inputs()
+    for i, text in enumerate(inputs["texts"]):
+        pair = None if inputs["pairs"] is None else [inputs["pairs"][i]]
         # truncated to the engine's profile (the target's max_length), which it refuses to exceed
-        feeds = onnx_feeds(names, dict(tokenizer([text], truncation=True, max_length=engine.max_length,
-                                                 return_tensors="np")))
+        feeds = onnx_feeds(names, dict(encode_texts(tokenizer, [text], pair, truncation=True,
+                                                    max_length=engine.max_length, return_tensors="np")))
         lengths.append(int(feeds[names[0]].shape[1]))
         ref1.append(np.asarray(session.run(None, feeds)[0])[0])
         got1.append(engine.logits(engine(feeds))[0])

@@ -58,13 +58,15 @@ def quantize(art: Artifact, cfg: QuantizeStageConfig, ctx: RunContext) -> StageR
         import onnx
 
         names = [i.name for i in onnx.load(str(src), load_external_data=False).graph.input]
-        feeds = calibration_feeds(tokenizer, data.split("train").texts, names, samples=cfg.calibration_samples,
-                                  seed=ctx.seed, max_length=cfg.max_length)
+        train = data.split("train")
+        feeds = calibration_feeds(tokenizer, train.texts, names, pairs=train.text_pairs,
+                                  samples=cfg.calibration_samples, seed=ctx.seed, max_length=cfg.max_length)
     # Dynamic int8 sets a call's activation scales from the whole batch, so a text's answer depends on the
     # texts batched with it: score each text alone, as a device answering one request runs it (batches of
     # 32 showed 1.0000 dev accuracy beside 0.967 agreement on the mobile target's batch-1 runs).
     alone = {"batch_size": 1} if cfg.mode == "int8-dynamic" else {}
-    eval_fn = onnx_accuracy_fn(tokenizer, dev.texts, dev.labels, max_length=cfg.max_length, **alone)
+    eval_fn = onnx_accuracy_fn(tokenizer, dev.texts, dev.labels, pairs=dev.text_pairs, max_length=cfg.max_length,
+                               **alone)
     budget = _stage_budget(cfg.max_accuracy_drop, ctx.accuracy_budget_left)
     if budget != cfg.max_accuracy_drop:
         ctx.log(f"quantize: {budget:.2f} points of the target's accuracy budget are left after the earlier stages; "
@@ -92,7 +94,7 @@ def quantize(art: Artifact, cfg: QuantizeStageConfig, ctx: RunContext) -> StageR
         else:
             alt_path.unlink()
             alt_path.with_name(alt_path.name + ".data").unlink(missing_ok=True)
-    validation = compare_onnx(src, out, tokenizer, ctx.texts_for_validation(), max_length=cfg.max_length)
+    validation = compare_onnx(src, out, tokenizer, **ctx.validation_inputs(), max_length=cfg.max_length)
     metrics: dict[str, Any] = {
         "dev_accuracy": report["accuracy"], "fp32_dev_accuracy": report["fp32_accuracy"],
         "accuracy_drop_points": report["accuracy_drop"], "within_budget": report["within_budget"],

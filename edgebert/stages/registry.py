@@ -107,9 +107,12 @@ class RunContext:
         step = max(1, len(split) // max(1, self.validation_texts))
         return split.select(range(0, len(split), step)[: self.validation_texts])
 
-    def texts_for_validation(self) -> list[str]:
-        """The texts of :meth:`validation_rows`."""
-        return list(self.validation_rows().texts)
+    def validation_inputs(self) -> dict[str, Any]:
+        """``{"texts", "pairs"}`` of :meth:`validation_rows`, as the validation functions take them
+        (``pairs``: the second sentences of a sentence-pair task, else None): a pair model compared
+        on its first sentences alone would be checked on inputs it never sees."""
+        rows = self.validation_rows()
+        return {"texts": list(rows.texts), "pairs": None if rows.text_pairs is None else list(rows.text_pairs)}
 
 
 @dataclass

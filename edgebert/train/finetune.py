@@ -198,10 +198,12 @@ class _Encode:
     def __call__(self, rows: list[int]):
         import torch
 
+        from edgebert.data import encode_texts
+
         texts = [self.split.texts[i] for i in rows]
         pairs = [self.split.text_pairs[i] for i in rows] if self.split.text_pairs else None
-        enc = self.tokenizer(texts, pairs, padding="longest", truncation=True,
-                             max_length=self.max_length, return_tensors="pt")
+        enc = encode_texts(self.tokenizer, texts, pairs, padding="longest", truncation=True,
+                           max_length=self.max_length, return_tensors="pt")
         return dict(enc), torch.tensor([self.split.labels[i] for i in rows], dtype=torch.long)
 
 
