@@ -37,7 +37,6 @@ def command(artifact, texts, input_file, text_column, text_pair_column, text_pai
     Examples:
       edgebert predict runs/compress/minilm-cpu "I lost my card" "How do I top up?"
       edgebert predict runs/compress/minilm-cpu --input messages.csv --json
-      edgebert predict runs/compress/nli-cpu "A man plays." --text-pair "Someone is playing."   # a pair model
 
     Prints one row per text: label, probability of that label, text. Where a threshold is set
     (--threshold, or the manifest's, see 'edgebert calibrate') texts below it get the unknown label.
