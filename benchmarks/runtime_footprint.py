@@ -10,11 +10,12 @@ and ``.md`` with the command.
 Installed size
     Sum of the files each installed distribution lists (``importlib.metadata``: its RECORD), over
     the requirement closure (requirements followed recursively, markers evaluated for this Python,
-    extras not followed) of: the ``runtime`` extra of pyproject.toml; ``torch`` + ``transformers``
-    (what running the Hugging Face model needs); edgebert's base dependencies (the full install).
+    extras not followed) of: edgebert's base dependencies in pyproject.toml (the runtime, what
+    ``pip install edgebert`` installs); ``torch`` + ``transformers`` (what running the Hugging Face
+    model needs); the base dependencies and the ``train`` extra (the full install).
     edgebert's own package files are counted in each. ``--venv DIR`` also measures a virtual
-    environment where the runtime-only set was really installed
-    (``pip install --no-deps -e . && pip install <runtime extra>``): every distribution in it.
+    environment where the runtime was really installed (``pip install -e .``, no extras): every
+    distribution in it.
 Memory and cold start
     Each stack runs in a fresh Python process (``-c``), ``--runs`` times: it imports the protocol's
     RSS helpers (:mod:`edgebert.bench.protocol`, numpy) first, then is timed through: import of the
@@ -85,16 +86,19 @@ print(json.dumps({"import_s": t1 - t0, "load_s": t2 - t1, "first_predict_s": t3 
 
 # -- installed size ---------------------------------------------------------------------------------
 
-def _runtime_extra() -> list[str]:
-    import tomllib
-
-    return tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["optional-dependencies"]["runtime"]
-
-
-def _base_dependencies() -> list[str]:
+def _runtime_dependencies() -> list[str]:
+    """The base install: the runtime alone."""
     import tomllib
 
     return tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"]
+
+
+def _full_dependencies() -> list[str]:
+    """The base install and the training side (edgebert[train])."""
+    import tomllib
+
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    return project["dependencies"] + project["optional-dependencies"]["train"]
 
 
 def closure(requirements: list[str], path: list[str] | None = None) -> dict[str, object]:
@@ -216,9 +220,9 @@ def main(argv: list[str] | None = None) -> int:
     from edgebert.bench.protocol import environment
 
     load_at_start = os.getloadavg()
-    sizes = [size_row("runtime extra (edgebert[runtime])", _runtime_extra()),
+    sizes = [size_row("runtime (pip install edgebert)", _runtime_dependencies()),
              size_row("torch + transformers", ["torch", "transformers"]),
-             size_row("edgebert base dependencies (full install)", _base_dependencies())]
+             size_row("full install (edgebert[train])", _full_dependencies())]
     if args.venv:
         sizes.append(venv_row(args.venv))
     stacks = []

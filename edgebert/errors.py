@@ -108,6 +108,18 @@ class MissingDependencyError(EdgebertError):
         super().__init__(f"{package} is not installed{what}. Install it with: {hint}")
 
 
+class TrainingDependenciesError(MissingDependencyError):
+    """A training-side command (finetune, compress, eval, bench, report) run where only the runtime is
+    installed: the base package, without the ``train`` extra."""
+
+    def __init__(self, missing: list[str], purpose: str):
+        self.package = missing[0]
+        self.extra = "train"
+        self.missing = list(missing)
+        EdgebertError.__init__(self, f"{purpose} needs the training dependencies, which are not installed "
+                                     f"({', '.join(missing)}). Install them with: pip install 'edgebert[train]'")
+
+
 class RuntimeLoadError(ModelLoadError):
     """An artifact folder the on-device runtime cannot load (no model file, no tokenizer.json,
     labels that do not match the model's outputs, an execution provider that is not available, ...)."""

@@ -10,7 +10,7 @@ import time
 import pytest
 from click.testing import CliRunner
 
-from conftest import assert_clean_error
+from conftest import CLI_WITHOUT_TORCH, REPO, assert_clean_error
 
 from edgebert.cli import main
 
@@ -150,3 +150,33 @@ def test_finetune_under_torchrun_two_processes(tiny_bert_dir, tiny_sentiment_dir
     assert proc.stdout.count("Model written to") == 1
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["resolved"]["num_processes"] == 2
+
+
+# -- a runtime-only install (pip install edgebert, no train extra) -------------------------------------
+
+@pytest.mark.parametrize("args", [
+    ["finetune", "--data", "intents", "--out", "{tmp}/ft"],
+    ["compress", "--out", "{tmp}/c"],
+    ["eval", "--model", "{tmp}/m", "--data", "intents"],
+    ["bench", "{tmp}/m", "--data", "intents", "--out", "{tmp}/b"],
+    ["report", "{tmp}/r.json", "--out", "{tmp}/rep"],
+])
+def test_training_commands_without_torch_say_what_to_install(tmp_path, args):
+    """Where torch and transformers cannot be imported, a training command exits 2 with one line naming
+    the train extra, writes nothing, and does not end in an ImportError traceback."""
+    argv = [a.format(tmp=tmp_path) for a in args]
+    proc = subprocess.run([sys.executable, "-c", CLI_WITHOUT_TORCH, *argv], capture_output=True, text=True,
+                          timeout=120, cwd=REPO)
+    assert proc.returncode == 2, proc.stderr
+    assert "Traceback" not in proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1, proc.stderr
+    assert f"edgebert {argv[0]} needs the training dependencies" in lines[0]
+    assert "torch, transformers" in lines[0] and "pip install 'edgebert[train]'" in lines[0]
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_training_command_help_works_without_torch():
+    proc = subprocess.run([sys.executable, "-c", CLI_WITHOUT_TORCH, "finetune", "--help"], capture_output=True,
+                          text=True, timeout=120, cwd=REPO)
+    assert proc.returncode == 0 and "--model" in proc.stdout, proc.stderr

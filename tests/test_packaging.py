@@ -48,3 +48,41 @@ def test_jetson_image_runs_edgebert():
     # constraint file, and the build fails if a CPU-only torch or onnxruntime got in anyway
     assert '--no-deps --index-url ${JETSON_INDEX} "torch==${TORCH_VERSION}"' in text and "ENV PIP_CONSTRAINT=" in text
     assert "assert torch.version.cuda" in text and "'CUDAExecutionProvider' in p" in text
+
+
+# -- the base install is the runtime; the training side is the train extra ----------------------------
+
+def _names(requirements: list[str]) -> list[str]:
+    """Distribution names of PEP 508 requirements, lower-cased (extras and versions dropped)."""
+    import re
+
+    return [re.split(r"[\s\[<>=!~;]", r, maxsplit=1)[0].lower() for r in requirements]
+
+
+def _project() -> dict:
+    return tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"]
+
+
+def test_base_install_is_the_runtime_without_torch():
+    """pip install edgebert on a device: the runtime's packages and none of the training side."""
+    from edgebert.deps import TRAINING_PACKAGES
+
+    base = set(_names(_project()["dependencies"]))
+    assert {"onnxruntime", "tokenizers", "numpy", "click", "pydantic", "starlette", "uvicorn"} <= base
+    assert not base & set(TRAINING_PACKAGES), f"training packages in the base install: {base & set(TRAINING_PACKAGES)}"
+
+
+def test_train_extra_is_what_the_training_commands_check_for():
+    from edgebert.deps import TRAINING_PACKAGES
+
+    extras = _project()["optional-dependencies"]
+    assert sorted(_names(extras["train"])) == sorted(TRAINING_PACKAGES)
+    # the README's development install (.[dev,optimum]) must bring the whole training side, and every
+    # extra that only makes sense with training pulls it in
+    for extra in ("dev", "lora", "optimum", "tensorrt"):
+        assert any(r.replace(" ", "").startswith("edgebert[") and "train" in r for r in extras[extra]), extra
+
+
+def test_jetson_image_installs_the_training_side():
+    text = (ROOT / "Dockerfile.jetson").read_text(encoding="utf-8")
+    assert 'pip install ".[train,optimum]"' in text

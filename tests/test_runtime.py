@@ -453,6 +453,20 @@ def test_predict_cli_works_with_torch_and_transformers_blocked(tiny_artifact_dir
     assert json.loads(proc.stdout)[0]["label"] == "positive"
 
 
+#: built by tests/data/build_tiny_artifact.py; what tests/runtime_install_check.sh runs in a torch-free install
+COMMITTED_ARTIFACT = REPO / "tests" / "data" / "tiny-artifact"
+
+
+def test_committed_tiny_artifact_loads_with_the_current_runtime():
+    """The committed artifact still loads (a layout change must rebuild it) and classifies the tiny task."""
+    clf = Classifier.load(COMMITTED_ARTIFACT)
+    assert list(clf.labels) == ["negative", "positive"]
+    expected = ["positive"] * len(POSITIVE) + ["negative"] * len(NEGATIVE)
+    assert [p.label for p in clf.predict(POSITIVE + NEGATIVE)] == expected
+    size = sum(f.stat().st_size for f in COMMITTED_ARTIFACT.rglob("*") if f.is_file())
+    assert size < 400_000, f"the committed artifact grew to {size} bytes"
+
+
 # -- input files ----------------------------------------------------------------------------------
 
 def test_read_texts_formats(tmp_path):

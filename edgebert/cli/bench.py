@@ -6,6 +6,9 @@ import click
 
 from edgebert.cli.options import data_options, pop_data_options
 
+#: needs the train extra (torch, transformers, ...): checked before the command runs (cli/main.py)
+NEEDS_TRAINING = True
+
 
 @click.command("bench")
 @click.argument("models", nargs=-1, required=True, metavar="MODEL_OR_ARTIFACT...")

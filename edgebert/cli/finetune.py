@@ -7,6 +7,9 @@ import click
 from edgebert.cli.options import config_options, config_overrides, data_options, pop_data_options
 from edgebert.train.finetune import FinetuneConfig
 
+#: needs the train extra (torch, transformers, ...): checked before the command runs (cli/main.py)
+NEEDS_TRAINING = True
+
 
 @click.command("finetune")
 @click.option("--model", "model", default="minilm", show_default=True,

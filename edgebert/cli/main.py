@@ -57,11 +57,32 @@ COMMAND_MODULES = (
 )
 
 
+def _needs_training(command: click.Command) -> click.Command:
+    """Check for the ``train`` extra before the command does anything (its --help still works)."""
+    import functools
+
+    callback = command.callback
+
+    @functools.wraps(callback)
+    def checked(*args, **kwargs):
+        from edgebert.deps import require_training
+
+        require_training(f"edgebert {command.name}")
+        return callback(*args, **kwargs)
+
+    command.callback = checked
+    return command
+
+
 def _register() -> None:
     import importlib
 
     for name in COMMAND_MODULES:
-        main.add_command(importlib.import_module(f"edgebert.cli.{name}").command)
+        module = importlib.import_module(f"edgebert.cli.{name}")
+        # a module sets NEEDS_TRAINING when its command needs more than the runtime install (pip install
+        # edgebert) has: torch, transformers, onnx, ... (the train extra)
+        main.add_command(_needs_training(module.command) if getattr(module, "NEEDS_TRAINING", False)
+                         else module.command)
 
 
 _register()

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import click
 
+#: needs the train extra (matplotlib draws the figure): checked before the command runs (cli/main.py)
+NEEDS_TRAINING = True
+
 
 @click.command("report")
 @click.argument("results", nargs=-1, required=True, metavar="RESULTS...")

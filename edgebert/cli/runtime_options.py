@@ -1,7 +1,7 @@
 """Options shared by the runtime commands (predict, serve, calibrate): how the artifact is loaded.
 
 Not a command module. Nothing here imports torch or transformers: these commands run on a
-runtime-only install (``pip install 'edgebert[runtime]'``).
+runtime-only install (``pip install edgebert``, the base package without the ``train`` extra).
 """
 
 from __future__ import annotations

@@ -12,8 +12,8 @@ Public interface::
     from edgebert.runtime import calibrate  # pick the confidence threshold on dev data
     from edgebert.runtime import create_app # the HTTP service behind `edgebert serve` (Starlette)
 
-Installed alone (``pip install --no-deps edgebert`` plus the packages of the ``runtime`` extra)
-this package, ``edgebert predict`` and ``edgebert serve`` work without torch or transformers.
+The base install (``pip install edgebert``, without the ``train`` extra) is this package: it,
+``edgebert predict``, ``serve`` and ``calibrate`` work without torch or transformers.
 Submodules other than the classifier load on first use.
 """
 

@@ -68,7 +68,7 @@ def _import_starlette():
     try:
         import starlette  # noqa: F401
     except ImportError:
-        raise MissingDependencyError("starlette", extra="runtime", purpose="edgebert serve") from None
+        raise MissingDependencyError("starlette", purpose="edgebert serve") from None
 
 
 def _error(status: int, message: str):
@@ -277,6 +277,6 @@ def serve(app, *, host: str = "127.0.0.1", port: int = 8080, log_level: str = "i
     try:
         import uvicorn
     except ImportError:
-        raise MissingDependencyError("uvicorn", extra="runtime", purpose="edgebert serve") from None
+        raise MissingDependencyError("uvicorn", purpose="edgebert serve") from None
     uvicorn.run(app, host=host, port=port, log_level=log_level, access_log=log_level == "debug",
                 timeout_keep_alive=5)
