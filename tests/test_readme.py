@@ -206,3 +206,12 @@ def test_every_results_table_names_its_command_and_machine():
             re.search(r"^(\$ )?(edgebert \w+|python benchmarks/\w+\.py)", section, re.M), f"section {title!r}: no command"
         assert "Intel" in section, f"section {title!r}: no machine named"
     assert tables >= 3
+
+
+def test_benchmarks_readme_indexes_every_record():
+    """benchmarks/README.md is the one index of benchmarks/results/: every record there is named in it."""
+    index = _text(ROOT / "benchmarks" / "README.md")
+    records = sorted((ROOT / "benchmarks" / "results").iterdir())
+    assert records
+    missing = [p.name for p in records if p.name.split(".")[0] not in index]
+    assert not missing, f"benchmarks/README.md does not index {missing}"
