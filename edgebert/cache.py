@@ -5,8 +5,9 @@ distillation) with the same configs and inputs. Each finished stage's folder is 
 under its key (the chain of keys the pipeline computes, plus the stage's position, which seeds it), and
 a run that needs a stage with that key links it from there instead of running it. Files are hard links
 where the file system allows (no second copy on disk), copies elsewhere. An entry is used only when
-its files still hash to the recorded sha256, so a file edited or damaged in either place is never
-reused; such an entry is dropped.
+its files still hash to the recorded sha256 and it was made from the same input, so a file edited or
+damaged in either place is never reused. A cache folder of another user, or one anyone may write to,
+is not used. Cache failures never fail a run: the stage runs instead.
 
 ::
 
@@ -20,6 +21,7 @@ from __future__ import annotations
 import hashlib
 import os
 import shutil
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -51,22 +53,34 @@ def _link_tree(src: Path, dst: Path, skip: str | None = None) -> None:
 
 
 def put(cache: Path, key: str, index: int, folder: Path, record: dict[str, Any]) -> None:
-    """Link a finished stage ``folder`` and its manifest ``record`` into the cache (kept if present)."""
+    """Link a finished stage ``folder`` and its manifest ``record`` into the cache (kept if present).
+
+    The entry appears in one rename; where another run filled it meanwhile, that one is kept."""
     entry = cache / entry_name(key, index)
     if (entry / _RECORD).is_file():
         return
-    with staged_dir(entry) as stage:
+    cache.mkdir(parents=True, exist_ok=True)
+    stage = Path(tempfile.mkdtemp(prefix=f".{entry.name}.partial-", dir=cache))
+    try:
         _link_tree(folder, stage)
         write_json(stage / _RECORD, {"folder": str(folder), "record": record})
+        os.rename(stage, entry)  # fails where the entry exists: the first run's entry stays
+    except OSError:
+        if not (entry / _RECORD).is_file():
+            raise
+    finally:
+        shutil.rmtree(stage, ignore_errors=True)
 
 
 class _Stale(Exception):
     pass
 
 
-def take(cache: Path, key: str, index: int, folder: Path) -> dict[str, Any] | None:
+def take(cache: Path, key: str, index: int, folder: Path, input_sha256: str) -> dict[str, Any] | None:
     """Put the cached output of the stage keyed ``key`` at ``index`` into ``folder`` and return its
-    record, the paths in its metrics moved to ``folder``; None when the cache has no intact entry."""
+    record, the paths in its metrics moved to ``folder``; None when the cache has no intact entry made
+    from the same input (``input_sha256``: a stage before it that ran again may have made another input,
+    since training is not bit-reproducible). An entry is never deleted here (another run may be using it)."""
     import json
 
     entry = cache / entry_name(key, index)
@@ -75,17 +89,34 @@ def take(cache: Path, key: str, index: int, folder: Path) -> dict[str, Any] | No
         record, made_in = dict(data["record"]), str(data["folder"])
     except (OSError, ValueError, KeyError, TypeError):
         return None
+    if record.get("input_sha256") != input_sha256:
+        return None
     try:
         with staged_dir(folder) as stage:
             _link_tree(entry, stage, skip=_RECORD)
             if sha256_tree(stage) != record.get("output_sha256"):
                 raise _Stale
     except _Stale:
-        shutil.rmtree(entry, ignore_errors=True)  # changed since it was cached: never reused
-        return None
+        return None  # changed since it was cached: never reused
     record["metrics"] = relocate(record.get("metrics"), made_in, str(folder))
     record["taken_from"] = made_in  # the run that made it
     return record
+
+
+def usable(cache: Path) -> str | None:
+    """Why ``cache`` must not be used (None: it may): a cache another user owns or anyone may write to
+    could hold planted entries (their hashes only prove they agree with their own records)."""
+    try:
+        info = cache.stat()
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        return f"it cannot be read ({exc.strerror})"
+    if hasattr(os, "getuid") and info.st_uid != os.getuid():
+        return "it belongs to another user"
+    if info.st_mode & 0o002:
+        return "anyone may write to it"
+    return None
 
 
 def relocate(data: Any, old: str, new: str) -> Any:

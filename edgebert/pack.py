@@ -15,6 +15,7 @@ import tarfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from edgebert.artifact import _output_error, check_writable
 from edgebert.errors import ConfigError, OutputExistsError
 
 #: what a device needs of an artifact folder (files and folders at its top level)
@@ -60,14 +61,21 @@ def pack(artifact: str | os.PathLike, out: str | os.PathLike | None = None, *, o
         raise OutputExistsError(f"'{out}' is a folder; pass a file name such as {out / (root.resolve().name + '.tar.gz')}.")
     if out.exists() and not overwrite:
         raise OutputExistsError(f"'{out}' exists; pass --overwrite to replace it, or choose another --out.")
-    out.parent.mkdir(parents=True, exist_ok=True)
+    check_writable(out, replaced=True)
     top = root.resolve().name
     tmp = out.with_name(f".{out.name}.partial-{os.getpid()}")
     try:
+        out.parent.mkdir(parents=True, exist_ok=True)
         with tarfile.open(tmp, "w:gz") as tar:
             for path in files:
                 tar.add(path, arcname=f"{top}/{path.relative_to(root).as_posix()}", recursive=False)
         os.replace(tmp, out)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        error = _output_error(exc, out.parent)
+        if error is exc:
+            raise
+        raise error from exc
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise

@@ -33,7 +33,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from edgebert.errors import ConfigError, ModelLoadError, OutputExistsError
+from edgebert.errors import ConfigError, EdgebertError, ModelLoadError, OutputExistsError
 
 ARTIFACT_KIND = "edgebert-artifact"
 SCHEMA_VERSION = 1
@@ -133,6 +133,10 @@ def _hub_revision(hub_id: str) -> str:
     return Path(path).parent.name if isinstance(path, str) else "unknown"
 
 
+def _split_sha256(split) -> str:
+    return hashlib.sha256(json.dumps([split.texts, split.text_pairs, split.labels]).encode()).hexdigest()
+
+
 def _changed_versions(before: dict[str, Any], now: dict[str, Any]) -> str:
     """'torch 2.12.0 -> 2.13.0, ...' for the output-shaping libraries a previous manifest recorded otherwise."""
     return ", ".join(f"{name} {before[name]} -> {now[name]}" for name in now
@@ -154,6 +158,8 @@ def _data_identity(dataset) -> dict[str, Any]:
             "columns": {"text": dataset.text_column, "label": dataset.label_column,
                         "text_pair": dataset.text_pair_column},
             "files": files, "rows": {k: len(v) for k, v in dataset.splits.items()},
+            # what the rows hold, whatever their source (files, a hub dataset, a Dataset built in code)
+            "content": {k: _split_sha256(v) for k, v in sorted(dataset.splits.items())},
             "dev_from_train": dataset.dev_from_train}
 
 
@@ -292,6 +298,30 @@ def _input_hash(art, stage) -> str:
     return sha256_tree(path) if path.is_dir() else f"ref:{art.model}"
 
 
+def _cache_put(cache_dir, key, index, folder, record, say) -> None:
+    """Fill the stage cache; the cache is an optimisation: a failure is said, never fatal."""
+    if cache_dir is None:
+        return
+    from edgebert import cache as stage_cache
+
+    try:
+        stage_cache.put(cache_dir, key, index, folder, record)
+    except (OSError, EdgebertError) as exc:
+        say(f"Stage cache {cache_dir} not filled ({exc}); the run goes on")
+
+
+def _cache_take(cache_dir, key, index, folder, input_sha, say) -> dict[str, Any] | None:
+    if cache_dir is None:
+        return None
+    from edgebert import cache as stage_cache
+
+    try:
+        return stage_cache.take(cache_dir, key, index, folder, input_sha)
+    except (OSError, EdgebertError) as exc:
+        say(f"Stage cache {cache_dir} not read ({exc}); the stage runs")
+        return None
+
+
 def _link_or_copy(src: Path, dst: Path) -> None:
     try:
         os.link(src, dst)  # same file system: no second copy of a large model
@@ -331,7 +361,8 @@ def compress(model: str = DEFAULT_MODEL, target: str = DEFAULT_TARGET, *, data: 
     check_model(the_plan.stages, config, f"recipe '{the_plan.recipe}'")  # e.g. fusion of a RoBERTa, too many layers
     check_token_limits(the_plan.stages, the_plan.target, config, f"recipe '{the_plan.recipe}'")
     dataset = data if isinstance(data, Dataset) else load_dataset(data, **data_options)
-    dataset.check_trainable()  # one label: nothing for finetune (or distillation) to learn
+    if any(s.kind in ("finetune", "distill") for s in the_plan.stages):
+        dataset.check_trainable()
     trained = models.model_labels(config)
     has_head = trained is not None and set(trained) == set(dataset.label_names)
     if not has_head and not any(s.kind == "finetune" for s in the_plan.stages):
@@ -352,6 +383,10 @@ def compress(model: str = DEFAULT_MODEL, target: str = DEFAULT_TARGET, *, data: 
     out.mkdir(parents=True, exist_ok=True)
     root = out.resolve()
     cache_dir = None if cache is False else stage_cache.default_cache_dir(root) if cache is True else Path(cache)
+    why_not = stage_cache.usable(cache_dir) if cache_dir is not None else None
+    if why_not:
+        say(f"Not using the stage cache {cache_dir}: {why_not} (--cache DIR names another, --no-cache none)")
+        cache_dir = None
     with _run_lock(root):  # the lock first, then the folder's state: no other run can start in between
         previous = _prepare_out(out, run, overwrite)
         _remove_leftovers(root)
@@ -391,15 +426,14 @@ def compress(model: str = DEFAULT_MODEL, target: str = DEFAULT_TARGET, *, data: 
                 manifest["stages"].append(old)
                 result.skipped.append(name)
                 say(f"[{index}/{total}] {cfg.kind}: unchanged, reused {folder.relative_to(root)}")
-                if cache_dir is not None:
-                    stage_cache.put(cache_dir, key, index, folder, old)
+                _cache_put(cache_dir, key, index, folder, old, say)
                 continue
             if not diverged:  # from here on every stage runs again; older outputs are stale
                 diverged = True
                 for stale in sorted((root / "stages").glob("*")) if (root / "stages").is_dir() else []:
                     if stale.name >= name:
                         shutil.rmtree(stale, ignore_errors=True)
-            cached = stage_cache.take(cache_dir, key, index, folder) if cache_dir is not None else None
+            cached = _cache_take(cache_dir, key, index, folder, _input_hash(art, stage), say)
             if cached is not None:  # the same stage of another run (e.g. fine-tuning for another target)
                 art = Artifact.from_json(root, cached["state"])
                 manifest["stages"].append(cached)
@@ -432,8 +466,7 @@ def compress(model: str = DEFAULT_MODEL, target: str = DEFAULT_TARGET, *, data: 
             manifest["stages"].append(record)
             manifest["updated"] = now_iso()
             write_json(root / "manifest.json", manifest)
-            if cache_dir is not None:
-                stage_cache.put(cache_dir, key, index, folder, record)
+            _cache_put(cache_dir, key, index, folder, record, say)
             result.ran.append(name)
             say(f"[{index}/{total}] {cfg.kind}: " + (f"nothing to do ({res.skipped})" if res.skipped else
                                                       f"done in {seconds:.1f} s{_headline(record)}"))
@@ -520,6 +553,7 @@ def _assemble(root: Path, art, manifest: dict[str, Any], the_plan: Plan, previou
         deploy["fallback"] = {"runtime": "pytorch", "model": "model/model.safetensors",
                               "precision": _file_precision(root / "model", "model.safetensors", art, manifest)}
     manifest["deploy"] = deploy
+    write_json(root / "manifest.json", manifest)  # the runtime scores the artifact as it loads it: by its deploy block
     manifest["deployed_scores"] = score_deployed(root, deploy, dataset)
     manifest["summary"] = summarize(manifest, root / "model" / primary)
 
@@ -552,7 +586,8 @@ def score_deployed(root: Path, deploy: dict[str, Any], dataset) -> list[dict[str
 
             # one text per call, as a device answering requests runs it (dynamic int8's activation scales
             # come from the whole call, so batching would change the answers)
-            clf = Classifier.load(root if rel == deploy["model"] else path, threshold=0, batch_size=1)
+            clf = Classifier.load(root if rel == deploy["model"] else path, threshold=0, batch_size=1,
+                                  max_length=deploy["max_length"])
             logits, labels = clf.logits(dev.texts, text_pairs=dev.text_pairs), list(clf.labels)
         index = {name: i for i, name in enumerate(labels)}
         gold = np.array([index[dataset.label_names[y]] for y in dev.labels])

@@ -65,3 +65,9 @@ def test_compress_says_what_to_ship(tiny_classifier_dir, tiny_sentiment_dir, tmp
     assert result.exit_code == 0, result.output
     assert "Ship to the device: model/, tokenizer/, labels.json, manifest.json" in result.output
     assert f"edgebert pack {tmp_path / 'a'}" in result.output
+
+
+def test_pack_into_a_folder_it_cannot_write_is_a_clean_error(compressed, read_only_dir):
+    result = CliRunner().invoke(main, ["pack", str(compressed), "--out", str(read_only_dir / "a.tar.gz")])
+    assert_clean_error(result, str(read_only_dir))
+    assert list(read_only_dir.iterdir()) == []

@@ -799,3 +799,51 @@ def test_artifact_files_follow_the_umask(tiny_classifier_dir, tiny_sentiment_dir
     assert (out / "model" / "model.onnx").is_file() and (out / "stages" / "01-finetune" / "model").is_dir()
     deploy = json.loads((out / "manifest.json").read_text())["deploy"]
     assert (deploy["max_length"], deploy["model_max_length"]) == (128, 128)
+
+
+def test_the_stage_cache_never_fails_a_run_and_data_in_memory_is_identified_by_content(
+        tiny_classifier_dir, tiny_sentiment_dir, tmp_path):
+    """A cache that cannot be written (here a file in its place) is said and skipped; two in-memory datasets
+    with the same labels and sizes but other texts are other data (they must not share cached stages)."""
+    import dataclasses
+
+    from edgebert.data import load_dataset
+    from edgebert.data.dataset import Split
+    from edgebert.pipeline import _data_identity
+
+    recipe = write_recipe(tmp_path / "r.yaml", [{"kind": "export-onnx", "fuse": False}])
+    (tmp_path / "not-a-folder").write_text("x")
+    said = []
+    result = compress(str(tiny_classifier_dir), "cpu", data=str(tiny_sentiment_dir), out=tmp_path / "a",
+                      recipe=recipe, progress=False, cache=tmp_path / "not-a-folder", log=said.append)
+    assert result.ran == ["01-export-onnx"] and any("not filled" in line for line in said), said
+    ds = load_dataset(str(tiny_sentiment_dir))
+    train = ds.split("train")
+    other = dataclasses.replace(ds, files={}, splits={**ds.splits, "train": Split(
+        texts=[t + " indeed" for t in train.texts], labels=train.labels)})
+    same_shape = dataclasses.replace(ds, files={})
+    assert _data_identity(other) != _data_identity(same_shape)
+
+
+def test_the_shipped_file_is_scored_at_the_targets_token_cap(tiny_classifier_dir, tiny_sentiment_dir, tmp_path,
+                                                             monkeypatch):
+    """score_deployed loads the artifact by its own deploy block (written first) at the target's max_length."""
+    from edgebert.runtime import Classifier
+    from edgebert.targets import targets_dir
+
+    target = tmp_path / "short.yaml"
+    target.write_text((targets_dir() / "cpu.yaml").read_text().replace("name: cpu", "name: short")
+                      .replace("max_length: 128", "max_length: 32"))
+    loads = []
+    real = Classifier.load.__func__
+
+    def spy(cls, path, **kw):
+        clf = real(cls, path, **kw)
+        loads.append((clf.max_length, clf.layout.model.name))
+        return clf
+
+    monkeypatch.setattr(Classifier, "load", classmethod(spy))
+    recipe = write_recipe(tmp_path / "r.yaml", [{"kind": "export-onnx", "fuse": False}])
+    compress(str(tiny_classifier_dir), str(target), data=str(tiny_sentiment_dir), out=tmp_path / "a",
+             recipe=recipe, progress=False)
+    assert loads and loads[-1] == (32, "model.onnx")

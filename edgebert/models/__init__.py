@@ -338,15 +338,17 @@ def check_weights(ref: str | os.PathLike) -> None:
 
 def _safetensors_problem(path: Path) -> str | None:
     """What is wrong with a safetensors file's layout (None: its header fits its size)."""
-    size = path.stat().st_size
     try:
+        size = path.stat().st_size
         with open(path, "rb") as f:
             header_len = int.from_bytes(f.read(8), "little")
             if size < 8 or header_len > size - 8:
                 return f"is truncated ({size} bytes, shorter than its own header)"
             header = json.loads(f.read(header_len))
         ends = [int(v["data_offsets"][1]) for k, v in header.items() if k != "__metadata__"]
-    except (OSError, ValueError, KeyError, TypeError, IndexError, AttributeError) as exc:
+    except OSError as exc:
+        return f"cannot be read ({exc.strerror or exc}; a link to a file that is gone?)"
+    except (ValueError, KeyError, TypeError, IndexError, AttributeError) as exc:
         return f"is not a valid safetensors file ({type(exc).__name__}: {exc})"
     need = 8 + header_len + max(ends, default=0)
     if size < need:

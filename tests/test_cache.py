@@ -1,0 +1,52 @@
+"""The stage cache shared between compress runs (edgebert/cache.py); the pipeline's use of it is tested
+in tests/test_pipeline.py."""
+
+from __future__ import annotations
+
+import os
+
+from edgebert import cache
+
+
+def _stage(tmp_path, name="s", text="weights"):
+    folder = tmp_path / name
+    folder.mkdir()
+    (folder / "model.bin").write_text(text)
+    from edgebert.artifact import sha256_tree
+
+    return folder, {"input_sha256": "in-1", "output_sha256": sha256_tree(folder), "metrics": {"path": str(folder)}}
+
+
+def test_an_entry_is_taken_only_for_the_same_input(tmp_path):
+    """A stage before it that ran again may have made another input (training is not bit-reproducible)."""
+    folder, record = _stage(tmp_path)
+    c = tmp_path / "cache"
+    cache.put(c, "key", 3, folder, record)
+    assert cache.take(c, "key", 3, tmp_path / "other-input", "in-2") is None
+    assert not (tmp_path / "other-input").exists()
+    got = cache.take(c, "key", 3, tmp_path / "taken", "in-1")
+    assert got["metrics"]["path"] == str(tmp_path / "taken") and got["taken_from"] == str(folder)
+    assert os.path.samefile(folder / "model.bin", tmp_path / "taken" / "model.bin")
+    assert cache.take(c, "key", 4, tmp_path / "t4", "in-1") is None  # another position: another seed
+
+
+def test_a_second_fill_keeps_the_first_entry_and_a_changed_entry_is_not_used(tmp_path):
+    first, record = _stage(tmp_path, "a", "one")
+    second, record2 = _stage(tmp_path, "b", "two")
+    c = tmp_path / "cache"
+    cache.put(c, "key", 1, first, record)
+    entry = c / cache.entry_name("key", 1)
+    cache.put(c, "key", 1, second, record2)  # a run that filled it meanwhile: the first entry stays
+    assert (entry / "model.bin").read_text() == "one"
+    assert [p.name for p in c.iterdir()] == [entry.name]  # no staging folder left behind
+    (first / "model.bin").write_text("edited")  # the same file as the entry's (a hard link)
+    assert cache.take(c, "key", 1, tmp_path / "t", "in-1") is None and not (tmp_path / "t").exists()
+
+
+def test_a_cache_anyone_may_write_to_is_not_used(tmp_path):
+    c = tmp_path / "cache"
+    assert cache.usable(c) is None  # absent: it will be made
+    c.mkdir()
+    assert cache.usable(c) is None
+    c.chmod(0o777)
+    assert "anyone may write" in cache.usable(c)
