@@ -62,6 +62,8 @@ def build_wordpiece_tokenizer(vocab: list[str]):
     return PreTrainedTokenizerFast(
         tokenizer_object=tk, unk_token="[UNK]", pad_token="[PAD]", cls_token="[CLS]",
         sep_token="[SEP]", mask_token="[MASK]", model_max_length=128,
+        # BERT's own: transformers 5's generic fast tokenizer leaves token_type_ids out otherwise
+        model_input_names=["input_ids", "token_type_ids", "attention_mask"],
     )
 
 

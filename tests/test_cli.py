@@ -134,14 +134,12 @@ def test_bad_data_files_through_cli(case, tiny_bert_dir, tmp_path):
 
 def test_finetune_under_torchrun_two_processes(tiny_bert_dir, tiny_sentiment_dir, tmp_path):
     """The documented distributed launch: 2 CPU processes (gloo), one output written by rank 0."""
-    import shutil
-
-    torchrun = shutil.which("torchrun")
-    if torchrun is None:
-        pytest.skip("torchrun not on PATH")
     out = tmp_path / "ddp"
+    # `torchrun` is `python -m torch.distributed.run`; run it with this interpreter, since the first
+    # torchrun on PATH may belong to another environment (CI's second virtual environment).
     proc = subprocess.run(
-        [torchrun, "--nproc_per_node", "2", "-m", "edgebert", "finetune", "--model", str(tiny_bert_dir),
+        [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "-m", "edgebert",
+         "finetune", "--model", str(tiny_bert_dir),
          "--data", str(tiny_sentiment_dir), "--out", str(out), "--epochs", "1", "--batch-size", "8",
          "--learning-rate", "1e-3", "--quiet"],
         capture_output=True, text=True, timeout=300,

@@ -18,6 +18,12 @@ Facts the choices below rest on (onnxruntime 1.32, legacy ``dynamo=False`` expor
   ``MultiHeadAttention``, which leaves the Q/K/V projections as MatMuls on the shared initializers
   and only packs the three biases. Identical initializers are merged afterwards, and the result is
   checked: the weights may not grow by more than :data:`ALBERT_MAX_GROWTH`.
+* Layers with pruned heads have fewer heads than the config says, a different count per layer.
+  onnxruntime reads each layer's head count from the constant in its Q Reshape; transformers 4
+  writes the layer's own count there, transformers 5 writes ``-1`` (``view(..., -1, head_size)``),
+  for which onnxruntime takes the ``num_heads`` argument: the config's count, wrong for a pruned
+  layer. The head size is the same in every layer (pruning drops whole heads), so each fused node's
+  ``num_heads`` is set afterwards from its own packed Q/K/V width: width / head size.
 * onnxruntime's quantizer cannot infer the types of the fused operators' outputs; quantize a fused
   graph with ``extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT}`` (edgebert's
   :func:`edgebert.compress.quantize.quantize_onnx` does).
@@ -234,6 +240,46 @@ def save_model(model, path: str | os.PathLike) -> Path:
 
 # -- fusion ---------------------------------------------------------------------------------
 
+def _set_head_counts(model, head_size: int) -> int:
+    """Set ``num_heads`` of every fused ``Attention`` / ``MultiHeadAttention`` node from its packed
+    Q/K/V width and ``head_size`` (in place); return how many nodes changed.
+
+    The packed bias (or, without one, the packed weight) holds Q, K and V side by side; Q's width is
+    ``qkv_hidden_sizes[0]`` where the three differ, else a third of the whole. A MultiHeadAttention
+    node without a bias takes Q from a MatMul outside it: that MatMul's weight gives the width.
+    """
+    from onnx import helper
+
+    inits = {i.name: i for i in model.graph.initializer}
+    producer = {out: n for n in model.graph.node for out in n.output}
+    changed = 0
+    for node in model.graph.node:
+        if node.domain != "com.microsoft" or node.op_type not in ("Attention", "MultiHeadAttention"):
+            continue
+        attrs = {a.name: helper.get_attribute_value(a) for a in node.attribute}
+        packed = [node.input[i] for i in ((2, 1) if node.op_type == "Attention" else (3,))
+                  if len(node.input) > i and node.input[i] in inits]
+        if "qkv_hidden_sizes" in attrs:
+            q_width = int(attrs["qkv_hidden_sizes"][0])
+        elif packed:
+            q_width = int(inits[packed[0]].dims[-1]) // 3
+        elif (q := producer.get(node.input[0])) is not None and q.op_type == "MatMul" and q.input[1] in inits:
+            q_width = int(inits[q.input[1]].dims[-1])
+        else:
+            raise ExportError(f"Cannot tell the head count of fused attention node '{node.name}': no packed "
+                              "Q/K/V weight or bias. Use the unfused ONNX file.")
+        if q_width % head_size:
+            raise ExportError(f"Fused attention node '{node.name}' has a Q width of {q_width}, not a multiple "
+                              f"of the head size {head_size}. Use the unfused ONNX file.")
+        heads = q_width // head_size
+        if attrs.get("num_heads") != heads:
+            for attr in node.attribute:
+                if attr.name == "num_heads":
+                    attr.i = heads
+            changed += 1
+    return changed
+
+
 def _check_args(in_path: Path, model_type: str, num_heads: int, hidden_size: int, opt_level: int) -> None:
     if not in_path.is_file():
         raise ExportError(f"ONNX file '{in_path}' does not exist. Export it first: edgebert.export.export_onnx(...)")
@@ -286,7 +332,8 @@ def fuse_onnx(in_path: str | os.PathLike, out_path: str | os.PathLike, *, model_
     """Fuse a BERT / ALBERT ONNX graph into onnxruntime's transformer operators; write ``out_path``.
 
     ``model_type`` is ``"bert"`` (BERT, MiniLM, ...) or ``"albert"``; ``num_heads`` and
-    ``hidden_size`` come from the model config (:func:`fusion_params` reads them). ``opt_level`` is
+    ``hidden_size`` come from the model config (:func:`fusion_params` reads them), also for a model
+    with pruned heads: each fused node gets its own layer's head count. ``opt_level`` is
     the onnxruntime graph optimization level run before the Python fusions (1 = basic, portable; 2
     and 99 add CPU-specific rewrites). Returns::
 
@@ -332,6 +379,7 @@ def fuse_onnx(in_path: str | os.PathLike, out_path: str | os.PathLike, *, model_
         raise ExportError(f"onnxruntime could not fuse '{in_path}': {exc}") from exc
     stats = {op: int(n) for op, n in optimizer.get_fused_operator_statistics().items() if n}
     model = optimizer.model
+    _set_head_counts(model, int(hidden_size) // int(num_heads))  # per layer (see the module docstring)
     merged = dedupe_initializers(model)
     name_unnamed_nodes(model)
     OnnxModel(model).topological_sort()
