@@ -46,10 +46,15 @@ def _link_tree(src: Path, dst: Path, skip: str | None = None) -> None:
             continue
         target = dst / path.relative_to(src)
         target.parent.mkdir(parents=True, exist_ok=True)
-        try:
-            os.link(path, target)
-        except OSError:  # another file system, or links not allowed: a copy
-            shutil.copy2(path, target)
+        link_or_copy(path, target)
+
+
+def link_or_copy(src: Path, dst: Path) -> None:
+    """A hard link (same file system: no second copy of a large model), else a copy."""
+    try:
+        os.link(src, dst)
+    except OSError:
+        shutil.copy2(src, dst)
 
 
 def put(cache: Path, key: str, index: int, folder: Path, record: dict[str, Any]) -> None:

@@ -322,13 +322,6 @@ def _cache_take(cache_dir, key, index, folder, input_sha, say) -> dict[str, Any]
         return None
 
 
-def _link_or_copy(src: Path, dst: Path) -> None:
-    try:
-        os.link(src, dst)  # same file system: no second copy of a large model
-    except OSError:
-        shutil.copy2(src, dst)
-
-
 def compress(model: str = DEFAULT_MODEL, target: str = DEFAULT_TARGET, *, data: Any = DEFAULT_DATA,
              out: str | os.PathLike | None = None, recipe: str | os.PathLike | None = None,
              overwrite: bool = False, seed: int = 0, progress: bool = True,
@@ -501,6 +494,7 @@ def _headline(record: dict[str, Any]) -> str:
 def _assemble(root: Path, art, manifest: dict[str, Any], the_plan: Plan, previous: dict[str, Any] | None,
               dataset) -> None:
     """model/ (deployable files), tokenizer/, labels.json and the manifest's deploy + summary."""
+    from edgebert.cache import link_or_copy
     from edgebert import models
     from edgebert.artifact import staged_dir, write_json
     from edgebert.stages.train import _ref
@@ -509,10 +503,10 @@ def _assemble(root: Path, art, manifest: dict[str, Any], the_plan: Plan, previou
         raise ConfigError("The recipe produced no deployable file.")
     with staged_dir(root / "model") as stage:
         for name, rel in art.deploy.items():
-            _link_or_copy(art.path(rel), stage / name)
+            link_or_copy(art.path(rel), stage / name)
             data = art.path(rel).with_name(art.path(rel).name + ".data")
             if name.endswith(".onnx") and data.is_file():  # external weights of a large model
-                _link_or_copy(data, stage / (name + ".data"))
+                link_or_copy(data, stage / (name + ".data"))
     ref = _ref(art, art.model)
     with staged_dir(root / "tokenizer") as stage:
         models.load_tokenizer(ref).save_pretrained(stage)
