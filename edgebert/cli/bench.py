@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from edgebert.cli.options import data_options, pop_data_options
+from edgebert.cli.options import command_line, data_options, pop_data_options
 
 #: needs the train extra (torch, transformers, ...): checked before the command runs (cli/main.py)
 NEEDS_TRAINING = True
@@ -62,7 +62,7 @@ def command(models, data, split, baselines, out, seq_len, batch, threads, rounds
     result = bench(list(models), data, split=split, baselines=baselines, out=out, seq_len=seq_len, batch=batch,
                    threads=threads, rounds=rounds, warmup=warmup, latency_samples=latency_samples,
                    reference=reference, max_length=max_length, device=device, memory=memory,
-                   overwrite=overwrite, progress=not quiet, command=_command_line(), **data_kw)
+                   overwrite=overwrite, progress=not quiet, command=command_line("models"), **data_kw)
     variants = result.results["variants"]
     if not any(v["status"] == "ok" for v in variants):
         # A bench that measured nothing is a failed run, not a result: scripts and CI must see it.
@@ -92,22 +92,3 @@ def _first_line(text: str | None, limit: int = 160) -> str:
     lines = (text or "").strip().splitlines()
     line = lines[0] if lines else "no reason recorded"
     return line if len(line) <= limit else line[:limit - 3] + "..."
-
-
-def _command_line() -> str:
-    """The command as typed (options given on the command line only), for bench.json."""
-    import shlex
-
-    from click.core import ParameterSource
-
-    ctx = click.get_current_context()
-    parts = ["edgebert", ctx.info_name or "bench", *ctx.params.get("models", ())]
-    for p in ctx.command.params:
-        if p.name == "models" or ctx.get_parameter_source(p.name) is not ParameterSource.COMMANDLINE:
-            continue
-        value = ctx.params.get(p.name)
-        if isinstance(p, click.Option) and p.is_flag:
-            parts.append(p.opts[0] if value or not p.secondary_opts else p.secondary_opts[0])
-        else:
-            parts += [p.opts[0], str(value)]
-    return shlex.join(parts)

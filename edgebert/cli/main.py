@@ -50,6 +50,7 @@ COMMAND_MODULES = (
     "targets",
     "evaluate",
     "bench",
+    "compare",
     "report",
     "predict",
     "serve",

@@ -78,3 +78,25 @@ DATA_KEYS = ("dev", "test", "text_column", "text_pair_column", "label_column", "
 def pop_data_options(kwargs: dict[str, Any]) -> dict[str, Any]:
     """Remove the data-reading options from ``kwargs``; return those given, for load_dataset."""
     return {k: v for k in DATA_KEYS if (v := kwargs.pop(k, None)) is not None}
+
+
+def command_line(argument: str) -> str:
+    """The command as typed (its ``argument`` values, then the options given on the command line only), for
+    the results files a command writes."""
+    import shlex
+
+    from click.core import ParameterSource
+
+    ctx = click.get_current_context()
+    parts = ["edgebert", ctx.info_name or "edgebert", *ctx.params.get(argument, ())]
+    for p in ctx.command.params:
+        if p.name == argument or ctx.get_parameter_source(p.name) is not ParameterSource.COMMANDLINE:
+            continue
+        value = ctx.params.get(p.name)
+        if isinstance(p, click.Option) and p.is_flag:
+            parts.append(p.opts[0] if value or not p.secondary_opts else p.secondary_opts[0])
+        elif isinstance(p, click.Option) and p.multiple:
+            parts += [a for v in value for a in (p.opts[0], str(v))]
+        else:
+            parts += [p.opts[0], str(value)]
+    return shlex.join(parts)
