@@ -57,3 +57,24 @@ def format_report(metrics: dict[str, Any]) -> str:
             f"{name:<{width}}  {m['precision']:9.3f}  {m['recall']:6.3f}  {m['f1']:5.3f}  {m['support']:7d}"
         )
     return "\n".join(lines)
+
+
+def out_of_scope_metrics(y_true: Sequence[int], y_pred: Sequence[int], oos_index: int) -> dict[str, Any]:
+    """The out-of-scope metrics of CLINC150 (Larson et al., 2019): in-scope accuracy (an in-scope text
+    answered as out of scope counts as wrong) and out-of-scope recall, plus out-of-scope precision.
+
+    ``y_pred`` holds label indices; an index outside the labels (e.g. -1: below a confidence
+    threshold) means "not answered", which counts as an out-of-scope answer. None where a side has no
+    rows.
+    """
+    y_true = np.asarray(y_true, dtype=np.int64)
+    y_pred = np.asarray(y_pred, dtype=np.int64)
+    said_oos = (y_pred == oos_index) | (y_pred < 0)
+    is_oos = y_true == oos_index
+    n_in, n_oos = int((~is_oos).sum()), int(is_oos.sum())
+    return {
+        "in_scope_n": n_in, "out_of_scope_n": n_oos,
+        "in_scope_accuracy": float((y_pred[~is_oos] == y_true[~is_oos]).mean()) if n_in else None,
+        "out_of_scope_recall": float(said_oos[is_oos].mean()) if n_oos else None,
+        "out_of_scope_precision": float(is_oos[said_oos].mean()) if said_oos.any() else None,
+    }
