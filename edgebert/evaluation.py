@@ -40,11 +40,14 @@ def predict_logits(model, tokenizer, split: Split, *, batch_size: int = 64, max_
 
 
 def score(model, tokenizer, split: Split, label_names: list[str], *, batch_size: int = 64,
-          max_length: int = 128, detail: bool = False, progress: bool = False) -> dict[str, Any]:
-    """Metrics of ``model`` on ``split`` (labels already indexed in the model's label order)."""
+          max_length: int = 128, detail: bool = False, progress: bool = False,
+          out_of_scope_label: str | None = None) -> dict[str, Any]:
+    """Metrics of ``model`` on ``split`` (labels already indexed in the model's label order); with
+    ``out_of_scope_label``, the out-of-scope metrics too."""
     logits = predict_logits(model, tokenizer, split, batch_size=batch_size, max_length=max_length,
                             progress=progress)
-    return classification_metrics(split.labels, logits.argmax(-1), label_names, detail=detail)
+    return classification_metrics(split.labels, logits.argmax(-1), label_names, detail=detail,
+                                  out_of_scope_label=out_of_scope_label)
 
 
 def evaluate(model: str | os.PathLike, data: str | os.PathLike | Dataset, *, split: str = "test",
@@ -67,7 +70,8 @@ def evaluate(model: str | os.PathLike, data: str | os.PathLike | Dataset, *, spl
     if split not in ds.splits:
         raise DataError(f"Dataset {ds.name} has no '{split}' split. Available: {', '.join(ds.splits)}.")
     metrics = score(loaded.model, loaded.tokenizer, ds.split(split), loaded.label_names,
-                    batch_size=batch_size, max_length=max_length, detail=True, progress=progress)
+                    batch_size=batch_size, max_length=max_length, detail=True, progress=progress,
+                    out_of_scope_label=ds.out_of_scope_label)
     result = {"model": str(model), "data": ds.name, "split": split, "file": ds.files.get(split),
               **metrics}
     if out is not None:

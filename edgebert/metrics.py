@@ -8,13 +8,15 @@ import numpy as np
 
 
 def classification_metrics(
-    y_true: Sequence[int], y_pred: Sequence[int], label_names: Sequence[str], *, detail: bool = False
+    y_true: Sequence[int], y_pred: Sequence[int], label_names: Sequence[str], *, detail: bool = False,
+    out_of_scope_label: str | None = None,
 ) -> dict[str, Any]:
     """Accuracy and macro-averaged precision, recall and F1 over all ``label_names``.
 
     Macro averages run over the labels present in ``y_true`` (a label without support has no
     defined recall); precision of a never-predicted label counts as 0 (``zero_division=0``). With ``detail``: a per-class report and the confusion matrix
-    (rows = true label, columns = predicted label, in ``label_names`` order).
+    (rows = true label, columns = predicted label, in ``label_names`` order). With
+    ``out_of_scope_label`` (one of ``label_names``): ``out_of_scope``, see :func:`out_of_scope_metrics`.
     """
     from sklearn.metrics import confusion_matrix, precision_recall_fscore_support
 
@@ -32,6 +34,8 @@ def classification_metrics(
         "macro_recall": float(r),
         "macro_f1": float(f),
     }
+    if out_of_scope_label is not None and out_of_scope_label in label_names:
+        out["out_of_scope"] = out_of_scope_metrics(y_true, y_pred, list(label_names).index(out_of_scope_label))
     if detail:
         pc, rc, fc, sc = precision_recall_fscore_support(
             y_true, y_pred, labels=labels, average=None, zero_division=0

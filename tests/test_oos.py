@@ -60,3 +60,35 @@ def test_out_of_scope_metrics():
     assert m["out_of_scope_recall"] == pytest.approx(3 / 4)
     assert m["out_of_scope_precision"] == pytest.approx(3 / 4)
     assert m["in_scope_n"] == 3 and m["out_of_scope_n"] == 4
+
+
+def test_a_model_trained_with_oos_texts_is_scored_on_them(tiny_bert_dir, tiny_sentiment_dir, tmp_path):
+    """finetune --oos-data trains the extra class; eval reports in-scope accuracy and out-of-scope recall
+    on held-out out-of-scope texts; a model without the class is refused by name."""
+    from click.testing import CliRunner
+
+    from conftest import _tiny_training
+    from edgebert.cli.main import main
+    from edgebert.evaluation import evaluate
+    from edgebert.train import finetune
+
+    oos = tmp_path / "oos.txt"
+    oos.write_text("\n".join(OOS), encoding="utf-8")
+    ds = load_dataset(str(tiny_sentiment_dir), oos_data=oos)
+    assert ds.out_of_scope_label == DEFAULT_OOS_LABEL and ds.label_names[-1] == DEFAULT_OOS_LABEL
+    res = finetune(str(tiny_bert_dir), ds, out=tmp_path / "m", config=_tiny_training(), progress=False)
+    m = evaluate(res.out, ds, split="test")
+    o = m["out_of_scope"]
+    assert o["out_of_scope_n"] == 6 and o["in_scope_n"] == len(load_dataset(str(tiny_sentiment_dir)).split("test"))
+    assert o["out_of_scope_recall"] >= 0.5 and o["in_scope_accuracy"] >= 0.5
+    result = CliRunner().invoke(main, ["eval", "--model", str(tmp_path / "m"), "--data", str(tiny_sentiment_dir),
+                                       "--oos-data", str(oos)])
+    assert result.exit_code == 0 and "out-of-scope recall" in result.output, result.output
+    # a model without the class: the label is named
+    other = tmp_path / "plain"
+    finetune(str(tiny_bert_dir), str(tiny_sentiment_dir), out=other, config=_tiny_training(), progress=False)
+    result = CliRunner().invoke(main, ["eval", "--model", str(other), "--data", str(tiny_sentiment_dir),
+                                       "--oos-data", str(oos)])
+    assert result.exit_code == 2 and "out_of_scope" in result.output
+    with pytest.raises(DataError, match="--oos-data"):
+        load_dataset(str(tiny_sentiment_dir), oos_label="none_of_these")

@@ -49,5 +49,13 @@ def command(model, data, split, batch_size, max_length, out, report, as_json, **
     click.echo(f"{split} (n={m['n']}): accuracy {m['accuracy']:.4f}, macro precision "
                f"{m['macro_precision']:.4f}, macro recall {m['macro_recall']:.4f}, "
                f"macro-F1 {m['macro_f1']:.4f}")
+    oos = m.get("out_of_scope")
+    if oos:
+        click.echo(f"out of scope: in-scope accuracy {_pct(oos['in_scope_accuracy'])} ({oos['in_scope_n']} texts), "
+                   f"out-of-scope recall {_pct(oos['out_of_scope_recall'])} ({oos['out_of_scope_n']} texts)")
     if out:
         click.echo(f"Metrics (with confusion matrix) written to {out}")
+
+
+def _pct(value) -> str:
+    return "n/a" if value is None else f"{value:.4f}"

@@ -66,13 +66,19 @@ def data_options(fn):
         click.option("--label-column", default=None, help="Label column (auto: label, category, intent, ...)."),
         click.option("--max-rows", type=click.IntRange(min=1), default=None,
                      help="Use at most N training rows (stratified subset), for quick runs."),
+        click.option("--oos-data", "oos_data", type=click.Path(dir_okay=False), default=None,
+                     help="Out-of-scope texts (one per line, or a CSV/JSONL text column): texts that belong to no "
+                          "label, added as one more class split into train/dev/test (see --oos-label)."),
+        click.option("--oos-label", "oos_label", default=None,
+                     help="Name of the out-of-scope class, and the answer predict / serve give for it "
+                          "[default: out_of_scope]."),
     ]
     for d in reversed(decorators):
         fn = d(fn)
     return fn
 
 
-DATA_KEYS = ("dev", "test", "text_column", "text_pair_column", "label_column", "max_rows")
+DATA_KEYS = ("dev", "test", "text_column", "text_pair_column", "label_column", "max_rows", "oos_data", "oos_label")
 
 
 def pop_data_options(kwargs: dict[str, Any]) -> dict[str, Any]:

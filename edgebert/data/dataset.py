@@ -104,6 +104,7 @@ class Dataset:
     label_column: str = "label"
     text_pair_column: str | None = None
     dev_from_train: bool = False
+    out_of_scope_label: str | None = None  # the class of out-of-scope texts (edgebert.data.oos), if any
 
     def split(self, name: str) -> Split:
         """The split called ``name`` (``validation``/``val`` are accepted for ``dev``)."""

@@ -19,6 +19,7 @@ from .files import (
     resolve_columns,
 )
 from .hub import load_hub_splits, looks_like_hub_id
+from .oos import DEFAULT_OOS_LABEL, read_oos_texts, with_out_of_scope
 
 #: builtin dataset alias -> one-line description (files live in ``edgebert/data/builtin/``)
 BUILTIN_DATASETS: dict[str, str] = {
@@ -119,6 +120,8 @@ def load_dataset(
     dev_fraction: float = 0.1,
     seed: int = 42,
     max_rows: int | None = None,
+    oos_data: str | os.PathLike | None = None,
+    oos_label: str | None = None,
 ) -> Dataset:
     """Load a labelled text-classification dataset.
 
@@ -126,8 +129,20 @@ def load_dataset(
     ``dev.*``/``validation.*`` and ``test.*``, ``builtin:NAME`` (or just ``NAME``) for a dataset in
     :data:`BUILTIN_DATASETS`, or a Hugging Face dataset id (needs the optional ``datasets`` package
     and a network). Without a dev split, a stratified ``dev_fraction`` of train (seeded) becomes dev.
-    ``max_rows`` keeps a stratified, seeded subset of train rows.
+    ``max_rows`` keeps a stratified, seeded subset of train rows. ``oos_data``: a file of out-of-scope
+    texts, added as the class ``oos_label`` (default ``out_of_scope``; see :mod:`edgebert.data.oos`).
     """
+    ds = _load(data, dev=dev, test=test, text_column=text_column, text_pair_column=text_pair_column,
+               label_column=label_column, dev_fraction=dev_fraction, seed=seed, max_rows=max_rows)
+    if oos_data is None:
+        if oos_label is not None:
+            raise DataError("--oos-label names the class of the out-of-scope texts: give them with --oos-data FILE")
+        return ds
+    texts = read_oos_texts(oos_data)
+    return with_out_of_scope(ds, texts, label=oos_label or DEFAULT_OOS_LABEL, seed=seed, source=str(Path(oos_data).resolve()))
+
+
+def _load(data, *, dev, test, text_column, text_pair_column, label_column, dev_fraction, seed, max_rows) -> Dataset:
     if not 0.0 < float(dev_fraction) < 1.0:
         raise DataError(f"dev_fraction must be between 0 and 1 (exclusive), got {dev_fraction}")
     if max_rows is not None and int(max_rows) < 1:

@@ -88,4 +88,5 @@ def with_out_of_scope(dataset: Dataset, texts: list[str], *, label: str = DEFAUL
     files = dict(dataset.files)
     if source:
         files["out_of_scope"] = str(source)
-    return dataclasses.replace(dataset, label_names=[*dataset.label_names, label], splits=splits, files=files)
+    return dataclasses.replace(dataset, label_names=[*dataset.label_names, label], splits=splits, files=files,
+                               out_of_scope_label=label)
