@@ -497,7 +497,7 @@ def _assemble(root: Path, art, manifest: dict[str, Any], the_plan: Plan, previou
     from edgebert.cache import link_or_copy
     from edgebert import models
     from edgebert.artifact import staged_dir, write_json
-    from edgebert.stages.train import _ref
+    from edgebert.stages.registry import model_ref as _ref
 
     if not art.deploy:
         raise ConfigError("The recipe produced no deployable file.")
