@@ -34,42 +34,12 @@ from pathlib import Path
 from typing import Any
 
 from edgebert.errors import ConfigError, EdgebertError, ModelLoadError, OutputExistsError
+from edgebert.plan import DEFAULT_TARGET, Plan, _with_run_seed, plan  # noqa: F401  (moved; names kept here)
 
 ARTIFACT_KIND = "edgebert-artifact"
 SCHEMA_VERSION = 1
 DEFAULT_MODEL = "minilm"
-DEFAULT_TARGET = "cpu"
 DEFAULT_DATA = "intents"
-
-
-@dataclass
-class Plan:
-    """What a compress run will do: the target, the recipe and its resolved stage configs."""
-
-    target: Any                      # TargetProfile
-    recipe: str
-    stages: list[Any]                # resolved StageConfigs
-
-    def to_yaml(self, seed: int = 0, model: str | None = None) -> str:
-        """The recipe as it would run with run seed ``seed`` (each stage's seed shifted by it), as a
-        recipe file that ``--recipe`` reads back (saved as ``<name>.yaml``)."""
-        import yaml
-
-        notes = [f"# recipe '{self.recipe}' resolved for target '{self.target.name}'"
-                 + (f" and model '{model}' (its defaults, e.g. distillation's learning rates, are that model "
-                    "family's)" if model else "")
-                 + f"; to run it as --recipe FILE, save it as {self.recipe}.yaml (or set name: to the file's name)"]
-        if seed:
-            notes.append(f"# stage seeds include run seed {seed}: run this file with --seed 0 to use them as they are")
-        body = {"name": self.recipe, "stages": [_with_run_seed(s, seed).model_dump(mode="json") for s in self.stages]}
-        return "\n".join(notes) + "\n" + yaml.safe_dump(body, sort_keys=False)
-
-    def for_model(self, config) -> Plan:
-        """This plan with the stages' model-dependent defaults filled in for the input model's
-        ``config`` (distillation's learning rates per model family)."""
-        from edgebert.stages.registry import resolve_for_model
-
-        return Plan(self.target, self.recipe, resolve_for_model(self.stages, config))
 
 
 @dataclass
@@ -80,31 +50,9 @@ class CompressResult:
     skipped: list[str] = field(default_factory=list)
 
 
-def plan(target: str = DEFAULT_TARGET, recipe: str | os.PathLike | None = None) -> Plan:
-    """Load the target profile and the recipe (``recipe`` overrides the target's), resolve the
-    stages' target-dependent defaults and check their order. Nothing heavy runs."""
-    from edgebert.stages.registry import check_order
-    from edgebert.targets import load_recipe, load_target, resolve_stages, target_recipe
-
-    profile = load_target(target)
-    name, stages = load_recipe(recipe) if recipe is not None else target_recipe(profile)
-    stages = resolve_stages(stages, profile)
-    check_order(stages, f"recipe '{name}' for target '{profile.name}'")
-    return Plan(profile, name, stages)
-
-
 def default_out(model: str, target: str) -> Path:
     slug = Path(str(model).rstrip("/")).name or "model"
     return Path("runs") / "compress" / f"{slug}-{Path(str(target)).stem}"
-
-
-def _with_run_seed(cfg, seed: int):
-    """``cfg`` with the run seed added to its own ``seed`` (prune's importance sample, distillation's
-    shuffling and augmentation, fine-tuning), so ``--seed 1`` redraws every random choice of the recipe
-    and seed 0 keeps the recipe's seeds as written. The manifest records the seed each stage used."""
-    if not seed or "seed" not in type(cfg).model_fields:
-        return cfg
-    return cfg.model_copy(update={"seed": cfg.seed + seed})
 
 
 def _key(prev: str, cfg, host: str | None = None, revision: str | None = None) -> str:
@@ -497,7 +445,7 @@ def _assemble(root: Path, art, manifest: dict[str, Any], the_plan: Plan, previou
     from edgebert.cache import link_or_copy
     from edgebert import models
     from edgebert.artifact import staged_dir, write_json
-    from edgebert.stages.train import _ref
+    from edgebert.stages.registry import model_ref as _ref
 
     if not art.deploy:
         raise ConfigError("The recipe produced no deployable file.")

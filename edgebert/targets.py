@@ -173,58 +173,6 @@ def recipe_file(name_or_path: str | os.PathLike) -> Path:
     return path
 
 
-def load_recipe(name_or_path: str | os.PathLike) -> tuple[str, list[StageConfig]]:
-    """(name, typed stage configs) of a recipe name or file; errors name the file and the stage."""
-    path = recipe_file(name_or_path)
-    data = load_yaml(path)
-    if isinstance(data, list):  # a bare list of stages is a recipe too
-        data = {"name": path.stem, "stages": data}
-    recipe = build_config(Recipe, _mapping(data, path, "recipe"), source=str(path))
-    if recipe.name != path.stem:
-        raise ConfigError(f"{path}: name '{recipe.name}' must equal the file name ('{path.stem}').")
-    return recipe.name, parse_stages(recipe.stages, str(path))
-
-
-def parse_stages(entries: list[Any], source: str) -> list[StageConfig]:
-    """Typed configs of a list of stage mappings, order checked."""
-    from edgebert.stages.registry import check_order, parse_stage
-
-    stages = [parse_stage(e, f"{source}: stage {i}") for i, e in enumerate(entries, start=1)]
-    check_order(stages, source)
-    return stages
-
-
-def target_recipe(target: TargetProfile) -> tuple[str, list[StageConfig]]:
-    """The target's default recipe, typed and order-checked."""
-    if isinstance(target.recipe, list):
-        return f"{target.name} (inline)", parse_stages(target.recipe, f"{target.source or target.name}: recipe")
-    try:
-        path = recipe_file(target.recipe)
-    except ConfigError as exc:  # name the profile and its key: the recipe name is the profile's mistake
-        raise ConfigError(f"{target.source or target.name}: recipe: {exc}") from exc
-    return load_recipe(path)
-
-
-def resolve_stages(stages: list[StageConfig], target: TargetProfile) -> list[StageConfig]:
-    """Fill each stage's target-dependent defaults (budgets, shapes, precision) from ``target``."""
-    from edgebert.stages.registry import get_stage
-
-    out = []
-    for cfg in stages:
-        stage = get_stage(cfg.kind)
-        cfg = _with_max_length(cfg, target.shapes.max_length)
-        out.append(stage.resolve(cfg, target) if stage.resolve else cfg)
-    return out
-
-
-def _with_max_length(cfg: StageConfig, max_length: int) -> StageConfig:
-    """``cfg`` with the target's token cap where the stage has a ``max_length`` the recipe left unset
-    (a model trained, scored and validated at the lengths the device will feed it)."""
-    if "max_length" not in type(cfg).model_fields or "max_length" in cfg.model_fields_set:
-        return cfg
-    return type(cfg).model_validate({**cfg.model_dump(exclude_unset=True), "max_length": max_length})
-
-
 def describe(target: TargetProfile) -> str:
     """One line for ``edgebert targets``."""
     recipe = target.recipe if isinstance(target.recipe, str) else "inline"

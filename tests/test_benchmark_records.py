@@ -51,7 +51,8 @@ def _minilm_config():
 
 def _resolved(recipe, target_name: str):
     from edgebert.stages.registry import resolve_for_model
-    from edgebert.targets import load_recipe, load_target, resolve_stages
+    from edgebert.plan import load_recipe, resolve_stages
+    from edgebert.targets import load_target
 
     stages = resolve_stages(load_recipe(recipe)[1], load_target(target_name))
     return [s.model_dump(mode="json") for s in resolve_for_model(stages, _minilm_config())]

@@ -11,7 +11,6 @@ import torch
 from edgebert import models
 from edgebert.compress import prune as prune_mod
 from edgebert.compress.prune import (
-    PruneConfig,
     count_parameters,
     drop_layers_,
     ffn_importance,
@@ -23,9 +22,8 @@ from edgebert.compress.prune import (
     prune_heads_,
     sample_batches,
 )
-from edgebert.config import build_config
 from edgebert.data import load_dataset
-from edgebert.errors import CompressionError, ConfigError
+from edgebert.errors import CompressionError
 
 TEXTS = ["i love this movie", "awful film and boring", "what a good film", "no this is bad at all",
          "great"]
@@ -81,21 +79,6 @@ def _layers(loaded):
     return len(loaded.spec.layer_modules(loaded.model))
 
 
-# -- config ----------------------------------------------------------------------------------
-
-
-def test_config_defaults_validation_and_json_round_trip():
-    cfg = PruneConfig()
-    assert (cfg.kind, cfg.heads, cfg.ffn, cfg.layers, cfg.scope, cfg.samples) == ("prune", 0.0, 0.0, None, "per-layer", 256)
-    assert all(f.description for f in PruneConfig.model_fields.values() if f is not PruneConfig.model_fields["kind"])
-    full = PruneConfig(heads=0.25, ffn=0.5, layers=[0, 2], scope="global")
-    assert PruneConfig.model_validate_json(full.model_dump_json()) == full
-    assert PruneConfig(layers=2).layers == 2
-    for bad in ({"heads": 1.0}, {"ffn": -0.1}, {"layers": -1}, {"layers": []}, {"layers": [1, 1]},
-                {"scope": "everywhere"}, {"samples": 4}, {"head": 0.5}):
-        with pytest.raises(ConfigError):
-            build_config(PruneConfig, bad)
-
 
 # -- importance ------------------------------------------------------------------------------
 
@@ -149,7 +132,7 @@ def test_zeroed_head_has_no_importance_and_pruning_it_is_exact(classifier, senti
     reference, before = _logits(model, tok), count_parameters(model)
 
     report = prune(model, tok, classifier.spec, _data(classifier, sentiment).split("train"),
-                   PruneConfig(heads=0.25, samples=32, batch_size=16, max_length=32))
+                   heads=0.25, samples=32, batch_size=16, max_length=32)
     for layer, head in zeroed.items():
         assert report["heads_kept"][str(layer)] == [h for h in range(HEADS) if h != head]
         attn = classifier.spec.layer_part(model, "attn_module", layer)
@@ -178,7 +161,7 @@ def test_zeroed_neurons_are_pruned_first_and_exactly(classifier, sentiment):
                 == (scores[layer] > 0).sum())
     reference, before = _logits(model, tok), count_parameters(model)
     report = prune(model, tok, classifier.spec, _data(classifier, sentiment).split("train"),
-                   PruneConfig(ffn=0.25, samples=32, batch_size=16, max_length=32))
+                   ffn=0.25, samples=32, batch_size=16, max_length=32)
     assert report["neurons_kept"] == model.config.intermediate_size == 48
     for layer in range(distinct):
         assert classifier.spec.layer_part(model, "ffn_in", layer).weight.shape == (48, HIDDEN)
@@ -215,7 +198,7 @@ def test_scope_global_vs_per_layer(tiny_classifier_dir, sentiment):
         _zero_head_(loaded, 1, 0)
         _zero_head_(loaded, 1, 3)
         report = prune(loaded.model, loaded.tokenizer, loaded.spec, _data(loaded, sentiment).split("train"),
-                       PruneConfig(heads=0.25, scope=scope, samples=32, batch_size=16, max_length=32))
+                       heads=0.25, scope=scope, samples=32, batch_size=16, max_length=32)
         results[scope] = report
         assert report["importance"]["heads"][1][0] == 0 and report["importance"]["heads"][1][3] == 0
     assert results["global"]["heads_per_layer"] == [4, 2]
@@ -229,7 +212,7 @@ def test_global_scope_keeps_one_head_per_layer(tiny_classifier_dir, sentiment, m
     scores = torch.tensor([[0.5, 0.6, 0.7, 0.8], [0.01, 0.02, 0.03, 0.04]])
     monkeypatch.setattr(prune_mod, "gradient_importance", lambda *a, **k: (scores, None))
     report = prune(loaded.model, loaded.tokenizer, loaded.spec, _data(loaded, sentiment).split("train"),
-                   PruneConfig(heads=0.5, scope="global", samples=16))
+                   heads=0.5, scope="global", samples=16)
     assert report["heads_kept"] == {"0": [1, 2, 3], "1": [3]}
     assert _logits(loaded.model, loaded.tokenizer).shape == (len(TEXTS), 2)
 
@@ -240,7 +223,7 @@ def test_layers_int_drops_the_least_important(tiny_classifier_dir, sentiment, mo
     monkeypatch.setattr(prune_mod, "layer_importance", lambda *a, **k: torch.tensor(scores))
     layer_ids = [id(m) for m in loaded.spec.layer_modules(loaded.model)]
     report = prune(loaded.model, loaded.tokenizer, loaded.spec, _data(loaded, sentiment).split("train"),
-                   PruneConfig(layers=1, samples=16))
+                   layers=1, samples=16)
     assert report["layers_kept"] == kept and report["importance"]["layers"] == pytest.approx(scores)
     assert [id(m) for m in loaded.spec.layer_modules(loaded.model)] == [layer_ids[k] for k in kept]
     assert loaded.model.config.num_hidden_layers == 1
@@ -251,10 +234,10 @@ def test_layers_list_and_errors(tiny_classifier_dir, sentiment):
     loaded = models.load(str(tiny_classifier_dir))
     train = _data(loaded, sentiment).split("train")
     with pytest.raises(CompressionError, match="would drop every layer"):
-        prune(loaded.model, loaded.tokenizer, loaded.spec, train, PruneConfig(layers=2, samples=16))
+        prune(loaded.model, loaded.tokenizer, loaded.spec, train, layers=2, samples=16)
     with pytest.raises(CompressionError, match="0..1"):
-        prune(loaded.model, loaded.tokenizer, loaded.spec, train, PruneConfig(layers=[5], samples=16))
-    report = prune(loaded.model, loaded.tokenizer, loaded.spec, train, PruneConfig(layers=[1], samples=16))
+        prune(loaded.model, loaded.tokenizer, loaded.spec, train, layers=[5], samples=16)
+    report = prune(loaded.model, loaded.tokenizer, loaded.spec, train, layers=[1], samples=16)
     assert report["layers_kept"] == [1] and report["importance"]["layers"] is None
     with pytest.raises(CompressionError, match="at least one"):
         prune_heads_(loaded.model, loaded.spec, {0: []})
@@ -279,7 +262,7 @@ def test_albert_stays_a_shared_layer_albert(tiny_albert_classifier_dir, sentimen
     embeddings = model.albert.embeddings.word_embeddings.weight.clone()
     before = count_parameters(model)
     report = prune(model, loaded.tokenizer, loaded.spec, _data(loaded, sentiment).split("train"),
-                   PruneConfig(heads=0.25, ffn=0.5, layers=1, samples=32, batch_size=16, max_length=32))
+                   heads=0.25, ffn=0.5, layers=1, samples=32, batch_size=16, max_length=32)
     assert isinstance(model, AlbertForSequenceClassification)
     assert len(loaded.spec.layer_modules(model)) == 1 and len(model.albert.encoder.albert_layer_groups) == 1
     assert model.config.num_hidden_layers == 1 and report["layers_kept"] == [0]
@@ -333,7 +316,7 @@ def test_ffn_and_layer_pruned_model_reloads_with_plain_transformers(classifier, 
 
     model = classifier.model
     prune(model, classifier.tokenizer, classifier.spec, _data(classifier, sentiment).split("train"),
-          PruneConfig(ffn=0.5, layers=1, samples=32, batch_size=16, max_length=32))
+          ffn=0.5, layers=1, samples=32, batch_size=16, max_length=32)
     reference = _logits(model, classifier.tokenizer)
     model.save_pretrained(tmp_path)
     plain = AutoModelForSequenceClassification.from_pretrained(tmp_path).eval()
@@ -367,7 +350,7 @@ def test_minilm_prune_ffn_and_layers_by_importance(minilm_dir, shared_data, tmp_
     texts = ds.split("dev").texts[:16]
     before = count_parameters(loaded.model)
     report = prune(loaded.model, loaded.tokenizer, loaded.spec, ds.split("train"),
-                   PruneConfig(ffn=0.5, layers=2, samples=64, batch_size=32, max_length=64))
+                   ffn=0.5, layers=2, samples=64, batch_size=32, max_length=64)
     model = loaded.model
     assert model.config.num_hidden_layers == 4 and model.config.intermediate_size == 768
     assert len(report["importance"]["layers"]) == 6 and len(report["layers_kept"]) == 4

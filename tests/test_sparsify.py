@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-import pydantic
 import pytest
 import torch
 
 from edgebert import models
-from edgebert.compress.sparsify import SparsifyConfig, encoder_linears, sparsify_
-from edgebert.errors import ConfigError
-from edgebert.stages.registry import check_order, parse_stage
+from edgebert.compress.sparsify import encoder_linears, sparsify_
 
 
 @pytest.mark.parametrize("arch", ["bert", "albert"])
@@ -21,7 +18,7 @@ def test_smallest_weights_are_zeroed_and_nothing_else_changes(arch, scope, reque
     linears = encoder_linears(model, spec)
     before = {k: v.clone() for k, v in model.state_dict().items()}
     targeted = {id(m.weight) for _, m in linears}
-    report = sparsify_(model, spec, SparsifyConfig(sparsity=0.3, scope=scope))
+    report = sparsify_(model, spec, sparsity=0.3, scope=scope)
     total = sum(m.weight.numel() for _, m in linears)
     assert report["zeros"] == round(0.3 * total) if scope == "global" else abs(report["zeros"] - 0.3 * total) <= len(linears)
     assert report["encoder_sparsity"] == pytest.approx(0.3, abs=1e-3)
@@ -48,15 +45,3 @@ def test_smallest_weights_are_zeroed_and_nothing_else_changes(arch, scope, reque
 def before_weight(state: dict, model, module) -> torch.Tensor:
     name = next(n for n, p in model.named_parameters() if p is module.weight)
     return state[name]
-
-
-def test_config_and_order_are_checked():
-    with pytest.raises(pydantic.ValidationError):
-        SparsifyConfig(sparsity=1.0)
-    with pytest.raises(ConfigError, match="sparsity"):
-        parse_stage({"kind": "sparsify", "sparsity": 0}, "r.yaml")
-    with pytest.raises(ConfigError, match="refill"):
-        check_order([parse_stage(s, "r.yaml") for s in ({"kind": "prune", "layers": 1}, {"kind": "sparsify"},
-                                               {"kind": "distill"}, {"kind": "export-onnx"})])
-    check_order([parse_stage(s, "r.yaml") for s in ({"kind": "prune", "layers": 1}, {"kind": "distill"},
-                                           {"kind": "sparsify"}, {"kind": "export-onnx"})])

@@ -14,7 +14,8 @@ import yaml
 from edgebert.errors import ConfigError, MissingDependencyError
 from edgebert.pipeline import compress
 from edgebert.stages.registry import STAGES, stage_kinds
-from edgebert.targets import list_recipes, list_targets, load_recipe, load_target, recipes_dir, target_recipe, targets_dir
+from edgebert.plan import load_recipe, target_recipe
+from edgebert.targets import list_recipes, list_targets, load_target, recipes_dir, targets_dir
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = {"batch_size": 8, "learning_rate": 3e-3, "head_learning_rate": 3e-3, "patience": 0}

@@ -68,7 +68,7 @@ def test_resuming_on_a_gpu_host_redoes_the_decision(tiny_classifier_dir, tiny_se
     again = compress(str(tiny_classifier_dir), "server-gpu", data=str(tiny_sentiment_dir), out=out, recipe=recipe,
                      progress=False)
     assert again.ran == []
-    from edgebert.stages import export
+    from edgebert.stages import export_pytorch as export
 
     # As on a GPU host; there is no real GPU, so measuring there fails, and the failure is the recorded reason.
     monkeypatch.setattr(export, "_compile_device", lambda cfg: "cuda")

@@ -33,11 +33,8 @@ import copy
 import math
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any
 
-from pydantic import Field, field_validator
-
-from edgebert.config import StageConfig
 from edgebert.errors import CompressionError
 from edgebert.models.specs import ArchSpec, get_path
 
@@ -46,7 +43,6 @@ if TYPE_CHECKING:
 
 __all__ = [
     "RECORD_KEY",
-    "PruneConfig",
     "apply_recorded_pruning_",
     "count_parameters",
     "drop_layers_",
@@ -63,38 +59,6 @@ __all__ = [
 
 #: config attribute (saved in config.json) that records the pruned structure
 RECORD_KEY = "edgebert_pruning"
-
-
-class PruneConfig(StageConfig):
-    """What to remove. Fractions are rounded to whole heads / neurons per layer."""
-
-    kind: Literal["prune"] = "prune"
-    heads: float = Field(0.0, ge=0, lt=1, description="Fraction of attention heads removed")
-    ffn: float = Field(0.0, ge=0, lt=1, description="Fraction of FFN neurons removed (same count in every layer)")
-    layers: int | list[int] | None = Field(
-        None,
-        description="Number of whole layers to drop (chosen by measured importance), or the explicit indices to keep",
-    )
-    scope: Literal["global", "per-layer"] = Field(
-        "per-layer",
-        description="Rank heads across all layers (global) or remove the same fraction in each layer (per-layer)",
-    )
-    samples: int = Field(256, ge=8, description="Training examples used to measure importance")
-    batch_size: int = Field(32, ge=1, description="Examples per forward/backward pass while measuring importance")
-    max_length: int = Field(128, ge=8, le=8192, description="Token cap per example (longer texts are truncated)")
-    seed: int = Field(0, description="Seed for choosing the importance sample")
-
-    @field_validator("layers")
-    @classmethod
-    def _check_layers(cls, value):
-        if isinstance(value, int) and value < 0:
-            raise ValueError("layers as a number counts the layers to drop; it must be >= 0")
-        if isinstance(value, list):
-            if not value:
-                raise ValueError("layers as a list names the layers to keep; it must not be empty")
-            if any(i < 0 for i in value) or len(set(value)) != len(value):
-                raise ValueError(f"layers to keep must be distinct indices >= 0, got {value}")
-        return value
 
 
 # -- small helpers ---------------------------------------------------------------------------
@@ -496,8 +460,15 @@ def _choose_heads(scores: torch.Tensor, counts: list[int], fraction: float, scop
     return {i: [h for h in range(n) if h not in removed[i]] for i, n in enumerate(counts)}
 
 
-def prune(model, tokenizer, spec: ArchSpec, train_split, cfg: PruneConfig) -> dict[str, Any]:
+def prune(model, tokenizer, spec: ArchSpec, train_split, *, heads: float = 0.0, ffn: float = 0.0,
+          layers: int | list[int] | None = None, scope: str = "per-layer", samples: int = 256, batch_size: int = 32,
+          max_length: int = 128, seed: int = 0) -> dict[str, Any]:
     """Measure importance on a sample of ``train_split`` and prune ``model`` in place.
+
+    ``heads`` / ``ffn``: fractions of attention heads / FFN neurons removed; ``layers``: the number of
+    whole layers to drop, or the indices to keep; ``scope``: rank heads ``global``-ly or ``per-layer``;
+    importance is measured on ``samples`` examples (``batch_size``, ``max_length``, ``seed``). The
+    recipe stage's config (:class:`edgebert.stages.prune.PruneConfig`) describes each.
 
     Order: whole layers first (measured on the full model), then heads and FFN neurons, measured
     on the model that remains. ``train_split`` labels must be indexed in the model's label order.
@@ -512,10 +483,11 @@ def prune(model, tokenizer, spec: ArchSpec, train_split, cfg: PruneConfig) -> di
         )
     before = count_parameters(model)
     n_layers = spec.num_layer_uses(model)
-    batches = sample_batches(train_split, tokenizer, samples=cfg.samples, batch_size=cfg.batch_size,
-                             max_length=cfg.max_length, seed=cfg.seed)
+    batches = sample_batches(train_split, tokenizer, samples=samples, batch_size=batch_size,
+                             max_length=max_length, seed=seed)
     report: dict[str, Any] = {
-        "config": cfg.model_dump(mode="json"),
+        "config": {"heads": heads, "ffn": ffn, "layers": layers, "scope": scope, "samples": samples,
+                   "batch_size": batch_size, "max_length": max_length, "seed": seed},
         "architecture": spec.model_type,
         "samples": sum(int(labels.shape[0]) for _inputs, labels in batches),
         "parameters_before": before,
@@ -525,24 +497,24 @@ def prune(model, tokenizer, spec: ArchSpec, train_split, cfg: PruneConfig) -> di
     notes: list[str] = []
 
     layers_kept = list(range(n_layers))
-    if cfg.layers is not None and cfg.layers != []:
-        if isinstance(cfg.layers, int):
-            if cfg.layers >= n_layers:
-                raise CompressionError(f"layers={cfg.layers} would drop every layer; the model has {n_layers}. "
+    if layers is not None and layers != []:
+        if isinstance(layers, int):
+            if layers >= n_layers:
+                raise CompressionError(f"layers={layers} would drop every layer; the model has {n_layers}. "
                                        f"Use at most {n_layers - 1}.")
-            n_keep = n_layers - cfg.layers
+            n_keep = n_layers - layers
             if spec.shared_layers:
                 layers_kept = list(range(n_keep))
-                if cfg.layers:
+                if layers:
                     notes.append("ALBERT: every layer runs the same shared weights, so dropping any "
-                                 f"{cfg.layers} use(s) gives the same model; no layer importance measured.")
-            elif cfg.layers:
+                                 f"{layers} use(s) gives the same model; no layer importance measured.")
+            elif layers:
                 scores = layer_importance(model, spec, batches)
                 report["importance"]["layers"] = scores.tolist()
                 best = sorted(range(n_layers), key=lambda i: (-float(scores[i]), i))[:n_keep]
                 layers_kept = sorted(best)
         else:
-            layers_kept = _check_indices("layers to keep", cfg.layers, n_layers)
+            layers_kept = _check_indices("layers to keep", layers, n_layers)
         if layers_kept != list(range(n_layers)):
             drop_layers_(model, spec, layers_kept)
 
@@ -550,16 +522,16 @@ def prune(model, tokenizer, spec: ArchSpec, train_split, cfg: PruneConfig) -> di
     heads_before = [_heads(model, spec, i)[0] for i in range(n_distinct)]
     heads_kept = {i: list(range(n)) for i, n in enumerate(heads_before)}
     ffn_before = model.config.intermediate_size
-    if cfg.heads > 0 or cfg.ffn > 0:
-        head_scores, ffn_scores = gradient_importance(model, spec, batches, heads=cfg.heads > 0, ffn=cfg.ffn > 0)
+    if heads > 0 or ffn > 0:
+        head_scores, ffn_scores = gradient_importance(model, spec, batches, heads=heads > 0, ffn=ffn > 0)
         if head_scores is not None:
             report["importance"]["heads"] = [row[: heads_before[i]].tolist() for i, row in enumerate(head_scores)]
-            heads_kept = _choose_heads(head_scores, heads_before, cfg.heads, cfg.scope)
+            heads_kept = _choose_heads(head_scores, heads_before, heads, scope)
             prune_heads_(model, spec, heads_kept)
         if ffn_scores is not None:
             report["importance"]["ffn"] = [s.tolist() for s in ffn_scores]
             size = ffn_scores[0].shape[0]
-            n_keep = max(1, size - _round(cfg.ffn * size))
+            n_keep = max(1, size - _round(ffn * size))
             keep = {i: sorted(s.argsort(descending=True, stable=True)[:n_keep].tolist())
                     for i, s in enumerate(ffn_scores)}
             prune_ffn_(model, spec, keep)

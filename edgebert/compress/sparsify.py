@@ -16,25 +16,10 @@ pipeline only allows this stage after them.
 from __future__ import annotations
 
 import zlib
-from typing import Any, Literal
+from typing import Any
 
-from pydantic import Field
-
-from edgebert.config import StageConfig
 from edgebert.errors import CompressionError
 from edgebert.models.specs import ArchSpec
-
-
-class SparsifyConfig(StageConfig):
-    """How many encoder weights to zero, ranked by magnitude."""
-
-    kind: Literal["sparsify"] = "sparsify"
-    sparsity: float = Field(0.5, gt=0, lt=1, description="Fraction of the encoder's Linear weights set to zero")
-    scope: Literal["per-matrix", "global"] = Field(
-        "per-matrix",
-        description="per-matrix: the same fraction in every weight matrix; global: one magnitude threshold "
-                    "across all encoder matrices (matrices with larger weights keep more)",
-    )
 
 
 def encoder_linears(model, spec: ArchSpec) -> list[tuple[str, Any]]:
@@ -55,19 +40,23 @@ def _deflated(tensors) -> int:
     return sum(len(zlib.compress(t.detach().cpu().contiguous().numpy().tobytes(), 6)) for t in tensors)
 
 
-def sparsify_(model, spec: ArchSpec, cfg: SparsifyConfig | None = None) -> dict[str, Any]:
-    """Zero the smallest-magnitude encoder weights of ``model`` in place; returns the report."""
+def sparsify_(model, spec: ArchSpec, *, sparsity: float = 0.5, scope: str = "per-matrix") -> dict[str, Any]:
+    """Zero the smallest-magnitude encoder weights of ``model`` in place; returns the report.
+
+    ``sparsity``: the fraction of the encoder's Linear weights set to zero; ``scope``: the same fraction
+    in every matrix (``per-matrix``) or one threshold across them (``global``); see
+    :class:`edgebert.stages.sparsify.SparsifyConfig`.
+    """
     import torch
 
-    cfg = cfg or SparsifyConfig()
     linears = encoder_linears(model, spec)
     weights = [m.weight for _, m in linears]
     deflated_before = _deflated(weights)
     zeros_before = sum(int((w == 0).sum()) for w in weights)
     with torch.no_grad():
-        if cfg.scope == "global":
+        if scope == "global":
             mags = torch.cat([w.abs().flatten() for w in weights])
-            k = int(round(cfg.sparsity * mags.numel()))
+            k = int(round(sparsity * mags.numel()))
             # exactly k zeros: rank every weight once across all matrices
             order = torch.argsort(mags, stable=True)[:k]
             mask = torch.ones_like(mags, dtype=torch.bool)
@@ -79,11 +68,11 @@ def sparsify_(model, spec: ArchSpec, cfg: SparsifyConfig | None = None) -> dict[
                 start += n
         else:
             for w in weights:
-                k = int(round(cfg.sparsity * w.numel()))
+                k = int(round(sparsity * w.numel()))
                 order = torch.argsort(w.abs().flatten(), stable=True)[:k]
                 w.view(-1)[order] = 0.0
     return sparsity_report(model, spec) | {
-        "config": cfg.model_dump(mode="json"),
+        "config": {"sparsity": sparsity, "scope": scope},
         "zeros_before": zeros_before,
         "deflated_bytes_before": deflated_before,
     }

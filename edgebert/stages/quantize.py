@@ -15,12 +15,12 @@ from typing import Any
 
 from pydantic import Field
 
-from edgebert.compress.quantize import QuantizeConfig
-from edgebert.stages.registry import Artifact, RunContext, StageResult, register_stage
-from edgebert.stages.train import _ref
+from edgebert.compress.quantize import QuantizeConfig as AlgorithmConfig
+from edgebert.stages._shared import NEEDS_ONNX, agreement
+from edgebert.stages.registry import Artifact, RunContext, StageResult, forbids, model_ref, register_stage
 
 
-class QuantizeStageConfig(QuantizeConfig):
+class QuantizeConfig(AlgorithmConfig):
     """Quantization as a pipeline stage; ``max_accuracy_drop`` None takes the target's budget."""
 
     try_per_channel: bool = Field(
@@ -31,15 +31,37 @@ class QuantizeStageConfig(QuantizeConfig):
                                         "target's shapes.max_length)")
 
 
-def _resolve(cfg: QuantizeStageConfig, target) -> QuantizeStageConfig:
+def _resolve(cfg: QuantizeConfig, target) -> QuantizeConfig:
     if cfg.max_accuracy_drop is None and cfg.mode != "torch-int8-dynamic":
         return cfg.model_copy(update={"max_accuracy_drop": float(target.budgets.accuracy_drop)})
     return cfg
 
 
-@register_stage(QuantizeStageConfig, reads="onnx", changes="onnx", resolve=_resolve,
+#: what each mode leaves for the stages after it
+_PRODUCES = {"torch-int8-dynamic": ("torch:int8",), "int8-dynamic": ("onnx:quantized", "onnx:int8"),
+             "fp16": ("onnx:quantized", "onnx:fp16")}
+
+
+def _produces(cfg: QuantizeConfig) -> tuple[str, ...]:
+    if cfg.mode == "int8-static":  # TensorRT takes symmetric int8 Q/DQ only (zero point 0)
+        symmetric = cfg.symmetric and cfg.weight_type == "s8"
+        return ("onnx:quantized", "onnx:int8-qdq" if symmetric else "onnx:int8-qdq:asymmetric")
+    return _PRODUCES[cfg.mode]
+
+
+_TORCH_RULES = (forbids("export", "{here}: torch-int8-dynamic must come before the exports (it changes the torch model)."),)
+_ONNX_RULES = (
+    NEEDS_ONNX,
+    forbids("tensorrt", "{here} comes after '{kind}' (stage {at}), whose build_engine.sh uses the ONNX model as it "
+                        "was then: quantize before build-tensorrt (int8-static, symmetric: true for an int8 engine)."),
+    forbids("onnx:quantized", "{here}: the ONNX model is already quantized at stage {at}."),
+)
+
+
+@register_stage(QuantizeConfig, order=50, reads="onnx", changes="onnx", resolve=_resolve, produces=_produces,
+                rules=lambda cfg: _TORCH_RULES if cfg.mode == "torch-int8-dynamic" else _ONNX_RULES,
                 summary="int8 dynamic / static (QDQ, calibrated) or fp16, within the accuracy budget")
-def quantize(art: Artifact, cfg: QuantizeStageConfig, ctx: RunContext) -> StageResult:
+def quantize(art: Artifact, cfg: QuantizeConfig, ctx: RunContext) -> StageResult:
     from edgebert import models
 
     if cfg.mode == "torch-int8-dynamic":
@@ -47,8 +69,8 @@ def quantize(art: Artifact, cfg: QuantizeStageConfig, ctx: RunContext) -> StageR
     from edgebert.compress.quantize import calibration_feeds, onnx_accuracy_fn, quantize_with_budget
     from edgebert.export.onnx import compare_onnx
 
-    tokenizer = models.load_tokenizer(_ref(art, art.model))
-    labels = models.model_labels(models.load_config(_ref(art, art.model)))
+    tokenizer = models.load_tokenizer(model_ref(art, art.model))
+    labels = models.model_labels(models.load_config(model_ref(art, art.model)))
     data = ctx.dataset.with_labels(labels)
     dev = data.split("dev")
     src = art.path(art.onnx)
@@ -71,7 +93,7 @@ def quantize(art: Artifact, cfg: QuantizeStageConfig, ctx: RunContext) -> StageR
     if budget != cfg.max_accuracy_drop:
         ctx.log(f"quantize: {budget:.2f} points of the target's accuracy budget are left after the earlier stages; "
                 "int8 may spend at most that")
-    lib_cfg = QuantizeConfig(**cfg.model_dump(exclude={"try_per_channel", "max_length"})).model_copy(
+    lib_cfg = AlgorithmConfig(**cfg.model_dump(exclude={"try_per_channel", "max_length"})).model_copy(
         update={"max_accuracy_drop": budget})
     report = quantize_with_budget(src, out, lib_cfg, eval_fn, calibration_feeds=feeds)
     search = None
@@ -123,19 +145,18 @@ def _brief(report: dict[str, Any]) -> dict[str, Any]:
     return {k: report[k] for k in ("accuracy", "accuracy_drop", "within_budget", "kept_fp32")}
 
 
-def _torch_dynamic(art: Artifact, cfg: QuantizeStageConfig, ctx: RunContext) -> StageResult:
+def _torch_dynamic(art: Artifact, cfg: QuantizeConfig, ctx: RunContext) -> StageResult:
     """torch int8 dynamic: measured here, applied when TorchScript is exported (no file of its own)."""
     from edgebert import models
     from edgebert.compress.quantize import torch_quantize_dynamic
     from edgebert.evaluation import predict_logits
-    from edgebert.stages.train import _agreement
 
-    loaded = models.load(_ref(art, art.model))
+    loaded = models.load(model_ref(art, art.model))
     dev = ctx.dataset.with_labels(loaded.label_names).split("dev")
     before = predict_logits(loaded.model, loaded.tokenizer, dev, max_length=cfg.max_length)
     quantized = torch_quantize_dynamic(loaded.model.eval(), per_channel=cfg.per_channel)
     after = predict_logits(quantized, loaded.tokenizer, dev, max_length=cfg.max_length)
-    check = _agreement(before, after, dev.labels)
+    check = agreement(before, after, dev.labels)
     drop = 100.0 * (check["accuracy_before"] - check["accuracy_after"])
     metrics = {"dev_accuracy": check["accuracy_after"], "fp32_dev_accuracy": check["accuracy_before"],
                "accuracy_drop_points": drop, "applied": "when exporting TorchScript"}

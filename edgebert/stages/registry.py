@@ -1,21 +1,31 @@
-"""The stage registry: ``kind`` -> (typed config, one function), plus the state a pipeline carries.
+"""The stage registry: ``kind`` -> (typed config, one function, declarations), plus the state a pipeline carries.
 
 A stage is a config class (a :class:`~edgebert.config.StageConfig` with a ``kind`` literal) and one
-function ``fn(art: Artifact, cfg, ctx: RunContext) -> StageResult``. Registering it makes the kind
-usable in recipes, in ``edgebert compress --recipe`` files and in error messages::
+function ``fn(art: Artifact, cfg, ctx: RunContext) -> StageResult``, in one module of this package.
+Registering it makes the kind usable in recipes, in ``edgebert compress --recipe`` files and in error
+messages::
 
-    @register_stage(PruneStageConfig, reads="torch", changes="torch", summary="...")
+    @register_stage(PruneConfig, order=20, reads="torch", changes="torch", produces=("torch:pruned",),
+                    rules=(BEFORE_EXPORTS, BEFORE_SPARSIFY), summary="...")
     def prune(art, cfg, ctx): ...
 
-``reads`` / ``changes`` say what the stage consumes and produces; :func:`check_order` uses them to
-reject recipes that cannot work (pruning after an export, quantizing ONNX before any export) before
+This module names no kind and imports no stage module: the builtin stages are found by importing
+every module of the ``edgebert.stages`` package (:func:`load_builtin`), and listed by their ``order``.
+
+What a stage reads and produces is declared as data: ``produces`` are tags such as ``onnx:fp32``,
+``onnx:fused``, ``onnx:int8-qdq``, ``torch:int8`` or ``export`` (writes a deployable file), and
+``rules`` say which tags must be present or absent before it (:func:`requires`, :func:`forbids`). Both
+may depend on the config (a function of ``cfg``). :func:`check_order` checks a recipe against them, so
+recipes that cannot work (pruning after an export, quantizing ONNX before any export) fail before
 anything heavy runs.
 """
 
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Mapping, Sequence
+import importlib
+import pkgutil
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -83,6 +93,15 @@ class Artifact:
         return dataclasses.replace(self, **changes)
 
 
+def model_ref(art: Artifact, ref: str | None) -> str:
+    """A model reference usable by models.load (artifact-relative stage folders made absolute; a
+    reference outside the artifact, such as the input model or a hub id, as it is)."""
+    assert ref is not None
+    p = Path(ref)
+    external = p.is_absolute() or not (p.parts and p.parts[0] == "stages")
+    return ref if external else str(art.path(ref))
+
+
 @dataclass
 class RunContext:
     """What a stage function needs besides its config: data, target, where to write, how to report."""
@@ -127,6 +146,35 @@ class StageResult:
 
 
 @dataclass(frozen=True)
+class Rule:
+    """One order rule of a stage: ``tag`` must be present (``present``) or absent before it.
+
+    A tag matches itself and its refinements (``onnx`` matches ``onnx:fused``); the stage it refers to
+    is the earliest that produced a matching tag. ``message`` is formatted with ``here`` (the source,
+    position and kind of the stage checked) and, for a tag present, ``at``, ``kind`` and ``cfg`` (the
+    position, kind and config of the stage that produced it).
+    """
+
+    tag: str
+    present: bool
+    message: str
+
+
+def requires(tag: str, message: str) -> Rule:
+    """A rule: a stage producing ``tag`` must come before this one (else ``message``)."""
+    return Rule(tag, True, message)
+
+
+def forbids(tag: str, message: str) -> Rule:
+    """A rule: no stage producing ``tag`` may come before this one (else ``message``)."""
+    return Rule(tag, False, message)
+
+
+Tags = Sequence[str] | Callable[[Any], Sequence[str]]
+Rules = Sequence[Rule] | Callable[[Any], Sequence[Rule]]
+
+
+@dataclass(frozen=True)
 class StageDef:
     kind: str
     config: type[StageConfig]
@@ -139,27 +187,38 @@ class StageDef:
     revision: Callable[[Any], str | None] | None = None  # (cfg) -> how the code's behaviour for cfg changed (in its key)
     check: Callable[[Any, dict[str, Any]], None] | None = None  # (cfg, model shape) -> ConfigError before any work
     for_model: Callable[[Any, Any], Any] | None = None  # (cfg, input model's config) -> cfg with model defaults
+    order: int = 0                   # place in pipeline order (listings, error messages)
+    produces: Tags = ()              # tags this stage adds for the stages after it (or a function of cfg)
+    rules: Rules = ()                # what must / must not come before it (or a function of cfg)
+
+    def produced(self, cfg) -> tuple[str, ...]:
+        return tuple(self.produces(cfg) if callable(self.produces) else self.produces)
+
+    def rules_for(self, cfg) -> tuple[Rule, ...]:
+        return tuple(self.rules(cfg) if callable(self.rules) else self.rules)
 
 
 STAGES: dict[str, StageDef] = {}
 
 
-def register_stage(config: type[StageConfig], *, reads: str, changes: str, summary: str,
+def register_stage(config: type[StageConfig], *, reads: str, changes: str, summary: str, order: int,
+                   produces: Tags = (), rules: Rules = (),
                    resolve: Callable[[Any, Any], Any] | None = None,
                    host: Callable[[Any], str | None] | None = None,
                    revision: Callable[[Any], str | None] | None = None,
                    check: Callable[[Any, dict[str, Any]], None] | None = None,
                    for_model: Callable[[Any, Any], Any] | None = None):
-    """Register ``fn`` as the stage of ``config``'s ``kind`` (decorator). ``host(cfg)`` names what of
-    the machine the stage's output depends on (e.g. the device it measured on), so that a resumed
-    run on another kind of machine does not reuse it. ``revision(cfg)`` names a change of the stage's
-    code that changes its output for ``cfg`` (``None`` where the output is as before), so that a run
-    resumed after the change redoes the stage instead of reusing an output the code no longer makes,
-    while every other run keeps its key. ``check(cfg, shape)`` raises ConfigError when the stage
-    cannot run on the model described by ``shape`` (see :func:`model_shape`), before any stage runs;
-    it updates ``shape`` where the stage changes it (prune dropping layers). ``for_model(cfg, config)``
-    fills defaults that depend on the input model (distillation's learning rates per model family)
-    before the stage is keyed, so the manifest records them."""
+    """Register ``fn`` as the stage of ``config``'s ``kind`` (decorator). ``order`` places it in
+    pipeline order; ``produces`` and ``rules`` are its order declarations (see the module docstring).
+    ``host(cfg)`` names what of the machine the stage's output depends on (e.g. the device it measured
+    on), so that a resumed run on another kind of machine does not reuse it. ``revision(cfg)`` names a
+    change of the stage's code that changes its output for ``cfg`` (``None`` where the output is as
+    before), so that a run resumed after the change redoes the stage instead of reusing an output the
+    code no longer makes, while every other run keeps its key. ``check(cfg, shape)`` raises ConfigError
+    when the stage cannot run on the model described by ``shape`` (see :func:`model_shape`), before any
+    stage runs; it updates ``shape`` where the stage changes it (prune dropping layers).
+    ``for_model(cfg, config)`` fills defaults that depend on the input model (distillation's learning
+    rates per model family) before the stage is keyed, so the manifest records them."""
     if reads not in READS or changes not in CHANGES:
         raise ValueError(f"reads must be one of {READS} and changes one of {CHANGES}")
     kind = config.model_fields["kind"].default
@@ -168,25 +227,40 @@ def register_stage(config: type[StageConfig], *, reads: str, changes: str, summa
         if kind in STAGES and STAGES[kind].fn is not fn:
             raise ValueError(f"stage kind '{kind}' is registered twice")
         STAGES[kind] = StageDef(kind, config, fn, reads, changes, summary, resolve, host, revision, check,
-                                for_model)
+                                for_model, order, produces, rules)
         return fn
 
     return deco
 
 
-def _load_builtin() -> None:
-    from edgebert.stages import train, quantize, export  # noqa: F401,I001  (registration order = pipeline order)
+_loaded = False
+
+
+def load_builtin() -> None:
+    """Import every module of the ``edgebert.stages`` package once (each registers its stage), then
+    keep :data:`STAGES` in pipeline order. Modules whose names start with ``_`` hold shared helpers."""
+    global _loaded
+    if _loaded:
+        return
+    package = importlib.import_module(__name__.rpartition(".")[0])
+    for info in pkgutil.iter_modules(package.__path__):
+        if not info.name.startswith("_") and f"{package.__name__}.{info.name}" != __name__:
+            importlib.import_module(f"{package.__name__}.{info.name}")
+    _loaded = True
+    ordered = sorted(STAGES.values(), key=lambda s: s.order)
+    STAGES.clear()
+    STAGES.update((s.kind, s) for s in ordered)
 
 
 def stage_kinds() -> list[str]:
     """Registered stage kinds, in pipeline order."""
-    _load_builtin()
-    return list(STAGES)
+    load_builtin()
+    return sorted(STAGES, key=lambda kind: STAGES[kind].order)
 
 
 def get_stage(kind: str) -> StageDef:
     """The stage registered as ``kind``; UnknownStageError listing the known kinds."""
-    _load_builtin()
+    load_builtin()
     try:
         return STAGES[kind]
     except KeyError:
@@ -249,94 +323,48 @@ def check_token_limits(stages: Sequence[StageConfig], target, config, source: st
             check_max_length(cfg.max_length, config, f"{source}: stage {i} ({cfg.kind}): max_length")
 
 
-def check_order(stages: Sequence[StageConfig], source: str = "recipe") -> None:
-    """Reject orders that cannot work, naming the stages and positions; nothing heavy runs first."""
+def _first(made: Mapping[str, tuple[int, Any]], tag: str) -> tuple[int, Any] | None:
+    """(position, config) of the earliest stage that produced ``tag`` or a refinement of it."""
+    hits = [v for t, v in made.items() if t == tag or t.startswith(tag + ":")]
+    return min(hits, key=lambda v: v[0]) if hits else None
+
+
+def order_problem(stages: Sequence[StageConfig], source: str = "recipe") -> str | None:
+    """What is wrong with the order of ``stages`` (the first problem), checked from each stage's
+    declared ``rules`` and ``produces``; None when the order can work."""
     if not stages:
-        raise ConfigError(f"{source}: the recipe has no stages.")
-    exported_at: tuple[int, str] | None = None   # first export of the torch model
-    onnx_at: int | None = None
-    fused = False
-    pruned_at: int | None = None
-    engine_at: int | None = None
-    quantized_at: int | None = None
-    torch_quant_at: int | None = None
-    sparsified_at: int | None = None
+        return f"{source}: the recipe has no stages."
+    made: dict[str, tuple[int, Any]] = {}  # tag -> (position, config) of its earliest producer
     for i, cfg in enumerate(stages, start=1):
         stage = get_stage(cfg.kind)
         here = f"{source}: stage {i} '{cfg.kind}'"
-        mode = getattr(cfg, "mode", None)
-        if stage.changes == "torch" and exported_at is not None:
-            raise ConfigError(
-                f"{here} comes after '{exported_at[1]}' (stage {exported_at[0]}): exports capture the model "
-                "as it is then, so this change would not reach the exported files. Put finetune, prune and "
-                "distill before every export."
-            )
-        if sparsified_at is not None and cfg.kind in ("finetune", "prune", "distill"):
-            raise ConfigError(
-                f"{here} comes after 'sparsify' (stage {sparsified_at}): training would refill the zeroed weights "
-                "and pruning would re-rank them. Put sparsify after finetune, prune and distill."
-            )
-        if cfg.kind == "sparsify":
-            sparsified_at = i
-        if cfg.kind == "distill" and pruned_at is None:
-            raise ConfigError(
-                f"{here} has no smaller student: distillation trains a pruned model to imitate the fine-tuned "
-                "one, so a 'prune' stage must come before it."
-            )
-        if cfg.kind == "quantize" and mode == "torch-int8-dynamic":
-            if exported_at is not None:
-                raise ConfigError(f"{here}: torch-int8-dynamic must come before the exports (it changes the torch model).")
-            torch_quant_at = i
-        elif stage.reads == "onnx" and onnx_at is None:
-            raise ConfigError(f"{here} needs an ONNX model: put an 'export-onnx' stage before it.")
-        if cfg.kind == "export-onnx":
-            if torch_quant_at is not None:
-                raise ConfigError(
-                    f"{here} after torch-int8-dynamic (stage {torch_quant_at}): torch's quantized modules do not "
-                    "export to ONNX. Quantize the ONNX model instead (mode int8-dynamic after export-onnx)."
-                )
-            if onnx_at is not None:
-                raise ConfigError(f"{here}: the recipe already exports ONNX at stage {onnx_at}.")
-            onnx_at, fused = i, bool(getattr(cfg, "fuse", False))
-        if cfg.kind == "quantize" and mode != "torch-int8-dynamic" and engine_at is not None:
-            raise ConfigError(
-                f"{here} comes after 'build-tensorrt' (stage {engine_at}), whose build_engine.sh uses the ONNX model "
-                "as it was then: quantize before build-tensorrt (int8-static, symmetric: true for an int8 engine).")
-        if cfg.kind == "build-tensorrt":
-            engine_at = i
-        if cfg.kind == "quantize" and mode != "torch-int8-dynamic":
-            if quantized_at is not None:
-                raise ConfigError(f"{here}: the ONNX model is already quantized at stage {quantized_at}.")
-            quantized_at = i
-        if cfg.kind == "build-tensorrt" and quantized_at is not None:
-            qmode = getattr(stages[quantized_at - 1], "mode", None)
-            if qmode not in ("int8-static", "fp16"):
-                raise ConfigError(
-                    f"{here}: TensorRT cannot parse the {qmode} model of stage {quantized_at} (onnxruntime-only "
-                    "integer ops). For an int8 engine quantize with mode int8-static, symmetric: true (Q/DQ); for "
-                    "fp16 leave the ONNX model in fp32 (TensorRT converts it).")
-        feeding = stages[quantized_at - 1] if quantized_at is not None else None
-        if cfg.kind == "build-tensorrt" and getattr(feeding, "mode", None) == "int8-static" and not (
-                getattr(feeding, "symmetric", False) and getattr(feeding, "weight_type", "s8") == "s8"):
-            raise ConfigError(
-                f"{here}: TensorRT takes only symmetric int8 Q/DQ (int8, zero point 0); set symmetric: true and "
-                f"weight_type: s8 on the quantize of stage {quantized_at}.")
-        if cfg.kind == "build-tensorrt" and getattr(cfg, "precision", None) == "int8" and (
-                quantized_at is None or getattr(stages[quantized_at - 1], "mode", None) != "int8-static"):
-            raise ConfigError(
-                f"{here}: an int8 engine needs explicit Q/DQ: put 'quantize' with mode int8-static, symmetric: true "
-                "before it (TensorRT 10 deprecates implicit calibration).")
-        if cfg.kind == "build-tensorrt" and fused:
-            raise ConfigError(
-                f"{here}: TensorRT cannot parse onnxruntime's fused operators (Attention, SkipLayerNorm); "
-                f"set 'fuse: false' on export-onnx (stage {onnx_at})."
-            )
-        if cfg.kind == "prune":
-            pruned_at = i
-        if stage.changes == "export" or cfg.kind == "export-onnx":
-            exported_at = exported_at or (i, cfg.kind)
-    if exported_at is None:
-        raise ConfigError(
-            f"{source}: no stage writes a deployable model. End the recipe with an export "
-            "(export-onnx, export-torchscript, export-mobile, build-tensorrt or export-pytorch)."
-        )
+        for rule in stage.rules_for(cfg):
+            found = _first(made, rule.tag)
+            if (found is not None) != rule.present:
+                at, by = found or (None, None)
+                return rule.message.format(here=here, at=at, kind=getattr(by, "kind", None), cfg=by)
+        for tag in stage.produced(cfg):
+            made.setdefault(tag, (i, cfg))
+    if _first(made, "export") is None:
+        return (f"{source}: no stage writes a deployable model. End the recipe with an export "
+                f"({_either(deployable_kinds())}).")
+    return None
+
+
+def check_order(stages: Sequence[StageConfig], source: str = "recipe") -> None:
+    """Reject orders that cannot work, naming the stages and positions; nothing heavy runs first."""
+    problem = order_problem(stages, source)
+    if problem:
+        raise ConfigError(problem)
+
+
+def deployable_kinds() -> list[str]:
+    """The kinds that write a deployable model (produce ``export`` with their default config)."""
+    return [kind for kind in stage_kinds()
+            if any(t == "export" or t.startswith("export:") for t in STAGES[kind].produced(
+                STAGES[kind].config.model_construct()))]
+
+
+def _either(words: Iterable[str]) -> str:
+    words = list(words)
+    return ", ".join(words[:-1]) + f" or {words[-1]}" if len(words) > 1 else "".join(words)
