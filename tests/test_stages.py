@@ -47,7 +47,9 @@ def run_recipe(tmp_path: Path, model_dir: Path, data_dir: Path, stages: list[dic
 
 
 def test_every_stage_has_a_test():
-    assert sorted(RECIPES) == sorted(stage_kinds())
+    """Each kind runs here or has its own tests/stages/test_<kind>_stage.py (a new stage brings its test file)."""
+    own = {k for k in stage_kinds() if (ROOT / "tests" / "stages" / f"test_{k.replace('-', '_')}_stage.py").is_file()}
+    assert sorted(set(RECIPES) | own) == sorted(stage_kinds())
 
 
 @pytest.mark.parametrize("kind", sorted(RECIPES))
