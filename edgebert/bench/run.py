@@ -398,7 +398,7 @@ def bench(paths: Sequence[str | os.PathLike], data: Any, *, split: str = "test",
 def _record_providers(v: _Variant) -> None:
     """The providers the variant runs on; where it is not the one asked for (a CUDA bench on an
     onnxruntime without CUDA), the variant's notes say so, so no row passes CPU figures off as GPU ones."""
-    from edgebert.runtime.classifier import provider_fallback
+    from edgebert.runtime.backends import provider_fallback
 
     used = getattr(v.runner, "providers", None)
     if not used:
