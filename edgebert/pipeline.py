@@ -34,6 +34,7 @@ from pathlib import Path
 from typing import Any
 
 from edgebert.errors import ConfigError, EdgebertError, ModelLoadError, OutputExistsError
+from edgebert.formats import DEPLOYABLE_SUFFIXES, engine_precision, format_of, onnx_precision, safetensors_precision
 from edgebert.plan import DEFAULT_TARGET, Plan, _with_run_seed, plan  # noqa: F401  (moved; names kept here)
 
 ARTIFACT_KIND = "edgebert-artifact"
@@ -470,17 +471,17 @@ def _assemble(root: Path, art, manifest: dict[str, Any], the_plan: Plan, previou
 
     target = the_plan.target
     primary = art.primary or next(iter(art.deploy))
-    fmt = _FORMATS.get(Path(primary).suffix, "unknown")
+    fmt = format_of(primary)
     old_deploy = (previous or {}).get("deploy") or {}
     deploy = {
         # runtime and precision of the file named in "model" (what runs it, at what precision, here and now);
         # the target's own in target_runtime / target_precision (they differ where a TensorRT engine is deferred)
-        "runtime": _RUNTIMES.get(fmt, target.runtime),
+        "runtime": fmt.runtime if fmt else target.runtime,
         "precision": _file_precision(root / "model", primary, art, manifest),
         "target_runtime": target.runtime,
         # an engine's precision is build-tensorrt's (jetson-int8 builds int8 for an fp16 target)
         "target_precision": engine_precision(manifest) or target.precision,
-        "fallback_runtime": target.fallback_runtime, "format": fmt,
+        "fallback_runtime": target.fallback_runtime, "format": fmt.name if fmt else "unknown",
         "model": f"model/{primary}", "files": sorted(f"model/{n}" for n in art.deploy),
         "tokenizer": "tokenizer/", "labels": "labels.json",
         "providers": target.providers, "threads": target.threads, "max_length": target.shapes.max_length,
@@ -506,8 +507,6 @@ def score_deployed(root: Path, deploy: dict[str, Any], dataset) -> list[dict[str
     PyTorch checkpoint (the primary or the fallback) at its own precision. Stage figures come from
     intermediate files; these are the shipped files' own."""
     import numpy as np
-
-    from edgebert.runtime.classifier import DEPLOYABLE_SUFFIXES
 
     dev = dataset.split("dev")
     scores = []
@@ -557,41 +556,19 @@ def _tensorrt_present() -> bool:
     return importlib.util.find_spec("tensorrt") is not None
 
 
-_FORMATS = {".onnx": "onnx", ".ort": "ort", ".pt": "torchscript", ".pt2": "torch-export", ".plan": "tensorrt",
-            ".safetensors": "pytorch"}
-_RUNTIMES = {"onnx": "onnxruntime", "ort": "onnxruntime", "torchscript": "torchscript", "torch-export": "pytorch",
-             "tensorrt": "tensorrt", "pytorch": "pytorch"}
-
-
 def _file_precision(model_dir: Path, name: str, art, manifest: dict[str, Any]) -> str:
     """fp32 / fp16 / int8 / mixed of a deployed file, read from the file (not assumed from the target)."""
-    from edgebert.bench.variants import onnx_precision
-
     path = model_dir / name
     if path.suffix == ".onnx":
         return onnx_precision(path)
     if path.suffix == ".ort":  # converted from the recipe's last ONNX model, same precision
         return onnx_precision(art.path(art.onnx)) if art.onnx else "unknown"
     if path.suffix == ".safetensors":
-        from safetensors import safe_open
-
-        with safe_open(str(path), framework="numpy") as f:
-            dtypes = {str(f.get_slice(k).get_dtype()) for k in f.keys()}
-        floats = dtypes & {"F32", "F16", "BF16"}
-        return {frozenset({"F16"}): "fp16", frozenset({"BF16"}): "bf16", frozenset({"F32"}): "fp32"}.get(
-            frozenset(floats), "mixed")
+        return safetensors_precision(path)
     if path.suffix == ".plan":
         return engine_precision(manifest) or "unknown"
     # TorchScript / torch.export files are written from the fp32 model, or its torch int8 dynamic quantization
     return "int8" if getattr(art, "torch_quantization", None) else "fp32"
-
-
-def engine_precision(manifest: dict[str, Any]) -> str | None:
-    """The precision the last build-tensorrt stage of a manifest built (or deferred) its engine with."""
-    builds = [r for r in reversed(manifest.get("stages") or [])
-              if isinstance(r, dict) and r.get("kind") == "build-tensorrt"]
-    value = _first(builds, "metrics.precision")
-    return None if value is None else str(value)
 
 
 def _input_names(model_dir: Path, primary: str) -> list[str] | None:
@@ -602,9 +579,9 @@ def _input_names(model_dir: Path, primary: str) -> list[str] | None:
 
         return [i.name for i in onnx.load(str(path), load_external_data=False).graph.input]
     if path.suffix == ".ort":
-        import onnxruntime as ort
+        from edgebert.runtime.backends import open_session
 
-        return [i.name for i in ort.InferenceSession(str(path), providers=["CPUExecutionProvider"]).get_inputs()]
+        return [i.name for i in open_session(path).get_inputs()]
     onnx_file = model_dir / "model.onnx"
     return _input_names(model_dir, "model.onnx") if onnx_file.is_file() else None
 

@@ -127,3 +127,22 @@ def test_check_weights_names_a_truncated_or_garbled_safetensors_file(tiny_classi
     weights.write_bytes((20).to_bytes(8, "little") + b"not json at all.....")
     with pytest.raises(ModelLoadError, match="not a valid safetensors file"):
         models.check_weights(model)
+
+
+def test_model_loading_reaches_into_no_algorithm():
+    """models/ sits below compress/, train/ and export/: loading a head-pruned model re-applies its
+    pruning from edgebert.models.pruning, not from the pruning algorithm (deferred imports included)."""
+    import ast
+    from pathlib import Path
+
+    folder = Path(models.__file__).resolve().parent
+    higher = ("edgebert.compress", "edgebert.train", "edgebert.export", "edgebert.stages", "edgebert.bench",
+              "edgebert.pipeline", "edgebert.runtime", "edgebert.cli")
+    wrong = []
+    for path in sorted(folder.rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            names = ([a.name for a in node.names] if isinstance(node, ast.Import)
+                     else [node.module or ""] if isinstance(node, ast.ImportFrom) else [])
+            wrong += [f"{path.name}:{node.lineno} imports {n}" for n in names if n.startswith(higher)]
+    assert not wrong, "\n".join(wrong)
+

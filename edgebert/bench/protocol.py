@@ -232,19 +232,11 @@ def torch_threads(n: int) -> Iterator[None]:
 
 
 def ort_session_options(threads: int):
-    """onnxruntime SessionOptions of the protocol: fixed threads, sequential, spinning off."""
-    import onnxruntime as ort
+    """onnxruntime SessionOptions of the protocol: the device runtime's own
+    (:func:`edgebert.runtime.backends.session_options`: sequential, spinning off), ``threads`` fixed."""
+    from edgebert.runtime.backends import session_options
 
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = int(threads)
-    options.inter_op_num_threads = 1
-    options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    options.log_severity_level = 3  # errors only
-    # Idle threads would otherwise spin after each run and slow the next interleaved variant.
-    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-    options.add_session_config_entry("session.inter_op.allow_spinning", "0")
-    return options
+    return session_options(int(threads))
 
 
 def ort_providers(device: str) -> list[str]:

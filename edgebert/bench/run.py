@@ -201,64 +201,20 @@ def bench(paths: Sequence[str | os.PathLike], data: Any, *, split: str = "test",
     the rest of the run completes. Raises ConfigError for unusable paths or settings and
     LabelMismatchError when a model's labels do not cover the dataset's.
     """
-    from tqdm.auto import tqdm
-
     from edgebert.artifact import check_output_dir, now_iso, write_json
     from edgebert.bench.report import write_bench_outputs
     from edgebert.bench.schema import SCHEMA_VERSION
-    from edgebert.data import Dataset, load_dataset
 
     started = time.perf_counter()
     _check_settings(rounds=rounds, warmup=warmup, latency_samples=latency_samples, batch=batch, threads=threads,
                     seq_len=seq_len, max_length=max_length)
-    if isinstance(paths, (str, os.PathLike)):
-        paths = [paths]
-    if not paths:
-        raise ConfigError("bench needs at least one model: a Hugging Face folder, an .onnx or .pt file, "
-                          "or an artifact folder.")
-    specs: list[VariantSpec] = [s for p in paths for s in discover(p)]
-    if baselines and not any(s.kind == "hf" and s.skip_reason is None for s in specs):
-        # Artifacts only: the baselines come from the fine-tuned model the first one was compressed from.
-        artifact = next((p for p in paths if is_artifact(Path(p).expanduser())), None)
-        if artifact is not None:
-            specs.insert(0, finetuned_variant(artifact))
+    specs = _discover(paths, baselines)
     device = _resolve_device(device)
     threads = threads or protocol.default_threads()
-
     max_rows = data_options.pop("max_rows", None)
-    ds = data if isinstance(data, Dataset) else load_dataset(data, **data_options)
-    the_split = ds.split(split)
-    if max_rows is not None:
-        the_split = the_split.subset(int(max_rows))
-    if len(the_split) == 0:
-        raise DataError(f"the {split!r} split of {ds.name} has no rows to benchmark on.")
-    # Each variant scores the split re-indexed to its own label order (raises LabelMismatchError).
-    for s in specs:
-        if s.label_names is not None and s.skip_reason is None:
-            ds.with_labels(s.label_names)
-
-    if device == "cuda":  # eager fp32 and fp16 on the GPU; everything else on the GPU where it can
-        extra = []
-        for s in specs:
-            s.device = "cuda"
-            if s.runtime == "pytorch":
-                extra.append(VariantSpec(**{**s.to_json(), "name": f"{s.name} fp16", "precision": "fp16",
-                                            "notes": list(s.notes)}))
-                s.budgets = None  # a deployed checkpoint (a GPU target's fallback) runs at fp16 there
-        specs += extra
-    else:
-        for s in specs:
-            if s.runtime == "tensorrt" and not s.skip_reason:
-                s.skip_reason = "a TensorRT engine runs on a CUDA GPU only: bench --device cuda (or auto, on a GPU host)"
-    _apply_compile_decisions(specs)
-
-    source = None
-    if baselines:
-        source = next((s for s in specs if s.kind == "hf" and s.skip_reason is None), None)
-        if source is None:
-            raise ConfigError("--baselines builds from a Hugging Face model folder (or the fine-tuned model an "
-                              "artifact's manifest names), and none was given. Add the fine-tuned folder: "
-                              "edgebert bench FINETUNED_DIR MODEL_FILE --data DATA --baselines")
+    ds, the_split = _load_split(data, split, max_rows, specs, data_options)
+    _place(specs, device)
+    source = _baseline_source(specs) if baselines else None
 
     _unique_names(specs)
     names = [s.name for s in specs] + (list(BASELINE_NAMES) if baselines else [])
@@ -270,24 +226,11 @@ def bench(paths: Sequence[str | os.PathLike], data: Any, *, split: str = "test",
     out.mkdir(parents=True, exist_ok=True)
 
     rows = _latency_rows(len(the_split), latency_samples)
-    bar = tqdm(total=0, desc="bench", unit="step", disable=not progress, file=sys.stderr, leave=False)
-
-    def phase(name: str, what: str) -> None:
-        bar.set_description_str(f"{name}: {what}")
-        bar.refresh()
-
+    progress_bar = _Progress(progress)
     baseline_info = None
     if source is not None:
-        from edgebert.bench.baselines import build_baselines
-
-        sample = the_split.select(rows[:64])
-        built = build_baselines(source, out / "baselines", sample.texts, pairs=sample.text_pairs,
-                                max_length=max_length, on_step=phase)
-        for b in built:
-            b.device = device
-        specs += built
-        baseline_info = {"requested": True, "source": source.path, "folder": str(out / "baselines"),
-                         "notes": [n for b in built for n in b.notes] + [b.skip_reason for b in built if b.skip_reason]}
+        baseline_info = _add_baselines(specs, source, out, the_split.select(rows[:64]), device=device,
+                                       max_length=max_length, on_step=progress_bar.phase)
     _unique_names(specs)
 
     variants = [_Variant(spec=s) for s in specs]
@@ -297,77 +240,22 @@ def bench(paths: Sequence[str | os.PathLike], data: Any, *, split: str = "test",
         elif v.spec.error:
             v.status, v.error = "failed", v.spec.error
     live = [v for v in variants if v.status == "ok"]
-    bar.total = len(live) * (2 + rounds + (1 if memory else 0))
+    progress_bar.bar.total = len(live) * (2 + rounds + (1 if memory else 0))
     inputs = _Inputs(the_split, rows, batch=batch, max_length=max_length, seq_len=seq_len)
 
     with protocol.torch_threads(threads):
-        # 1. load + accuracy, one variant at a time
-        for v in live:
-            phase(v.spec.name, "load")
-            try:
-                t0 = time.perf_counter()
-                v.runner = open_runner(v.spec, threads)
-                v.load_s_in_process = time.perf_counter() - t0
-                _record_providers(v)
-            except Exception as exc:
-                v.fail("load", exc)
-            bar.update(1)
-            if v.status != "ok":
-                continue
-            phase(v.spec.name, "accuracy")
-            try:
-                prepared = inputs.get(v.spec.tokenizer_dir)
-                split_v = _relabel(the_split, ds.label_names, v.spec.label_names)
-                _score(v, split_v, prepared["tokenizer"], batch=batch, max_length=max_length)
-                v.latency_inputs = [v.runner.prepare(e) for e in prepared["latency"]]
-                v.fixed_inputs = [v.runner.prepare(e) for e in prepared["fixed"]]
-                v.throughput_inputs = [v.runner.prepare(e) for e in prepared["throughput"]]
-                protocol.warm_up(v.runner, v.latency_inputs, warmup)
-            except Exception as exc:
-                v.fail("accuracy", exc)
-            bar.update(1)
-
-        # 2. interleaved latency / throughput rounds
-        for k in range(rounds):
-            order = protocol.round_order([v.spec.name for v in live], k)
-            for name in order:
-                v = next(x for x in live if x.spec.name == name)
-                if v.status != "ok":
-                    bar.update(1)
-                    continue
-                phase(name, f"latency round {k + 1}/{rounds}")
-                try:
-                    fell_back = v.runner.fell_back_at
-                    _time_round(v, len(rows))
-                    if v.runner.fell_back_at != fell_back:
-                        # torch.compile failed inside a timed block: keep eager samples only
-                        v.latency_ns, v.fixed_ns, v.throughput = [], [], []
-                        _time_round(v, len(rows))
-                        v.spec.notes.append(f"timing restarted eager in round {k + 1} of {rounds}: the samples "
-                                            "timed compiled before the failure were dropped")
-                except Exception as exc:
-                    v.fail(f"latency round {k + 1}", exc)
-                bar.update(1)
-
+        _load_and_score(live, inputs, the_split, ds.label_names, progress_bar, threads=threads, batch=batch,
+                        max_length=max_length, warmup=warmup)
+        _time_rounds(live, rounds, len(rows), progress_bar)
     for v in live:  # free the models before the memory workers start
         if v.runner is not None:
             v.runner.close()
             v.runner = None
         v.latency_inputs = v.fixed_inputs = v.throughput_inputs = []
-
-    # 3. memory and cold load, one fresh process per variant
     if memory:
-        sample = the_split.select(rows[:protocol.MEMORY_RUNS])
-        for v in live:
-            if v.status != "ok":
-                bar.update(1)
-                continue
-            phase(v.spec.name, "memory (fresh process)")
-            v.memory = protocol.measure_memory({"variant": v.spec.to_json(), "threads": threads,
-                                                "texts": sample.texts, "text_pairs": sample.text_pairs,
-                                                "runs": protocol.MEMORY_RUNS, "max_length": max_length})
-            bar.update(1)
-    bar.close()
+        _measure_memory(live, the_split.select(rows[:protocol.MEMORY_RUNS]), progress_bar, threads=threads,
+                        max_length=max_length)
+    progress_bar.bar.close()
 
     ok = [v for v in variants if v.status == "ok"]
     ref = _pick_reference(ok, reference)
@@ -395,10 +283,173 @@ def bench(paths: Sequence[str | os.PathLike], data: Any, *, split: str = "test",
     return BenchResult(out=out, results=results)
 
 
+# -- the steps of bench() ---------------------------------------------------------------------
+
+def _discover(paths: Sequence[str | os.PathLike] | str | os.PathLike, baselines: bool) -> list[VariantSpec]:
+    """The variants the command-line paths stand for; with ``baselines`` and artifacts only, the
+    fine-tuned model the first artifact was compressed from comes first (the baselines' source)."""
+    if isinstance(paths, (str, os.PathLike)):
+        paths = [paths]
+    if not paths:
+        raise ConfigError("bench needs at least one model: a Hugging Face folder, an .onnx or .pt file, "
+                          "or an artifact folder.")
+    specs: list[VariantSpec] = [s for p in paths for s in discover(p)]
+    if baselines and not any(s.kind == "hf" and s.skip_reason is None for s in specs):
+        # Artifacts only: the baselines come from the fine-tuned model the first one was compressed from.
+        artifact = next((p for p in paths if is_artifact(Path(p).expanduser())), None)
+        if artifact is not None:
+            specs.insert(0, finetuned_variant(artifact))
+    return specs
+
+
+def _load_split(data: Any, split: str, max_rows: int | None, specs: list[VariantSpec],
+                data_options: dict[str, Any]):
+    """(dataset, the benchmarked split, capped to ``max_rows``); each variant's labels checked against
+    the dataset's (each scores the split re-indexed to its own label order; LabelMismatchError)."""
+    from edgebert.data import Dataset, load_dataset
+
+    ds = data if isinstance(data, Dataset) else load_dataset(data, **data_options)
+    the_split = ds.split(split)
+    if max_rows is not None:
+        the_split = the_split.subset(int(max_rows))
+    if len(the_split) == 0:
+        raise DataError(f"the {split!r} split of {ds.name} has no rows to benchmark on.")
+    for s in specs:
+        if s.label_names is not None and s.skip_reason is None:
+            ds.with_labels(s.label_names)
+    return ds, the_split
+
+
+def _place(specs: list[VariantSpec], device: str) -> None:
+    """Put the variants on ``device``: on CUDA eager fp32 gets an fp16 twin and everything runs on the
+    GPU where it can; on the CPU TensorRT engines are skipped. Then the torch.compile decisions."""
+    if device == "cuda":  # eager fp32 and fp16 on the GPU; everything else on the GPU where it can
+        extra = []
+        for s in specs:
+            s.device = "cuda"
+            if s.runtime == "pytorch":
+                extra.append(VariantSpec(**{**s.to_json(), "name": f"{s.name} fp16", "precision": "fp16",
+                                            "notes": list(s.notes)}))
+                s.budgets = None  # a deployed checkpoint (a GPU target's fallback) runs at fp16 there
+        specs += extra
+    else:
+        for s in specs:
+            if s.runtime == "tensorrt" and not s.skip_reason:
+                s.skip_reason = "a TensorRT engine runs on a CUDA GPU only: bench --device cuda (or auto, on a GPU host)"
+    _apply_compile_decisions(specs)
+
+
+def _baseline_source(specs: list[VariantSpec]) -> VariantSpec:
+    """The Hugging Face variant the baselines are built from."""
+    source = next((s for s in specs if s.kind == "hf" and s.skip_reason is None), None)
+    if source is None:
+        raise ConfigError("--baselines builds from a Hugging Face model folder (or the fine-tuned model an "
+                          "artifact's manifest names), and none was given. Add the fine-tuned folder: "
+                          "edgebert bench FINETUNED_DIR MODEL_FILE --data DATA --baselines")
+    return source
+
+
+def _add_baselines(specs: list[VariantSpec], source: VariantSpec, out: Path, sample, *, device: str,
+                   max_length: int, on_step) -> dict[str, Any]:
+    """Build the baselines of ``source`` in ``out``/baselines, append them to ``specs``; bench.json's
+    ``baselines`` block."""
+    from edgebert.bench.baselines import build_baselines
+
+    built = build_baselines(source, out / "baselines", sample.texts, pairs=sample.text_pairs,
+                            max_length=max_length, on_step=on_step)
+    for b in built:
+        b.device = device
+    specs += built
+    return {"requested": True, "source": source.path, "folder": str(out / "baselines"),
+            "notes": [n for b in built for n in b.notes] + [b.skip_reason for b in built if b.skip_reason]}
+
+
+class _Progress:
+    """The progress bar (stderr; off with ``progress=False``): one step per variant and phase."""
+
+    def __init__(self, enabled: bool):
+        from tqdm.auto import tqdm
+
+        self.bar = tqdm(total=0, desc="bench", unit="step", disable=not enabled, file=sys.stderr, leave=False)
+
+    def phase(self, name: str, what: str) -> None:
+        self.bar.set_description_str(f"{name}: {what}")
+        self.bar.refresh()
+
+    def step(self) -> None:
+        self.bar.update(1)
+
+
+def _load_and_score(live: list[_Variant], inputs: _Inputs, the_split, dataset_labels: list[str],
+                    progress_bar: _Progress, *, threads: int, batch: int, max_length: int, warmup: int) -> None:
+    """1. load + accuracy, one variant at a time; each variant's timing inputs prepared and warmed up."""
+    for v in live:
+        progress_bar.phase(v.spec.name, "load")
+        try:
+            t0 = time.perf_counter()
+            v.runner = open_runner(v.spec, threads)
+            v.load_s_in_process = time.perf_counter() - t0
+            _record_providers(v)
+        except Exception as exc:
+            v.fail("load", exc)
+        progress_bar.step()
+        if v.status != "ok":
+            continue
+        progress_bar.phase(v.spec.name, "accuracy")
+        try:
+            prepared = inputs.get(v.spec.tokenizer_dir)
+            split_v = _relabel(the_split, dataset_labels, v.spec.label_names)
+            _score(v, split_v, prepared["tokenizer"], batch=batch, max_length=max_length)
+            v.latency_inputs = [v.runner.prepare(e) for e in prepared["latency"]]
+            v.fixed_inputs = [v.runner.prepare(e) for e in prepared["fixed"]]
+            v.throughput_inputs = [v.runner.prepare(e) for e in prepared["throughput"]]
+            protocol.warm_up(v.runner, v.latency_inputs, warmup)
+        except Exception as exc:
+            v.fail("accuracy", exc)
+        progress_bar.step()
+
+
+def _time_rounds(live: list[_Variant], rounds: int, rows: int, progress_bar: _Progress) -> None:
+    """2. interleaved latency / throughput rounds."""
+    for k in range(rounds):
+        order = protocol.round_order([v.spec.name for v in live], k)
+        for name in order:
+            v = next(x for x in live if x.spec.name == name)
+            if v.status != "ok":
+                progress_bar.step()
+                continue
+            progress_bar.phase(name, f"latency round {k + 1}/{rounds}")
+            try:
+                fell_back = v.runner.fell_back_at
+                _time_round(v, rows)
+                if v.runner.fell_back_at != fell_back:
+                    # torch.compile failed inside a timed block: keep eager samples only
+                    v.latency_ns, v.fixed_ns, v.throughput = [], [], []
+                    _time_round(v, rows)
+                    v.spec.notes.append(f"timing restarted eager in round {k + 1} of {rounds}: the samples "
+                                        "timed compiled before the failure were dropped")
+            except Exception as exc:
+                v.fail(f"latency round {k + 1}", exc)
+            progress_bar.step()
+
+
+def _measure_memory(live: list[_Variant], sample, progress_bar: _Progress, *, threads: int, max_length: int) -> None:
+    """3. memory and cold load, one fresh process per variant."""
+    for v in live:
+        if v.status != "ok":
+            progress_bar.step()
+            continue
+        progress_bar.phase(v.spec.name, "memory (fresh process)")
+        v.memory = protocol.measure_memory({"variant": v.spec.to_json(), "threads": threads,
+                                            "texts": sample.texts, "text_pairs": sample.text_pairs,
+                                            "runs": protocol.MEMORY_RUNS, "max_length": max_length})
+        progress_bar.step()
+
+
 def _record_providers(v: _Variant) -> None:
     """The providers the variant runs on; where it is not the one asked for (a CUDA bench on an
     onnxruntime without CUDA), the variant's notes say so, so no row passes CPU figures off as GPU ones."""
-    from edgebert.runtime.classifier import provider_fallback
+    from edgebert.runtime.backends import provider_fallback
 
     used = getattr(v.runner, "providers", None)
     if not used:

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -29,6 +28,7 @@ from typing import Any
 import numpy as np
 
 from edgebert.errors import ConfigError, ModelLoadError
+from edgebert.formats import FILE_RUNTIMES, engine_file_precision, file_runtime, onnx_precision, torchscript_precision
 
 #: the kinds of path ``edgebert bench`` accepts, with how each is recognised
 KINDS: dict[str, str] = {
@@ -41,15 +41,14 @@ KINDS: dict[str, str] = {
                 "with tokenizer/ and labels.json)",
 }
 
-ONNX_SUFFIXES = (".onnx", ".ort")
-TORCHSCRIPT_SUFFIXES = (".pt", ".pth", ".torchscript")
-TENSORRT_SUFFIXES = (".plan", ".engine")
 #: why a TensorRT engine is skipped on a machine without TensorRT
 NO_TENSORRT = "TensorRT not installed: an engine runs where TensorRT and the GPU it was built for are"
 WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin", "model.safetensors.index.json",
                 "pytorch_model.bin.index.json")
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "vocab.txt")
 RUNTIMES = {"hf": "pytorch", "onnx": "onnxruntime", "torchscript": "torchscript", "tensorrt": "tensorrt"}
+#: the kind of a model file, from the runtime that runs it (edgebert.formats)
+_FILE_KINDS = {runtime: kind for kind, runtime in RUNTIMES.items() if runtime in FILE_RUNTIMES}
 
 
 def kinds_text() -> str:
@@ -173,30 +172,10 @@ def onnx_files(path: Path) -> list[str]:
     return [str(f) for f in dict.fromkeys(files)]
 
 
-def onnx_precision(path: Path) -> str:
-    """fp32 / fp16 / int8 from the ops and weight types of an ONNX graph ("unknown" if unreadable)."""
-    if path.suffix == ".ort":
-        return "unknown"
-    try:
-        import onnx
-
-        model = onnx.load(str(path), load_external_data=False)
-    except Exception:
-        return "unknown"
-    ops = {n.op_type for n in model.graph.node}
-    int8_ops = {"MatMulInteger", "QLinearMatMul", "DynamicQuantizeLinear", "QuantizeLinear",
-                "QAttention", "DynamicQuantizeMatMul", "MatMulIntegerToFloat", "QGemm"}
-    if ops & int8_ops:
-        return "int8"
-    elements: dict[int, int] = {}
-    for init in model.graph.initializer:
-        elements[init.data_type] = elements.get(init.data_type, 0) + int(np.prod(init.dims, dtype=np.int64))
-    half, single = elements.get(onnx.TensorProto.FLOAT16, 0), elements.get(onnx.TensorProto.FLOAT, 0)
-    if half and half >= 0.9 * (half + single):  # fp16 weights; LayerNorm / Softmax inputs kept fp32 are small
-        return "fp16"
-    if half:
-        return "mixed"
-    return "fp32"
+def _file_kind(path: Path) -> str | None:
+    """onnx / torchscript / tensorrt for a model file bench runs, None for any other file."""
+    runtime = file_runtime(path)
+    return _FILE_KINDS[runtime] if runtime is not None else None
 
 
 def _file_variant(path: Path, kind: str, *, label_dir: Path, source: str, name: str) -> VariantSpec:
@@ -215,7 +194,7 @@ def _file_variant(path: Path, kind: str, *, label_dir: Path, source: str, name: 
     if kind == "onnx":
         files, precision = onnx_files(path), onnx_precision(path)
     elif kind == "tensorrt":
-        files, precision = [str(path)], _engine_precision(path)
+        files, precision = [str(path)], engine_file_precision(path)
     else:
         files, precision = [str(path)], "unknown"  # torchscript: read from the weights once loaded
     skip = NO_TENSORRT if kind == "tensorrt" and not _tensorrt_importable() else None
@@ -226,23 +205,9 @@ def _file_variant(path: Path, kind: str, *, label_dir: Path, source: str, name: 
 
 
 def _tensorrt_importable() -> bool:
-    from edgebert.export.tensorrt import tensorrt_available
+    from edgebert.runtime.backends import tensorrt_available
 
     return tensorrt_available()
-
-
-def _engine_precision(path: Path) -> str:
-    """What build-tensorrt built an artifact's engine with (its manifest), else unknown."""
-    for manifest in (path.parent / "manifest.json", path.parent.parent / "manifest.json"):
-        if manifest.is_file():
-            from edgebert.pipeline import engine_precision
-
-            try:
-                data = json.loads(manifest.read_text(encoding="utf-8"))
-            except (OSError, ValueError):
-                return "unknown"
-            return (engine_precision(data) if isinstance(data, dict) else None) or "unknown"
-    return "unknown"
 
 
 def _hf_variant(folder: Path, *, source: str, name: str) -> VariantSpec:
@@ -271,14 +236,10 @@ def discover(path: str | Path) -> list[VariantSpec]:
     if not p.exists():
         raise ConfigError(f"'{path}' does not exist. bench accepts: {kinds_text()}.")
     if p.is_file():
+        kind = _file_kind(p)
+        if kind is not None:
+            return [_file_variant(p, kind, label_dir=p.parent, source=source, name=f"{p.parent.name}/{p.name}")]
         suffix = p.suffix.lower()
-        if suffix in ONNX_SUFFIXES:
-            return [_file_variant(p, "onnx", label_dir=p.parent, source=source, name=f"{p.parent.name}/{p.name}")]
-        if suffix in TORCHSCRIPT_SUFFIXES:
-            return [_file_variant(p, "torchscript", label_dir=p.parent, source=source,
-                                  name=f"{p.parent.name}/{p.name}")]
-        if suffix in TENSORRT_SUFFIXES:
-            return [_file_variant(p, "tensorrt", label_dir=p.parent, source=source, name=f"{p.parent.name}/{p.name}")]
         raise ConfigError(f"'{path}' is a {suffix or 'suffix-less'} file, which bench cannot run. "
                           f"bench accepts: {kinds_text()}.")
     if is_artifact(p):
@@ -298,14 +259,9 @@ def _artifact_variants(root: Path, source: str) -> list[VariantSpec]:
         spec.tokenizer_dir = str(find_tokenizer(model_dir) or model_dir)  # tokenizer/ at the root
         out.append(spec)
     for f in sorted(model_dir.iterdir()):
-        suffix = f.suffix.lower()
-        name = f"{root.name}/{f.name}"
-        if suffix in ONNX_SUFFIXES:
-            out.append(_file_variant(f, "onnx", label_dir=model_dir, source=source, name=name))
-        elif suffix in TORCHSCRIPT_SUFFIXES:
-            out.append(_file_variant(f, "torchscript", label_dir=model_dir, source=source, name=name))
-        elif suffix in TENSORRT_SUFFIXES:
-            out.append(_file_variant(f, "tensorrt", label_dir=model_dir, source=source, name=name))
+        kind = _file_kind(f)
+        if kind is not None:
+            out.append(_file_variant(f, kind, label_dir=model_dir, source=source, name=f"{root.name}/{f.name}"))
     budgets = _target_budgets(root)
     if budgets is not None:
         deployed = budgets.pop("deployed")
@@ -500,12 +456,12 @@ class TorchScriptRunner(Runner):
     def __init__(self, spec: VariantSpec):
         import torch
 
+        from edgebert.runtime.backends import load_torchscript
+
         self.spec = spec
         self.torch = torch
         self.device = torch.device(spec.device)
-        with warnings.catch_warnings():  # torch >= 2.10 marks torch.jit deprecated; still supported
-            warnings.simplefilter("ignore", DeprecationWarning)
-            self.module = torch.jit.load(spec.path, map_location=self.device).eval()
+        self.module = load_torchscript(spec.path, self.device)
         self.cuda = self.device.type == "cuda"
         args = [a.name for a in self.module.forward.schema.arguments][1:]  # drop self
         known = set(self._DEFAULT_ORDER)
@@ -515,9 +471,7 @@ class TorchScriptRunner(Runner):
             order = spec.input_names or list(self._DEFAULT_ORDER)
             self.order = order[:len(args)] if args else order
         if spec.precision == "unknown":
-            dtypes = {p.dtype for p in self.module.parameters()}
-            spec.precision = ("fp16" if dtypes == {torch.float16} else "fp32" if dtypes <= {torch.float32}
-                              else "mixed") if dtypes else "unknown"
+            spec.precision = torchscript_precision(self.module)
 
     def prepare(self, enc):
         ids = enc["input_ids"]
@@ -545,43 +499,44 @@ class TorchScriptRunner(Runner):
 
 
 class OnnxRunner(Runner):
-    """An onnxruntime session with the protocol's session options (threads fixed, no spinning)."""
+    """The runtime's onnxruntime backend, its session opened as the device runtime opens it (the
+    protocol's threads, spinning off: :func:`edgebert.bench.protocol.ort_session_options`) on the
+    protocol's providers."""
 
     def __init__(self, spec: VariantSpec, threads: int):
         import onnxruntime as ort
 
-        from edgebert.bench.protocol import ort_providers, ort_session_options
+        from edgebert.bench.protocol import ort_providers
+        from edgebert.runtime.backends import OnnxBackend, open_session
 
         self.spec = spec
         self.requested = ort_providers(spec.device)
         available = set(ort.get_available_providers())  # asking for one not built in only makes ORT warn
-        self.session = ort.InferenceSession(spec.path, ort_session_options(threads),
-                                            providers=[p for p in self.requested if p in available])
+        session = open_session(spec.path, threads=threads, providers=[p for p in self.requested if p in available])
+        self.backend = OnnxBackend(session, spec.path)
         # what runs the model: a CUDA provider that is not built in, or fails to start, leaves the CPU
-        self.providers = self.session.get_providers()
-        self.input_names = [i.name for i in self.session.get_inputs()]
-        outputs = [o.name for o in self.session.get_outputs()]
-        self.output = "logits" if "logits" in outputs else outputs[0]
+        self.providers = self.backend.providers
+        self.input_names = self.backend.input_names
 
     def prepare(self, enc):
         from edgebert.export.onnx import onnx_feeds
 
-        return onnx_feeds(self.input_names, enc)
+        return self.backend.feeds(onnx_feeds(self.input_names, enc))
 
     def __call__(self, prepared):
-        return self.session.run([self.output], prepared)[0]
+        return self.backend.run(prepared)
 
     def close(self):
-        self.session = None
+        self.backend = None
 
 
 class TensorRTRunner(Runner):
-    """A TensorRT engine on the GPU (:class:`edgebert.export.tensorrt.Engine`): inputs are moved to
-    the GPU in ``prepare`` (outside timing, as for the other CUDA runners); each call sets the shapes,
-    runs and synchronises."""
+    """The runtime's TensorRT engine on the GPU (:class:`edgebert.runtime.backends.tensorrt.Engine`):
+    inputs are moved to the GPU in ``prepare`` (outside timing, as for the other CUDA runners); each
+    call sets the shapes, runs and synchronises."""
 
     def __init__(self, spec: VariantSpec):
-        from edgebert.export.tensorrt import Engine
+        from edgebert.runtime.backends import Engine
 
         if spec.device != "cuda":
             raise ConfigError(f"'{spec.path}' is a TensorRT engine, which runs on a CUDA GPU only: bench --device cuda.")

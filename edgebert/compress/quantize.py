@@ -550,10 +550,9 @@ def onnx_accuracy_fn(tokenizer, texts: Sequence[str], labels: Sequence[int], *, 
     ``pairs``: the second sentences of a sentence-pair task, one per text. The texts are tokenized
     once (padded batches); each call opens a session on the given file.
     """
-    import onnxruntime as ort
-
     from edgebert.data import encode_texts
     from edgebert.export.onnx import onnx_feeds
+    from edgebert.runtime.backends import open_session
 
     texts = [str(t) for t in texts]
     labels_arr = np.asarray(labels, dtype=np.int64)
@@ -565,10 +564,7 @@ def onnx_accuracy_fn(tokenizer, texts: Sequence[str], labels: Sequence[int], *, 
                for s in range(0, len(texts), batch_size)]
 
     def evaluate(path: str | os.PathLike) -> float:
-        options = ort.SessionOptions()
-        options.log_severity_level = 3
-        options.intra_op_num_threads = 1  # small eval sets: threads cost more than they bring
-        session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        session = open_session(path, threads=1)  # small eval sets: threads cost more than they bring
         names = [i.name for i in session.get_inputs()]
         out = [o.name for o in session.get_outputs()]
         output = "logits" if "logits" in out else out[0]

@@ -165,13 +165,9 @@ def _synthetic_feeds(onnx_path: Path) -> list[dict[str, np.ndarray]]:
 
 
 def _session(path: Path, config: dict[str, str] | None = None):
-    import onnxruntime as ort
+    from edgebert.runtime.backends import open_session
 
-    options = ort.SessionOptions()
-    options.log_severity_level = 3
-    for key, value in (config or {}).items():
-        options.add_session_config_entry(key, value)
-    return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+    return open_session(path, config=config)
 
 
 def export_mobile(onnx_path: str | os.PathLike, out_dir: str | os.PathLike, *, style: str = "Fixed",

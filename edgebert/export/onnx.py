@@ -154,11 +154,9 @@ def export_onnx(model, tokenizer, path: str | os.PathLike, *, opset: int = DEFAU
 
 
 def _session(onnx_path: str | os.PathLike):
-    import onnxruntime as ort
+    from edgebert.runtime.backends import open_session
 
-    options = ort.SessionOptions()
-    options.log_severity_level = 3  # errors only: ORT warns about unused initializers etc.
-    return ort.InferenceSession(str(onnx_path), options, providers=["CPUExecutionProvider"])
+    return open_session(onnx_path)  # on the CPU, errors-only logging
 
 
 def validate_onnx(model, tokenizer, onnx_path: str | os.PathLike, texts: Sequence[str], *,

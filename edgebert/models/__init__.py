@@ -366,7 +366,7 @@ def _load_head_pruned(resolved: Resolved, spec: ArchSpec, new_head: bool, kwargs
     from safetensors.torch import load_file
     from transformers import AutoConfig, AutoModelForSequenceClassification
 
-    from edgebert.compress.prune import apply_recorded_pruning_
+    from edgebert.models.pruning import apply_recorded_pruning_
 
     folder = Path(resolved.path)
     if resolved.kind == "hub":

@@ -32,7 +32,6 @@ The same steps the app guides (``docs/mobile.md``) mirror, per batch of texts:
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import warnings
@@ -42,13 +41,21 @@ from typing import Any, Iterable, Sequence, overload
 
 import numpy as np
 
-from edgebert.errors import (
-    ConfigError,
-    DataError,
-    InferenceError,
-    MissingDependencyError,
-    ModelNotFoundError,
-    RuntimeLoadError,
+from edgebert.errors import ConfigError, DataError, InferenceError, ModelNotFoundError, RuntimeLoadError
+from edgebert.formats import (
+    DEPLOYABLE_SUFFIXES,
+    ONNX_SUFFIXES,
+    TENSORRT_SUFFIXES,
+    TORCHSCRIPT_SUFFIXES,
+    file_runtime,
+)
+from edgebert.runtime.backends import (
+    OnnxBackend,
+    ProviderFallbackWarning,
+    TensorRTBackend,
+    TorchScriptBackend,
+    available_providers,
+    provider_fallback,
 )
 
 __all__ = [
@@ -63,10 +70,6 @@ DEFAULT_UNKNOWN_LABEL = "unknown"
 #: texts per model call; texts are sorted by length first, so batches carry little padding
 DEFAULT_BATCH_SIZE = 32
 
-ONNX_SUFFIXES = (".onnx", ".ort")
-TORCHSCRIPT_SUFFIXES = (".pt", ".pth", ".torchscript")
-TENSORRT_SUFFIXES = (".plan", ".engine")
-DEPLOYABLE_SUFFIXES = ONNX_SUFFIXES + TORCHSCRIPT_SUFFIXES + TENSORRT_SUFFIXES
 #: model inputs the runtime knows how to fill from a tokenizer's output
 KNOWN_INPUTS = ("input_ids", "attention_mask", "token_type_ids")
 
@@ -125,13 +128,9 @@ def _read_json(path: Path, what: str) -> Any:
 
 
 def _format_of(path: Path) -> str:
-    suffix = path.suffix.lower()
-    if suffix in ONNX_SUFFIXES:
-        return "onnxruntime"
-    if suffix in TORCHSCRIPT_SUFFIXES:
-        return "torchscript"
-    if suffix in TENSORRT_SUFFIXES:
-        return "tensorrt"
+    runtime = file_runtime(path)
+    if runtime is not None:
+        return runtime
     raise RuntimeLoadError(
         f"'{path}' is not a model file the runtime runs (it runs {', '.join(DEPLOYABLE_SUFFIXES)})."
     )
@@ -294,121 +293,7 @@ def resolve_artifact(path: str | os.PathLike) -> ArtifactLayout:
     )
 
 
-# -- backends: one per model format; each maps feeds (name -> array) to logits (batch, labels) ------
-
-class _OnnxBackend:
-    """onnxruntime session (``.onnx`` or ``.ort``)."""
-
-    def __init__(self, path: Path, *, threads: int | None, providers: Sequence[str] | None):
-        import onnxruntime as ort
-
-        options = ort.SessionOptions()
-        if threads:
-            options.intra_op_num_threads = int(threads)
-        options.inter_op_num_threads = 1
-        options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-        options.log_severity_level = 3  # errors only
-        # Spinning keeps idle worker threads busy-waiting after each call: on a phone or a shared
-        # server that is battery and CPU taken from everything else, for little latency gained.
-        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-        available = ort.get_available_providers()
-        providers = list(providers) if providers else ["CPUExecutionProvider"]
-        self.requested = providers
-        missing = [p for p in providers if p not in available]
-        if missing:
-            raise RuntimeLoadError(f"Execution provider(s) {', '.join(missing)} not available in this "
-                                   f"onnxruntime build; available: {', '.join(available)}.")
-        try:
-            self.session = ort.InferenceSession(str(path), options, providers=providers)
-        except Exception as exc:  # onnxruntime raises its own pybind exception types
-            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            raise RuntimeLoadError(f"onnxruntime cannot load '{path}': {first}") from exc
-        # onnxruntime drops a provider that fails to start (a CUDA or cuDNN library missing, no GPU)
-        # with a log line only, and runs on the next one: what it actually uses is the session's list
-        self.providers = self.session.get_providers()
-        self.input_names = [i.name for i in self.session.get_inputs()]
-        self.input_dtypes = {}
-        for i in self.session.get_inputs():
-            dtype = {"tensor(int64)": np.int64, "tensor(int32)": np.int32}.get(i.type)
-            if dtype is None:
-                raise RuntimeLoadError(f"'{path}': input '{i.name}' is {i.type}; the runtime feeds token ids "
-                                       "(int64 or int32).")
-            self.input_dtypes[i.name] = dtype
-        # Graphs exported with static shapes (some mobile / accelerator builds) take exactly this
-        # batch size and sequence length: the classifier pads to them.
-        dims = [i.shape for i in self.session.get_inputs() if len(i.shape) == 2]
-        self.fixed_batch = next((d[0] for d in dims if isinstance(d[0], int) and d[0] > 0), None)
-        self.fixed_length = next((d[1] for d in dims if isinstance(d[1], int) and d[1] > 0), None)
-        outputs = [o.name for o in self.session.get_outputs()]
-        self.output_name = "logits" if "logits" in outputs else outputs[0]
-
-    def __call__(self, feeds: dict[str, np.ndarray]) -> np.ndarray:
-        feeds = {k: v.astype(self.input_dtypes[k], copy=False) for k, v in feeds.items()}
-        return self.session.run([self.output_name], feeds)[0]
-
-
-class _TorchScriptBackend:
-    """``torch.jit.load`` of a file written by :func:`edgebert.export.export_torchscript`."""
-
-    providers = ["torch-cpu"]
-    fixed_batch = fixed_length = None
-
-    def __init__(self, path: Path, *, threads: int | None):
-        if importlib.util.find_spec("torch") is None:
-            raise MissingDependencyError(
-                "torch", purpose=f"the TorchScript model '{path}'; the torch-free runtime runs ONNX "
-                                 "artifacts (model.onnx / model.ort)")
-        import torch
-
-        if threads:
-            torch.set_num_threads(int(threads))  # process-wide in torch
-        try:
-            with warnings.catch_warnings():  # torch >= 2.10 marks torch.jit deprecated (still supported)
-                warnings.simplefilter("ignore", DeprecationWarning)
-                self.module = torch.jit.load(str(path), map_location="cpu").eval()
-        except Exception as exc:
-            raise RuntimeLoadError(f"torch.jit.load cannot load '{path}': {exc}") from exc
-        # The export's forward takes the inputs by their spec names, in spec order.
-        self.input_names = [a.name for a in self.module.forward.schema.arguments[1:]]
-        self.input_dtypes = {n: np.int64 for n in self.input_names}
-
-    def __call__(self, feeds: dict[str, np.ndarray]) -> np.ndarray:
-        import torch
-
-        with torch.inference_mode():
-            out = self.module(*(torch.from_numpy(np.ascontiguousarray(feeds[n])) for n in self.input_names))
-        return out.float().numpy()
-
-
-class _TensorRTBackend:
-    """A serialized TensorRT engine (:class:`edgebert.export.tensorrt.Engine`, loaded once on first use).
-
-    It needs TensorRT and torch (for its CUDA buffers) on a CUDA GPU: the torch-free runtime's own
-    backends are onnxruntime and TorchScript; engines are for GPU hosts (or serve them with Triton).
-    """
-
-    providers = ["tensorrt"]
-    fixed_batch = fixed_length = None  # the engine's optimization profile bounds them; not padded to
-
-    def __init__(self, path: Path, *, input_names: Sequence[str] | None):
-        if importlib.util.find_spec("tensorrt") is None:
-            raise MissingDependencyError(
-                "TensorRT", extra="tensorrt",
-                purpose=f"the engine '{path}'; on a machine without TensorRT run the artifact's ONNX file")
-        self.path = path
-        self.input_names = list(input_names or KNOWN_INPUTS)
-        self.input_dtypes = {n: np.int64 for n in self.input_names}
-        self._engine = None
-
-    def __call__(self, feeds: dict[str, np.ndarray]) -> np.ndarray:
-        from edgebert.export.tensorrt import Engine
-
-        if self._engine is None:
-            self._engine = Engine(self.path)
-        return self._engine.logits(self._engine(feeds))
-
-
-# -- the classifier ------------------------------------------------------------------------------
+# -- the classifier (over the per-format backends of edgebert.runtime.backends) -------------------
 
 def softmax(logits: np.ndarray) -> np.ndarray:
     """Row-wise softmax in float64; (n, labels) -> (n, labels), rows sum to 1."""
@@ -416,51 +301,6 @@ def softmax(logits: np.ndarray) -> np.ndarray:
     z = z - z.max(axis=-1, keepdims=True)
     e = np.exp(z)
     return e / e.sum(axis=-1, keepdims=True)
-
-
-def _available_providers(wanted: Sequence[str]) -> list[str]:
-    """The providers of ``wanted`` this onnxruntime build has, in order, CPU last as the fallback: an
-    artifact built for a GPU target still runs on a CPU-only install (and says so: see
-    :func:`provider_fallback`)."""
-    import onnxruntime as ort
-
-    available = set(ort.get_available_providers())
-    chosen = [p for p in wanted if p in available and p != "CPUExecutionProvider"]
-    return chosen + ["CPUExecutionProvider"]
-
-
-class ProviderFallbackWarning(RuntimeWarning):
-    """The model runs on another execution provider than the one asked for (e.g. a GPU target's
-    artifact on the CPU): it works, at other speed and memory than the target was measured at."""
-
-
-def provider_fallback(requested: Sequence[str], used: Sequence[str]) -> str | None:
-    """What of ``requested`` (execution providers, in priority order) onnxruntime does not use, said
-    in one sentence, or None when the first requested one runs the model. ``used``: the session's
-    providers (``InferenceSession.get_providers()``)."""
-    if not requested or not used or requested[0] == used[0]:
-        return None
-    try:
-        import onnxruntime as ort
-
-        built = set(ort.get_available_providers())
-    except ImportError:  # pragma: no cover - callers hold a session
-        built = set()
-    dropped = [p for p in requested if p not in used]
-    if not dropped:
-        return None
-    why = []
-    absent = [p for p in dropped if p not in built]
-    failed = [p for p in dropped if p in built]
-    if absent:
-        gpu = " (for CUDA / TensorRT: pip install onnxruntime-gpu)" if any(
-            p in ("CUDAExecutionProvider", "TensorrtExecutionProvider") for p in absent) else ""
-        why.append(f"{', '.join(absent)} {'is' if len(absent) == 1 else 'are'} not in this onnxruntime build{gpu}")
-    if failed:
-        why.append(f"{', '.join(failed)} failed to start (e.g. its CUDA / cuDNN libraries or the device "
-                   "are missing)")
-    return (f"execution provider {requested[0]} was requested but the model runs on {used[0]}: "
-            f"{'; '.join(why)}")
 
 
 def _check_threshold(value: float | None) -> float | None:
@@ -612,16 +452,16 @@ class Classifier:
         if layout.format == "onnxruntime":
             if not providers and layout.providers:
                 requested = list(layout.providers)
-                providers = _available_providers(layout.providers)
-            backend = _OnnxBackend(layout.model, threads=threads, providers=providers)
+                providers = available_providers(layout.providers)
+            backend = OnnxBackend.load(layout.model, threads=threads, providers=providers)
             if requested:
                 backend.requested = requested  # the target's list: the fallback is measured against it
         elif providers is not None:
             raise ConfigError(f"providers apply to ONNX models; '{layout.model}' is a {layout.format} file.")
         elif layout.format == "torchscript":
-            backend = _TorchScriptBackend(layout.model, threads=threads)
+            backend = TorchScriptBackend(layout.model, threads=threads)
         else:
-            backend = _TensorRTBackend(layout.model, input_names=layout.input_names)
+            backend = TensorRTBackend(layout.model, input_names=layout.input_names or KNOWN_INPUTS)
         self = cls(backend, tokenizer, layout, max_length=max_length, threshold=threshold,
                    unknown_label=unknown_label, batch_size=batch_size, threads=threads)
         self._check_outputs()
