@@ -62,7 +62,21 @@ def test_out_of_scope_metrics():
     assert m["in_scope_n"] == 3 and m["out_of_scope_n"] == 4
 
 
-def test_a_model_trained_with_oos_texts_is_scored_on_them(tiny_bert_dir, tiny_sentiment_dir, tmp_path):
+@pytest.fixture(scope="module")
+def oos_model(tmp_path_factory, tiny_bert_dir, tiny_sentiment_dir):
+    """(model folder, out-of-scope file): the tiny BERT fine-tuned on the tiny sentiment task plus OOS."""
+    from conftest import _tiny_training
+    from edgebert.train import finetune
+
+    d = tmp_path_factory.mktemp("oos")
+    oos = d / "oos.txt"
+    oos.write_text("\n".join(OOS), encoding="utf-8")
+    ds = load_dataset(str(tiny_sentiment_dir), oos_data=oos)
+    finetune(str(tiny_bert_dir), ds, out=d / "m", config=_tiny_training(), progress=False)
+    return d / "m", oos
+
+
+def test_a_model_trained_with_oos_texts_is_scored_on_them(oos_model, tiny_bert_dir, tiny_sentiment_dir, tmp_path):
     """finetune --oos-data trains the extra class; eval reports in-scope accuracy and out-of-scope recall
     on held-out out-of-scope texts; a model without the class is refused by name."""
     from click.testing import CliRunner
@@ -72,16 +86,14 @@ def test_a_model_trained_with_oos_texts_is_scored_on_them(tiny_bert_dir, tiny_se
     from edgebert.evaluation import evaluate
     from edgebert.train import finetune
 
-    oos = tmp_path / "oos.txt"
-    oos.write_text("\n".join(OOS), encoding="utf-8")
+    model, oos = oos_model
     ds = load_dataset(str(tiny_sentiment_dir), oos_data=oos)
     assert ds.out_of_scope_label == DEFAULT_OOS_LABEL and ds.label_names[-1] == DEFAULT_OOS_LABEL
-    res = finetune(str(tiny_bert_dir), ds, out=tmp_path / "m", config=_tiny_training(), progress=False)
-    m = evaluate(res.out, ds, split="test")
+    m = evaluate(model, ds, split="test")
     o = m["out_of_scope"]
     assert o["out_of_scope_n"] == 6 and o["in_scope_n"] == len(load_dataset(str(tiny_sentiment_dir)).split("test"))
     assert o["out_of_scope_recall"] >= 0.5 and o["in_scope_accuracy"] >= 0.5
-    result = CliRunner().invoke(main, ["eval", "--model", str(tmp_path / "m"), "--data", str(tiny_sentiment_dir),
+    result = CliRunner().invoke(main, ["eval", "--model", str(model), "--data", str(tiny_sentiment_dir),
                                        "--oos-data", str(oos)])
     assert result.exit_code == 0 and "out-of-scope recall" in result.output, result.output
     # a model without the class: the label is named
@@ -92,3 +104,41 @@ def test_a_model_trained_with_oos_texts_is_scored_on_them(tiny_bert_dir, tiny_se
     assert result.exit_code == 2 and "out_of_scope" in result.output
     with pytest.raises(DataError, match="--oos-data"):
         load_dataset(str(tiny_sentiment_dir), oos_label="none_of_these")
+
+
+def test_calibrate_for_out_of_scope_recall(oos_model, tiny_sentiment_dir, tmp_path):
+    """calibrate --oos-recall writes the threshold and names abstentions after the out-of-scope class, so
+    predict answers out_of_scope for texts below it as for texts of the class."""
+    import numpy as np
+    from click.testing import CliRunner
+
+    from conftest import build_runtime_artifact
+    from edgebert.cli.main import main
+    from edgebert.runtime import Classifier
+    from edgebert.runtime.calibration import out_of_scope_threshold
+
+    model, oos = oos_model
+    art = build_runtime_artifact(model, tmp_path / "art")
+    result = CliRunner().invoke(main, ["calibrate", str(art), "--data", str(tiny_sentiment_dir), "--oos-data", str(oos),
+                                       "--oos-recall", "1.0", "--write", "--json"])
+    assert result.exit_code == 0, result.output
+    manifest = json.loads((art / "manifest.json").read_text())
+    assert manifest["deploy"]["unknown_label"] == DEFAULT_OOS_LABEL
+    threshold = manifest["deploy"]["threshold"]
+    assert manifest["calibration"]["at_threshold"]["out_of_scope_recall"] == 1.0
+    clf = Classifier.load(art)
+    ds = load_dataset(str(tiny_sentiment_dir), oos_data=oos)
+    dev = ds.split("dev")
+    answers = [p.label for p in clf.predict([t for t, y in zip(dev.texts, dev.labels) if y == 2])]
+    assert answers and set(answers) == {DEFAULT_OOS_LABEL}
+    assert threshold >= 0.0
+    # without out-of-scope rows there is nothing to reach; the rule itself on a hand-made case
+    probs = np.array([[0.9, 0.05, 0.05], [0.6, 0.3, 0.1], [0.2, 0.1, 0.7], [0.5, 0.4, 0.1]])
+    found = out_of_scope_threshold(probs, [0, 2, 2, 2], 2, recall=2 / 3)
+    assert found["without"]["out_of_scope_recall"] == pytest.approx(1 / 3)
+    assert found["threshold"] == pytest.approx(0.5) and found["threshold"] > 0.5  # catches the 0.5, not the 0.6
+    assert found["at_threshold"]["out_of_scope_recall"] == pytest.approx(2 / 3)
+    assert found["at_threshold"]["in_scope_accuracy"] == 1.0
+    # a model without the class is refused with what to do
+    result = CliRunner().invoke(main, ["calibrate", str(art), "--data", str(tiny_sentiment_dir), "--oos-recall", "0.9"])
+    assert result.exit_code == 2 and "--oos-data" in result.output

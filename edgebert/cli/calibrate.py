@@ -25,6 +25,10 @@ def _data_required(fn):
 @click.option("--precision", type=click.FloatRange(0.0, 1.0, min_open=True), default=0.95, show_default=True,
               help="Target accuracy on the inputs the model answers; the threshold that reaches it while "
                    "answering the most dev inputs is chosen.")
+@click.option("--oos-recall", type=click.FloatRange(0.0, 1.0, min_open=True), default=None,
+              help="Instead of --precision: with --oos-data (a model trained with the out-of-scope class), choose the "
+                   "lowest threshold that answers this share of the dev out-of-scope texts as out of scope; below "
+                   "it the model answers the out-of-scope label.")
 @click.option("--split", default="dev", show_default=True,
               help="Split the threshold is chosen on (a dataset without dev gets a stratified 10% of train).")
 @click.option("--eval-split", default="test", show_default=True,
@@ -38,7 +42,7 @@ def _data_required(fn):
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 @click.option("--threads", type=click.IntRange(min=1), default=None, help="Intra-op threads of the model.")
 @click.pass_context
-def command(ctx, artifact, data, precision, split, eval_split, write, out, as_json, threads, **kwargs):
+def command(ctx, artifact, data, precision, oos_recall, split, eval_split, write, out, as_json, threads, **kwargs):
     """Choose the confidence threshold below which the model answers 'unknown'.
 
     Scores the --split texts, then picks the lowest threshold whose answered inputs reach
@@ -73,6 +77,9 @@ def command(ctx, artifact, data, precision, split, eval_split, write, out, as_js
         check_writable(clf.layout.root / "manifest.json", replaced=True, hint=(
             f"Copy the artifact to a folder you can write to (cp -r {clf.layout.root} COPY) and calibrate the "
             "copy, or drop --write."))
+    if oos_recall is not None:
+        return _calibrate_out_of_scope(ctx, clf, ds, artifact, data, oos_recall, split, eval_split, write, out,
+                                       as_json)
     texts, pairs, labels = dataset_rows(ds, split)
     result = calibrate(clf, texts, labels, precision=precision, text_pairs=pairs)
     report = {"command": _command(ctx), "artifact": artifact, "data": data, "split": split, **result.to_dict(),
@@ -100,6 +107,61 @@ def command(ctx, artifact, data, precision, split, eval_split, write, out, as_js
         click.echo(f"Threshold written to {clf.layout.root / 'manifest.json'} (deploy.threshold).")
 
 
+def _calibrate_out_of_scope(ctx, clf, ds, artifact, data, recall, split, eval_split, write, out, as_json) -> None:
+    """--oos-recall: the threshold for a target out-of-scope recall on --split, checked on --eval-split."""
+    import json
+
+    from edgebert.artifact import write_json
+    from edgebert.errors import ConfigError
+    from edgebert.runtime.calibration import dataset_rows, label_indices, out_of_scope_threshold
+
+    oos = ds.out_of_scope_label
+    if oos is None:
+        raise ConfigError("--oos-recall needs the out-of-scope texts: add --oos-data FILE (the texts the model was "
+                          "trained with as its out-of-scope class come from the same kind of file)")
+    if oos not in clf.labels:
+        raise ConfigError(f"the model has no {oos!r} label, so it was not trained with out-of-scope texts: fine-tune or "
+                          f"compress it with --oos-data FILE (or name its class with --oos-label)")
+    index = list(clf.labels).index(oos)
+
+    def scores(split_name: str):
+        texts, pairs, labels = dataset_rows(ds, split_name)
+        return label_indices(labels, clf.labels), clf.predict_proba(texts, pairs)
+
+    y, probs = scores(split)
+    found = out_of_scope_threshold(probs, y, index, recall=recall)
+    report = {"command": _command(ctx), "artifact": artifact, "data": data, "split": split, "out_of_scope_label": oos,
+              **found, "eval": None}
+    if found["threshold"] is not None and eval_split.lower() != "none" and eval_split in ds.splits:
+        from edgebert.metrics import out_of_scope_metrics
+
+        ey, eprobs = scores(eval_split)
+        answered = eprobs.argmax(axis=1)
+        report["eval"] = {"split": eval_split,
+                          "at_threshold": out_of_scope_metrics(ey, [p if c >= found["threshold"] else -1 for p, c in
+                                                                    zip(answered, eprobs.max(axis=1))], index),
+                          "without": out_of_scope_metrics(ey, answered, index)}
+    if out:
+        write_json(out, report)
+    if as_json:
+        click.echo(json.dumps(report, indent=2))
+    else:
+        for name, where in ((split, report), (eval_split, report["eval"])):
+            if where and where.get("at_threshold"):
+                a, w = where["at_threshold"], where["without"]
+                click.echo(f"{name}: out-of-scope recall {_acc(w['out_of_scope_recall'])} -> "
+                           f"{_acc(a['out_of_scope_recall'])}, in-scope accuracy {_acc(w['in_scope_accuracy'])} -> "
+                           f"{_acc(a['in_scope_accuracy'])}")
+    if found["threshold"] is None:
+        raise ConfigError(f"No threshold reaches out-of-scope recall {recall} on {split}"
+                          + (" (nothing was written)." if write else "."))
+    click.echo(f"Threshold {found['threshold']:.4f} for out-of-scope recall >= {recall} on {split}.")
+    if write:
+        _write_threshold(clf.layout, found["threshold"], report, write_json, unknown_label=oos)
+        click.echo(f"Threshold written to {clf.layout.root / 'manifest.json'} (deploy.threshold; below it the model "
+                   f"answers {oos!r}).")
+
+
 def _command(ctx) -> str:
     """The command line that produced a report, rebuilt from the options given (for the record)."""
     import shlex
@@ -114,8 +176,9 @@ def _command(ctx) -> str:
     return shlex.join(parts)
 
 
-def _write_threshold(layout, threshold: float, report: dict, write_json) -> None:
-    """Set deploy.threshold in the manifest (created when the folder has none), atomically."""
+def _write_threshold(layout, threshold: float, report: dict, write_json, unknown_label: str | None = None) -> None:
+    """Set deploy.threshold (and with ``unknown_label``, the answer below it) in the manifest (created when the
+    folder has none), atomically."""
     import json
 
     from edgebert.artifact import now_iso
@@ -127,8 +190,11 @@ def _write_threshold(layout, threshold: float, report: dict, write_json) -> None
     if manifest["deploy"] is None:
         manifest["deploy"] = {}
     manifest["deploy"]["threshold"] = threshold
-    manifest["calibration"] = {k: report[k] for k in ("data", "split", "target_precision", "threshold", "coverage",
-                                                      "answered_accuracy", "n", "eval")}
+    if unknown_label is not None:
+        manifest["deploy"]["unknown_label"] = unknown_label
+    keys = ("data", "split", "target_precision", "threshold", "coverage", "answered_accuracy", "n", "eval",
+            "target_recall", "out_of_scope_label", "at_threshold", "without")
+    manifest["calibration"] = {k: report[k] for k in keys if k in report}
     manifest["calibration"]["time"] = now_iso()
     write_json(path, manifest)
 

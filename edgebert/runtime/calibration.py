@@ -24,7 +24,8 @@ import numpy as np
 
 from edgebert.errors import ConfigError, DataError, LabelMismatchError
 
-__all__ = ["CalibrationResult", "calibrate", "dataset_rows", "label_indices", "selective_metrics"]
+__all__ = ["CalibrationResult", "calibrate", "dataset_rows", "label_indices", "out_of_scope_threshold",
+           "selective_metrics"]
 
 #: thresholds at which the coverage / accuracy curve is reported
 CURVE_THRESHOLDS = tuple(round(x, 2) for x in np.linspace(0.0, 1.0, 21))
@@ -142,4 +143,46 @@ def calibrate(classifier, texts: Sequence[str], labels: Sequence[str | int], *,
         result.coverage = chosen["coverage"]
         result.answered_accuracy = chosen["answered_accuracy"]
         result.answered = chosen["answered"]
+    return result
+
+
+def out_of_scope_threshold(probs: np.ndarray, labels: Sequence[int], oos_index: int, *,
+                           recall: float = 0.9) -> dict[str, Any]:
+    """The lowest threshold at which the out-of-scope recall on ``probs`` reaches ``recall``.
+
+    A text counts as answered out of scope when its top label is the out-of-scope class or its top
+    probability is below the threshold (the runtime then answers the unknown label, which calibrate
+    names after the out-of-scope class). Out-of-scope texts the model already labels so need no
+    threshold; each further one needs the threshold just above its top probability, so the k-th
+    lowest such probability is the cheapest way to catch k more. Returns ``threshold`` (0.0: none
+    needed; None: ``recall`` cannot be reached, e.g. no out-of-scope rows) and, at that threshold and
+    without one, the in-scope accuracy and out-of-scope recall (see
+    :func:`edgebert.metrics.out_of_scope_metrics`).
+    """
+    from edgebert.metrics import out_of_scope_metrics
+
+    if isinstance(recall, bool) or not isinstance(recall, (int, float)) or not 0.0 < recall <= 1.0:
+        raise ConfigError(f"out-of-scope recall must be a number in (0, 1], got {recall!r}")
+    probs = np.asarray(probs)
+    y = np.asarray(labels, dtype=np.int64)
+    conf, pred = probs.max(axis=1), probs.argmax(axis=1)
+    is_oos = y == oos_index
+    n_oos = int(is_oos.sum())
+
+    def at(threshold: float | None) -> dict[str, Any]:
+        answered = pred if threshold is None else np.where(conf >= threshold, pred, -1)
+        return out_of_scope_metrics(y, answered, oos_index)
+
+    result = {"target_recall": float(recall), "threshold": None, "at_threshold": None, "without": at(None)}
+    if n_oos == 0:
+        return result
+    missed = np.sort(conf[is_oos & (pred != oos_index)])
+    needed = int(np.ceil(recall * n_oos - 1e-9)) - (n_oos - len(missed))
+    if needed <= 0:
+        threshold = 0.0
+    else:
+        threshold = float(np.nextafter(missed[needed - 1], np.inf))
+        if threshold > 1.0:
+            return result
+    result.update(threshold=threshold, at_threshold=at(threshold))
     return result
