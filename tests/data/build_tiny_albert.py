@@ -13,8 +13,9 @@ paths meet ALBERT's real tokenizer rather than the WordPiece vocabulary of the t
 - ``tokenizer.json`` (fast), ``tokenizer_config.json``, ``special_tokens_map.json``: what
   transformers' ``AlbertTokenizerFast``, converted from that ``spiece.model``, saves;
 - ``config.json`` + ``model.safetensors``: a randomly initialised ``AlbertForMaskedLM`` (embedding
-  16, hidden 32, 2 layers sharing one, 4 heads, 512 positions), a pre-trained-style checkpoint without
-  a classification head, as albert-base-v2 is.
+  16, hidden 32, 6 layers sharing one set of weights, 4 heads, 512 positions), a pre-trained-style
+  checkpoint without a classification head, as albert-base-v2 is. Six layers, as MiniLM has, so the
+  targets' recipes, which drop 2 layers, run on it; sharing makes them cost no file size.
 
 The training is deterministic (one thread, input in file order, seeded weights), so a rebuild writes
 the same files for the same library versions.
@@ -42,19 +43,23 @@ def training_texts(data: Path = SHARED_DATA) -> list[str]:
     return [t.lower().strip() for t in texts if t.strip()]
 
 
-def train_spiece(texts: list[str], prefix: Path) -> Path:
+def train_spiece(texts: list[str], path: Path) -> Path:
+    """Train the Unigram model on ``texts`` and write it to ``path``. Fed from memory, so the model
+    records no temporary file name (its trainer_spec keeps the input's) and a rebuild is byte-identical."""
+    import io
+
     import sentencepiece as spm
 
-    corpus = prefix.with_suffix(".txt")
-    corpus.write_text("\n".join(texts) + "\n", encoding="utf-8")
+    model = io.BytesIO()
     spm.SentencePieceTrainer.train(
-        input=str(corpus), model_prefix=str(prefix), model_type="unigram", vocab_size=VOCAB_SIZE,
+        sentence_iterator=iter(texts), model_writer=model, model_type="unigram", vocab_size=VOCAB_SIZE,
         normalization_rule_name="nmt_nfkc", character_coverage=1.0,
         pad_id=0, pad_piece="<pad>", unk_id=1, unk_piece="<unk>", bos_id=-1, eos_id=-1,
         control_symbols=["[CLS]", "[SEP]", "[MASK]"],  # ids 2, 3, 4, as in albert-base-v2
         shuffle_input_sentence=False, num_threads=1, minloglevel=2,
     )
-    return prefix.with_suffix(".model")
+    path.write_bytes(model.getvalue())
+    return path
 
 
 def build(out: Path = OUT, data: Path = SHARED_DATA) -> Path:
@@ -67,7 +72,7 @@ def build(out: Path = OUT, data: Path = SHARED_DATA) -> Path:
     for old in out.iterdir():
         old.unlink()
     with tempfile.TemporaryDirectory() as tmp:
-        model_file = train_spiece(training_texts(data), Path(tmp) / "spiece")
+        model_file = train_spiece(training_texts(data), Path(tmp) / "spiece.model")
         # AlbertTokenizerFast from a spiece.model converts it (transformers' AlbertConverter) and, on
         # save, writes the spiece.model beside tokenizer.json, as albert-base-v2 ships them
         tokenizer = AlbertTokenizerFast(vocab_file=str(model_file), model_max_length=512)
@@ -75,7 +80,7 @@ def build(out: Path = OUT, data: Path = SHARED_DATA) -> Path:
     ids = {t: tokenizer.convert_tokens_to_ids(t) for t in ("<pad>", "<unk>", "[CLS]", "[SEP]", "[MASK]")}
     if list(ids.values()) != [0, 1, 2, 3, 4]:
         raise SystemExit(f"special token ids differ from albert-base-v2's 0..4: {ids}")
-    config = AlbertConfig(vocab_size=len(tokenizer), embedding_size=16, hidden_size=32, num_hidden_layers=2,
+    config = AlbertConfig(vocab_size=len(tokenizer), embedding_size=16, hidden_size=32, num_hidden_layers=6,
                           num_attention_heads=4, intermediate_size=64, max_position_embeddings=512,
                           pad_token_id=0, bos_token_id=2, eos_token_id=3)
     torch.manual_seed(0)
