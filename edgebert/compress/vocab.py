@@ -175,8 +175,11 @@ def _flatten(texts: Iterable[str | Sequence[str]]) -> list[str]:
 # ---------------------------------------------------------------------------------------------
 
 def kept_token_ids(tokenizer, texts: Iterable[str | Sequence[str]], *, keep_top: int = 0,
-                   batch_size: int = 1024) -> tuple[list[int], dict[str, int]]:
-    """The old ids to keep, ascending, and how many each rule added (see the module docstring)."""
+                   also: Iterable[int] = (), batch_size: int = 1024) -> tuple[list[int], dict[str, int]]:
+    """The old ids to keep, ascending, and how many each rule added (see the module docstring).
+
+    ``also``: ids kept whatever the texts are, counted with the special tokens (the model config's
+    token ids)."""
     if isinstance(keep_top, bool) or not isinstance(keep_top, int) or keep_top < 0:
         raise ConfigError(f"keep_top must be a whole number >= 0 (0 keeps no extra tokens); got {keep_top!r}.")
     tj = _tokenizer_json(tokenizer)
@@ -199,6 +202,8 @@ def kept_token_ids(tokenizer, texts: Iterable[str | Sequence[str]], *, keep_top:
         raise ConfigError(f"Special tokens {missing} are not in the tokenizer's vocabulary; the tokenizer folder is "
                           "inconsistent (re-save it with save_pretrained).")
     keep((vocab[t] for t in specials), "special")
+    size = len(vocab)
+    keep((i for i in also if 0 <= i < size), "special")
 
     encoder = _encoder(tokenizer)
     for start in range(0, len(strings), batch_size):
@@ -287,7 +292,8 @@ def _pruned_model(model, kept: list[int]):
     for name in _CONFIG_TOKEN_IDS:
         i = getattr(model.config, name, None)
         if isinstance(i, int) and i not in old_to_new:
-            raise CompressionError(f"config.{name}={i} is not a kept token; keep it among the special tokens.")
+            raise CompressionError(f"config.{name}={i} is not an id of the tokenizer's vocabulary "
+                                   f"({len(old_to_new)} kept tokens); the config and the tokenizer do not belong together.")
 
     # copy everything but the old table (which the new one replaces)
     saved, emb.weight = emb.weight, None
@@ -322,7 +328,10 @@ def prune_vocabulary(model, tokenizer, texts: Iterable[str | Sequence[str]], *, 
 
     Returns:
         ``(pruned_model, pruned_tokenizer, VocabPruneReport)``. ``pruned_tokenizer.save_pretrained``
-        writes tokenizer.json, vocab.txt and tokenizer_config.json with the new ids.
+        writes tokenizer.json and tokenizer_config.json with the new ids, and vocab.txt where the
+        tokenizer's class writes one (transformers 4's BertTokenizerFast); elsewhere
+        :func:`edgebert.runtime.wordpiece.write_vocab_txt` writes it from tokenizer.json, as the
+        artifact's ``tokenizer/`` folder gets it.
     """
     tj = _tokenizer_json(tokenizer)
     emb = _word_embeddings(model)
@@ -332,7 +341,9 @@ def prune_vocabulary(model, tokenizer, texts: Iterable[str | Sequence[str]], *, 
             f"The tokenizer's vocabulary ({size} tokens) is larger than the model's embedding table "
             f"({emb.num_embeddings} rows): they do not belong together. Pass the tokenizer saved with the model."
         )
-    kept, counts = kept_token_ids(tokenizer, texts, keep_top=keep_top)
+    # config ids (ALBERT's config says bos 2 / eos 3 whatever the tokenizer) stay valid ids
+    config_ids = [i for name in _CONFIG_TOKEN_IDS if isinstance(i := getattr(model.config, name, None), int)]
+    kept, counts = kept_token_ids(tokenizer, texts, keep_top=keep_top, also=config_ids)
 
     new_model = _pruned_model(model, kept)
     with tempfile.TemporaryDirectory(prefix="edgebert-vocab-") as tmp:
