@@ -199,8 +199,10 @@ def kept_token_ids(tokenizer, texts: Iterable[str | Sequence[str]], *, keep_top:
     specials = _special_tokens(tokenizer, tj)
     missing = [t for t in specials if t not in vocab]
     if missing:
-        raise ConfigError(f"Special tokens {missing} are not in the tokenizer's vocabulary; the tokenizer folder is "
-                          "inconsistent (re-save it with save_pretrained).")
+        # tokenizer.add_tokens(...) numbers new tokens after the WordPiece vocabulary; renumbering them
+        # would need their own block after the kept pieces
+        raise ConfigError(f"Tokens {missing} were added to the tokenizer outside its WordPiece vocabulary; vocabulary "
+                          "pruning does not support added tokens yet.")
     keep((vocab[t] for t in specials), "special")
     size = len(vocab)
     keep((i for i in also if 0 <= i < size), "special")

@@ -7,6 +7,7 @@ does ([PAD], [unused0..98], [UNK], ...), so pruning moves the special ids.
 
 from __future__ import annotations
 
+import copy
 import json
 import shutil
 import string
@@ -242,6 +243,13 @@ def test_bad_arguments(tokenizer):
     small = _classifier("bert", 20)
     with pytest.raises(ConfigError, match="larger than the model's embedding table"):
         prune_vocabulary(small, tokenizer, TEXTS)
+
+
+def test_refuses_tokens_added_outside_the_vocabulary(tokenizer):
+    added = copy.deepcopy(tokenizer)
+    added.add_tokens(["<emoji>"])
+    with pytest.raises(ConfigError, match=r"\['<emoji>'\] were added .*not support added tokens"):
+        prune_vocabulary(_classifier("bert", len(added)), added, TEXTS)
 
 
 def test_refuses_a_slow_tokenizer(tokenizer, tmp_path):
