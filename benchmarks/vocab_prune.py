@@ -1,6 +1,6 @@
 """Vocabulary pruning (edgebert.compress.vocab) on MiniLM with SST-2 and BANKING77: what it keeps and saves.
 
-    python benchmarks/vocab_prune.py            # writes runs/benchmarks/vocab_prune.{json,md} (--publish: benchmarks/results/)
+    python benchmarks/vocab_prune.py     # writes runs/benchmarks/vocab_prune.{json,md} (--publish: benchmarks/results/)
 
 For each dataset the vocabulary is pruned to the tokens of its train + dev texts (BANKING77 has no dev
 file: edgebert's loader carves dev out of train, so train + dev is the whole train file), plus the
@@ -121,7 +121,8 @@ def run_dataset(name: str, keep_tops: list[int], models_dir: Path, check_rows: i
                      "probe": probe})
         u = v.unseen
         print(f"{name} keep_top={keep_top}: vocab {report.vocab_size_before} -> {report.vocab_size_after}, "
-              f"int8 table {report.embedding_bytes(1, after=False) / MB:.2f} -> {report.embedding_bytes(1) / MB:.2f} MB, "
+              f"int8 table {report.embedding_bytes(1, after=False) / MB:.2f} -> "
+              f"{report.embedding_bytes(1) / MB:.2f} MB, "
               f"test words changed {u.changed_share:.2%}, [UNK] {u.unk_share_before:.3%} -> {u.unk_share_after:.3%}, "
               f"test texts changed {u.texts_changed_share:.1%}, max logit diff {v.max_abs_logit_diff:g}"
               + (f", probe acc {probe['accuracy_before']:.4f} -> {probe['accuracy_after']:.4f}" if probe else ""),

@@ -7,7 +7,9 @@ keeps (TextPruner, Yang et al. 2022, does the same for XLM-R):
 - the special tokens (``[PAD]``, ``[UNK]``, ``[CLS]``, ``[SEP]``, ``[MASK]``) and every added token;
 - every token the given texts (training and dev) tokenize into;
 - every single-character piece and its ``##`` form, so that an unseen word still splits into pieces
-  (down to single characters at worst) instead of becoming ``[UNK]``;
+  (down to single characters at worst) instead of becoming ``[UNK]`` (BERT's and MiniLM's vocabularies
+  hold both forms of every character that occurs in them; :func:`tokenization_changes` counts
+  ``[UNK]`` words before and after);
 - optionally the ``keep_top`` most frequent other tokens. WordPiece vocabularies list their word pieces
   roughly by descending frequency in the corpus they were built from (BERT's: ``the``, ``of``, ``and``
   ... right after the special and single-character tokens), so vocabulary order is the frequency proxy;
@@ -294,8 +296,8 @@ def _pruned_model(model, kept: list[int]):
     for name in _CONFIG_TOKEN_IDS:
         i = getattr(model.config, name, None)
         if isinstance(i, int) and i not in old_to_new:
-            raise CompressionError(f"config.{name}={i} is not an id of the tokenizer's vocabulary "
-                                   f"({len(old_to_new)} kept tokens); the config and the tokenizer do not belong together.")
+            raise CompressionError(f"config.{name}={i} is not an id of the tokenizer's vocabulary; the config and "
+                                   "the tokenizer do not belong together.")
 
     # copy everything but the old table (which the new one replaces)
     saved, emb.weight = emb.weight, None
