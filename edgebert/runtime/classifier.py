@@ -44,12 +44,14 @@ import numpy as np
 
 from edgebert.errors import (
     ConfigError,
+    EdgebertError,
     DataError,
     InferenceError,
     MissingDependencyError,
     ModelNotFoundError,
     RuntimeLoadError,
 )
+from edgebert.runtime import textin
 
 __all__ = [
     "ArtifactLayout", "Classifier", "DEFAULT_MAX_LENGTH", "DEFAULT_UNKNOWN_LABEL", "EMPTY_TEXT", "Prediction",
@@ -319,7 +321,10 @@ class _OnnxBackend:
             raise RuntimeLoadError(f"Execution provider(s) {', '.join(missing)} not available in this "
                                    f"onnxruntime build; available: {', '.join(available)}.")
         try:
-            self.session = ort.InferenceSession(str(path), options, providers=providers)
+            # a text-in graph (the tokenizer inside) is opened with onnxruntime-extensions' operators
+            self.session = textin.open_session(path, options, providers)
+        except EdgebertError:
+            raise
         except Exception as exc:  # onnxruntime raises its own pybind exception types
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             raise RuntimeLoadError(f"onnxruntime cannot load '{path}': {first}") from exc
@@ -329,10 +334,10 @@ class _OnnxBackend:
         self.input_names = [i.name for i in self.session.get_inputs()]
         self.input_dtypes = {}
         for i in self.session.get_inputs():
-            dtype = {"tensor(int64)": np.int64, "tensor(int32)": np.int32}.get(i.type)
+            dtype = {"tensor(int64)": np.int64, "tensor(int32)": np.int32, "tensor(string)": object}.get(i.type)
             if dtype is None:
                 raise RuntimeLoadError(f"'{path}': input '{i.name}' is {i.type}; the runtime feeds token ids "
-                                       "(int64 or int32).")
+                                       "(int64 or int32) or, to a text-in model, strings.")
             self.input_dtypes[i.name] = dtype
         # Graphs exported with static shapes (some mobile / accelerator builds) take exactly this
         # batch size and sequence length: the classifier pads to them.
@@ -547,6 +552,10 @@ class Classifier:
         self._fixed_length = backend.fixed_length
         if self._fixed_length and max_length > self._fixed_length:
             max_length = self._fixed_length  # a static-shape graph: no text can be longer
+        #: True: the model takes strings and tokenizes inside (a text-in model); its token cap is its graph's
+        self.text_in: bool = textin.TEXT_INPUT in backend.input_names
+        if self.text_in:
+            max_length = textin.graph_max_length(backend.session) or max_length
         self.max_length = max_length
         self.batch_size = min(batch_size, self._fixed_batch) if self._fixed_batch else batch_size
         self.threads = threads
@@ -563,7 +572,7 @@ class Classifier:
         tokenizer.enable_truncation(max_length=max_length)
         self._threshold: float | None = None
         self.threshold = threshold
-        missing = [n for n in backend.input_names if n not in KNOWN_INPUTS]
+        missing = [n for n in backend.input_names if n not in KNOWN_INPUTS + (textin.TEXT_INPUT,)]
         if missing:
             raise RuntimeLoadError(f"'{layout.model}' takes input(s) {', '.join(missing)}; the runtime "
                                    f"feeds {', '.join(KNOWN_INPUTS)}.")
@@ -668,6 +677,8 @@ class Classifier:
     def _encode_sorted(self, texts: list[str], pairs: list[str] | None
                        ) -> tuple[list[tuple[dict[str, np.ndarray], int]], np.ndarray]:
         """Tokenize; return (padded feeds, texts in them) per batch, in length order, and that order."""
+        if self.text_in:
+            return textin.string_batches(texts, pairs, self.batch_size)
         # a (text, pair) tuple is encoded by tokenizer.json's pair template ([CLS] a [SEP] b [SEP], type
         # ids 1 on b) and truncated longest-first, as the Hugging Face tokenizer did in training
         encodings = self._tokenizer.encode_batch(texts if pairs is None else list(zip(texts, pairs)))
