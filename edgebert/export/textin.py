@@ -140,6 +140,18 @@ def _accent_table() -> dict[str, str]:
     return table
 
 
+def _trailing_space_piece(tokenizer_dir: Path) -> int | None:
+    """The id of the piece the tokenizer.json appends for trailing whitespace, or None when it appends none
+    (asked of the tokenizer itself, with the ``tokenizers`` library)."""
+    from tokenizers import Tokenizer
+
+    tk = Tokenizer.from_file(str(tokenizer_dir / "tokenizer.json"))
+    plain, spaced = (tk.encode(t, add_special_tokens=False).ids for t in ("a", "a "))
+    if len(spaced) == len(plain) + 1 and spaced[:-1] == plain:
+        return int(spaced[-1])
+    return None
+
+
 def _sentencepiece_nodes(tok: dict[str, Any], tokenizer_dir: Path, text: str, max_length: int, helper,
                          numpy_helper) -> list:
     """Normalize as HF, SentencepieceTokenizer, truncate, [CLS] ... [SEP] -> ``ids``, ``types`` (n,) int64."""
@@ -184,6 +196,22 @@ def _sentencepiece_nodes(tok: dict[str, Any], tokenizer_dir: Path, text: str, ma
                                           name=f"lowercase{len(nodes)}"))
             current = out
         # NFKD / Precompiled (the proto's own nmt_nfkc) / Strip: done by the SentencePiece operator
+    # The HF fast tokenizer (Metaspace pre-tokenizer) turns trailing whitespace into one more "▁" piece,
+    # which the SentencePiece proto's own normalizer strips: put it back where the tokenizer.json does.
+    trailing = _trailing_space_piece(tokenizer_dir)
+    if trailing is not None:
+        nodes += [
+            helper.make_node("StringRegexReplace", [current, const("ws_pat", ["[\\s\\p{Z}]+$"], object),
+                                                    const("ws_rew", [""], object)], ["rstripped"],
+                             domain=CONTRIB_DOMAIN, name="rstrip"),
+            helper.make_node("StringLength", [current], ["len_text"], domain=CONTRIB_DOMAIN, name="text_length"),
+            helper.make_node("StringLength", ["rstripped"], ["len_stripped"], domain=CONTRIB_DOMAIN,
+                             name="stripped_length"),
+            helper.make_node("Greater", ["len_text", "len_stripped"], ["ends_space"], name="ends_with_space"),
+            helper.make_node("Cast", ["ends_space"], ["n_extra"], to=7, name="extra_count"),
+            helper.make_node("Slice", [const("space_piece", [trailing], np.int64), const("zero_sp", [0], np.int64),
+                                       "n_extra"], ["extra"], name="extra_piece"),
+        ]
     nodes.append(helper.make_node(
         "SentencepieceTokenizer",
         [current, const("nbest_size", [0], np.int64), const("alpha", [0.0], np.float32),
@@ -192,7 +220,9 @@ def _sentencepiece_nodes(tok: dict[str, Any], tokenizer_dir: Path, text: str, ma
         ["pieces32", "instance_indices", "token_indices"], domain=CONTRIB_DOMAIN, name="tokenize",
         model=spm.read_bytes()))
     nodes += [
-        helper.make_node("Cast", ["pieces32"], ["pieces"], to=7, name="pieces_int64"),
+        helper.make_node("Cast", ["pieces32"], ["pieces_sp"], to=7, name="pieces_int64"),
+        helper.make_node("Concat", ["pieces_sp", "extra"], ["pieces"], axis=0, name="trailing_piece")
+        if trailing is not None else helper.make_node("Identity", ["pieces_sp"], ["pieces"], name="no_trailing"),
         helper.make_node("Slice", ["pieces", const("zero", [0], np.int64),
                                    const("keep", [max_length - 2], np.int64)], ["kept"], name="truncate"),
         helper.make_node("Concat", [const("cls", [cls_id], np.int64), "kept", const("sep", [sep_id], np.int64)],
