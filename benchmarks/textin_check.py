@@ -15,7 +15,8 @@ Steps (the library's functions, as an export runs them):
 4. ``export_mobile`` of both to ``.ort`` (the text-in one with the onnxruntime-extensions library);
 5. file sizes; cold start and peak memory of each of the four files in fresh processes (``--runs``
    each): ``python -c`` that imports onnxruntime (+ ``tokenizers`` and reads tokenizer.json for the
-   token-in files; + registers the extensions library for the text-in ones), loads the model and
+   token-in files; + registers the extensions library for the text-in ones, found as the runtime
+   finds it: ``edgebert.runtime.textin.extensions_library``), loads the model and
    classifies one sentence. Cold start = wall time of that process measured by the parent
    (interpreter start-up included); peak = the child's ``VmHWM`` (``ru_maxrss`` where absent).
    Medians over the runs.
@@ -49,8 +50,8 @@ import onnxruntime as ort
 options = ort.SessionOptions()
 options.intra_op_num_threads = int(sys.argv[4])
 if kind == "text":
-    from onnxruntime_extensions import get_library_path
-    options.register_custom_ops_library(get_library_path())
+    from edgebert.runtime.textin import extensions_library  # as the runtime finds it
+    options.register_custom_ops_library(extensions_library())
 session = ort.InferenceSession(model, options, providers=["CPUExecutionProvider"])
 sentence = sys.argv[5]
 if kind == "text":

@@ -18,6 +18,7 @@ Public interface (used by :mod:`edgebert.runtime.classifier`)::
 from __future__ import annotations
 
 import os
+from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np
@@ -37,12 +38,31 @@ META_MAX_LENGTH = "edgebert.max_length"
 
 
 def extensions_library() -> str:
-    """Path of the onnxruntime-extensions custom-operator library (MissingDependencyError without it)."""
+    """Path of the onnxruntime-extensions custom-operator library (MissingDependencyError without it).
+
+    It is the file ``onnxruntime_extensions.get_library_path()`` returns (the package's
+    ``_extensions_pydll`` extension module), found without importing the package: its ``__init__``
+    imports onnx, transformers and torch where they are installed (its model converters), which
+    took most of a text-in model's cold start and memory (about 40 s and 400 MB on a 2-core
+    machine) in ``predict`` / ``serve``.
+    """
+    import importlib.machinery
+    import importlib.util
+
     try:
-        from onnxruntime_extensions import get_library_path
-    except ImportError:
+        spec = importlib.util.find_spec("onnxruntime_extensions")
+    except ValueError:  # sys.modules holds None for it: its import is blocked
+        spec = None
+    if spec is None:
         raise MissingDependencyError("onnxruntime-extensions", extra="textin",
-                                     purpose="text-in models, which tokenize inside the graph") from None
+                                     purpose="text-in models, which tokenize inside the graph")
+    for folder in spec.submodule_search_locations or ():
+        for suffix in importlib.machinery.EXTENSION_SUFFIXES:
+            path = Path(folder) / f"_extensions_pydll{suffix}"
+            if path.is_file():
+                return str(path)
+    from onnxruntime_extensions import get_library_path  # another layout: ask the package
+
     return get_library_path()
 
 

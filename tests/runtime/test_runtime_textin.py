@@ -77,3 +77,16 @@ def test_without_onnxruntime_extensions_a_text_in_model_says_what_to_install(tex
     res = CliRunner().invoke(main, ["predict", str(text_in_artifact), "i love this movie"])
     assert_clean_error(res, "onnxruntime-extensions is not installed", "edgebert[textin]")
     assert res.exit_code == 2 and len(res.output.strip().splitlines()) == 1
+
+
+def test_loading_a_text_in_model_imports_no_training_library(text_in_artifact):
+    """The extensions library is found without importing the onnxruntime_extensions package, whose
+    __init__ imports onnx, transformers and torch where installed (tens of seconds and hundreds of MB
+    of cold start in predict / serve on a development machine)."""
+    code = ("import sys\n"
+            "from edgebert.runtime import Classifier\n"
+            f"print(Classifier.load({str(text_in_artifact)!r}).predict('i love this movie').label)\n"
+            "leaked = [m for m in ('torch', 'transformers', 'onnx', 'onnxruntime_extensions') if m in sys.modules]\n"
+            "assert not leaked, leaked\n")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300, cwd=REPO)
+    assert proc.returncode == 0 and proc.stdout.strip() == "positive", proc.stderr
