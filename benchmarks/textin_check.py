@@ -157,7 +157,7 @@ def main(argv: list[str] | None = None) -> int:
     command = "python benchmarks/textin_check.py " + " ".join(shlex.quote(a) for a in (argv or sys.argv[1:]))
     record = {"command": command.strip(), "date": now_iso(), "model": args.model, "max_length": args.max_length,
               "threads": args.threads, "runs": args.runs, "text_in": made, "validation": checks,
-              "ort": ort_reports, "footprint": footprint, "environment": environment()}
+              "ort": ort_reports, "footprint": footprint, "environment": environment(args.threads)}
     write_json(out_dir / "textin_check.json", record)
     lines = [f"# Text-in models: {args.model}, int8 dynamic, max_length {args.max_length}", "",
              f"Command: `{record['command']}` ({record['date']}; CPU: {record['environment'].get('cpu', '?')}; "
