@@ -142,6 +142,18 @@ def _vocab_size(model) -> int | None:
     return None
 
 
+#: texts a text-in model is checked on when none are given
+_CHECK_TEXTS = ("I lost my card yesterday", "this film was a delight", "how do I change my PIN?")
+
+
+def _takes_strings(onnx_path: Path) -> bool:
+    """True for a text-in graph: its input is a string tensor."""
+    import onnx
+
+    model = onnx.load(str(onnx_path), load_external_data=False)
+    return any(i.type.tensor_type.elem_type == onnx.TensorProto.STRING for i in model.graph.input)
+
+
 def _synthetic_feeds(onnx_path: Path) -> list[dict[str, np.ndarray]]:
     """Two batches of valid token ids (batch 1 and a padded batch 3) for the graph's inputs."""
     import onnx
@@ -164,10 +176,10 @@ def _synthetic_feeds(onnx_path: Path) -> list[dict[str, np.ndarray]]:
     return out
 
 
-def _session(path: Path, config: dict[str, str] | None = None):
+def _session(path: Path, config: dict[str, str] | None = None, custom_ops: str | None = None):
     from edgebert.runtime.backends import open_session
 
-    return open_session(path, config=config)
+    return open_session(path, config=config, custom_ops=custom_ops)
 
 
 def export_mobile(onnx_path: str | os.PathLike, out_dir: str | os.PathLike, *, style: str = "Fixed",
@@ -179,7 +191,9 @@ def export_mobile(onnx_path: str | os.PathLike, out_dir: str | os.PathLike, *, s
     ``"arm"`` (phones, Jetson: allows int8 QDQ kernels) or ``"amd64"``. The ``.ort`` file is run
     next to the ``.onnx`` file on ``texts`` (with ``pairs``, the second sentences of a sentence-pair
     task; tokenized with ``tokenizer``) when both are given, else
-    on synthetic token ids; logits must agree within :data:`MOBILE_TOLERANCE`. Returns::
+    on synthetic token ids; logits must agree within :data:`MOBILE_TOLERANCE`. A text-in model
+    (:mod:`edgebert.export.textin`) is converted with the onnxruntime-extensions operator library
+    and run on ``texts`` (or a few built-in ones) as strings. Returns::
 
         {"ort_path", "config_path", "onnx_bytes", "ort_bytes",
          "required_operators": ["ai.onnx;17;Add,...", ...] (the config's operator lines),
@@ -197,6 +211,14 @@ def export_mobile(onnx_path: str | os.PathLike, out_dir: str | os.PathLike, *, s
         raise ConfigError(f"style must be 'Fixed' or 'Runtime'; got '{style}'.")
     if target_platform not in (None, "arm", "amd64"):
         raise ConfigError(f"target_platform must be 'arm', 'amd64' or None; got '{target_platform}'.")
+    # A text-in graph (edgebert.export.textin) holds onnxruntime-extensions operators: the converter
+    # and the sessions below need their library, and the check feeds strings.
+    text_in = _takes_strings(onnx_path)
+    custom_ops = None
+    if text_in:
+        from edgebert.runtime.textin import extensions_library
+
+        custom_ops = extensions_library()
     out_dir.mkdir(parents=True, exist_ok=True)
     out_dir = out_dir.resolve()
     try:
@@ -204,7 +226,8 @@ def export_mobile(onnx_path: str | os.PathLike, out_dir: str | os.PathLike, *, s
         with contextlib.redirect_stdout(io.StringIO()), _quiet_logger("ort_format_model.utils"):
             convert_onnx_models_to_ort(onnx_path, output_dir=out_dir,
                                        optimization_styles=[OptimizationStyle[style]],
-                                       target_platform=target_platform)
+                                       target_platform=target_platform,
+                                       custom_op_library_path=Path(custom_ops) if custom_ops else None)
     except Exception as exc:
         raise ExportError(f"onnxruntime could not convert '{onnx_path}' to ORT format: {exc}") from exc
     suffix = ".with_runtime_opt" if style == "Runtime" else ""
@@ -216,16 +239,22 @@ def export_mobile(onnx_path: str | os.PathLike, out_dir: str | os.PathLike, *, s
                  if line.strip() and not line.startswith("#")]
 
     try:
-        ort_session = _session(ort_path)
+        ort_session = _session(ort_path, custom_ops=custom_ops)
     except Exception as exc:
         raise ExportValidationError(f"onnxruntime cannot load the converted file '{ort_path}': {exc}") from exc
     # The reference session optimizes the .onnx graph the way the converter did for the target
     # platform: "arm" lets int8 Q/DQ pairs fuse into signed-int8 kernels (session.qdqisint8allowed),
     # which round differently from the x86 default; without the same setting the comparison would
     # measure two different int8 kernels, not the conversion.
-    onnx_session = _session(onnx_path, {"session.qdqisint8allowed": "1" if target_platform == "arm" else "0"})
+    onnx_session = _session(onnx_path, {"session.qdqisint8allowed": "1" if target_platform == "arm" else "0"},
+                            custom_ops)
     names = [i.name for i in onnx_session.get_inputs()]
-    if tokenizer is not None and texts:
+    if text_in:
+        from edgebert.runtime.textin import text_feeds
+
+        texts = list(texts or _CHECK_TEXTS)
+        feeds = [text_feeds([t]) for t in texts] + [text_feeds(texts)]
+    elif tokenizer is not None and texts:
         from edgebert.export.onnx import onnx_feeds
 
         from edgebert.data import encode_texts

@@ -57,6 +57,7 @@ from edgebert.runtime.backends import (
     available_providers,
     provider_fallback,
 )
+from edgebert.runtime import textin
 
 __all__ = [
     "ArtifactLayout", "Classifier", "DEFAULT_MAX_LENGTH", "DEFAULT_UNKNOWN_LABEL", "EMPTY_TEXT", "Prediction",
@@ -387,6 +388,10 @@ class Classifier:
         self._fixed_length = backend.fixed_length
         if self._fixed_length and max_length > self._fixed_length:
             max_length = self._fixed_length  # a static-shape graph: no text can be longer
+        #: True: the model takes strings and tokenizes inside (a text-in model); its token cap is its graph's
+        self.text_in: bool = textin.TEXT_INPUT in backend.input_names
+        if self.text_in:
+            max_length = textin.graph_max_length(backend.session) or max_length
         self.max_length = max_length
         self.batch_size = min(batch_size, self._fixed_batch) if self._fixed_batch else batch_size
         self.threads = threads
@@ -403,7 +408,7 @@ class Classifier:
         tokenizer.enable_truncation(max_length=max_length)
         self._threshold: float | None = None
         self.threshold = threshold
-        missing = [n for n in backend.input_names if n not in KNOWN_INPUTS]
+        missing = [n for n in backend.input_names if n not in KNOWN_INPUTS + (textin.TEXT_INPUT,)]
         if missing:
             raise RuntimeLoadError(f"'{layout.model}' takes input(s) {', '.join(missing)}; the runtime "
                                    f"feeds {', '.join(KNOWN_INPUTS)}.")
@@ -508,6 +513,8 @@ class Classifier:
     def _encode_sorted(self, texts: list[str], pairs: list[str] | None
                        ) -> tuple[list[tuple[dict[str, np.ndarray], int]], np.ndarray]:
         """Tokenize; return (padded feeds, texts in them) per batch, in length order, and that order."""
+        if self.text_in:
+            return textin.string_batches(texts, pairs, self.batch_size)
         # a (text, pair) tuple is encoded by tokenizer.json's pair template ([CLS] a [SEP] b [SEP], type
         # ids 1 on b) and truncated longest-first, as the Hugging Face tokenizer did in training
         encodings = self._tokenizer.encode_batch(texts if pairs is None else list(zip(texts, pairs)))

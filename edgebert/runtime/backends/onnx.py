@@ -24,10 +24,12 @@ __all__ = [
 CPU = "CPUExecutionProvider"
 
 
-def session_options(threads: int | None = None, config: Mapping[str, str] | None = None):
+def session_options(threads: int | None = None, config: Mapping[str, str] | None = None,
+                    custom_ops: str | None = None):
     """onnxruntime ``SessionOptions`` as edgebert runs every model: ``threads`` intra-op threads (None:
     onnxruntime's default, one per core), one inter-op thread with the sequential executor, all graph
-    optimizations, thread spinning off, errors-only logging; ``config``: extra session config entries."""
+    optimizations, thread spinning off, errors-only logging; ``config``: extra session config entries;
+    ``custom_ops``: a custom-operator library to register (onnxruntime-extensions' for text-in models)."""
     import onnxruntime as ort
 
     options = ort.SessionOptions()
@@ -44,16 +46,19 @@ def session_options(threads: int | None = None, config: Mapping[str, str] | None
     options.add_session_config_entry("session.inter_op.allow_spinning", "0")
     for key, value in (config or {}).items():
         options.add_session_config_entry(key, value)
+    if custom_ops:
+        options.register_custom_ops_library(str(custom_ops))
     return options
 
 
 def open_session(path: str | os.PathLike, *, threads: int | None = None, providers: Sequence[str] | None = None,
-                 config: Mapping[str, str] | None = None):
+                 config: Mapping[str, str] | None = None, custom_ops: str | None = None):
     """An onnxruntime ``InferenceSession`` on ``path`` with :func:`session_options` (``threads``,
-    ``config``) on ``providers`` (default: the CPU). onnxruntime's own errors propagate."""
+    ``config``, ``custom_ops``) on ``providers`` (default: the CPU). onnxruntime's own errors propagate."""
     import onnxruntime as ort
 
-    return ort.InferenceSession(str(path), session_options(threads, config), providers=list(providers or [CPU]))
+    return ort.InferenceSession(str(path), session_options(threads, config, custom_ops),
+                                providers=list(providers or [CPU]))
 
 
 def available_providers(wanted: Sequence[str]) -> list[str]:
@@ -118,10 +123,10 @@ class OnnxBackend:
         self.input_names = [i.name for i in self.session.get_inputs()]
         self.input_dtypes = {}
         for i in self.session.get_inputs():
-            dtype = {"tensor(int64)": np.int64, "tensor(int32)": np.int32}.get(i.type)
+            dtype = {"tensor(int64)": np.int64, "tensor(int32)": np.int32, "tensor(string)": object}.get(i.type)
             if dtype is None:
                 raise RuntimeLoadError(f"'{path}': input '{i.name}' is {i.type}; the runtime feeds token ids "
-                                       "(int64 or int32).")
+                                       "(int64 or int32) or, to a text-in model, strings.")
             self.input_dtypes[i.name] = dtype
         # Graphs exported with static shapes (some mobile / accelerator builds) take exactly this
         # batch size and sequence length: the classifier pads to them.
@@ -142,8 +147,14 @@ class OnnxBackend:
         if missing:
             raise RuntimeLoadError(f"Execution provider(s) {', '.join(missing)} not available in this "
                                    f"onnxruntime build; available: {', '.join(available)}.")
+        from edgebert.errors import EdgebertError
+        from edgebert.runtime import textin
+
         try:
-            session = open_session(path, threads=threads, providers=providers)
+            # a text-in graph (the tokenizer inside) is opened with onnxruntime-extensions' operators
+            session = textin.open_session(path, session_options(threads), providers)
+        except EdgebertError:
+            raise
         except Exception as exc:  # onnxruntime raises its own pybind exception types
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             raise RuntimeLoadError(f"onnxruntime cannot load '{path}': {first}") from exc
