@@ -1,0 +1,62 @@
+"""The albertize stage: its checks before any work, and the albert recipe's shape (albertize, distill,
+export, int8) on the tiny BERT classifier, ending in an ALBERT int8 file that holds one copy of the
+shared layer."""
+
+import json
+
+import pytest
+import yaml
+
+from edgebert.errors import ConfigError
+from edgebert.stages.albertize import AlbertizeConfig, _check_albertize
+from edgebert.stages.registry import check_order, parse_stage
+
+
+def test_checks_before_work():
+    with pytest.raises(ConfigError, match="converts a BERT-family model"):
+        _check_albertize(AlbertizeConfig(), {"model_type": "albert", "num_hidden_layers": 12})
+    with pytest.raises(ConfigError, match="does not divide the model's 6 layers; valid: 1, 2, 3, 6"):
+        _check_albertize(AlbertizeConfig(num_hidden_groups=4), {"model_type": "bert", "num_hidden_layers": 6})
+    shape = {"model_type": "bert", "num_hidden_layers": 6}
+    _check_albertize(AlbertizeConfig(num_hidden_groups=2), shape)
+    assert shape["model_type"] == "albert"  # the export's fusion check sees an ALBERT
+    with pytest.raises(ConfigError, match="put it first"):
+        check_order([parse_stage(s, "r.yaml") for s in ({"kind": "prune", "layers": 1}, {"kind": "albertize"},
+                                                        {"kind": "export-onnx"})], "r.yaml")
+    # distill needs a smaller student: albertize gives it one
+    check_order([parse_stage(s, "r.yaml") for s in ({"kind": "albertize"}, {"kind": "distill"},
+                                                    {"kind": "export-onnx"})], "r.yaml")
+
+
+def test_albert_recipe_on_a_tiny_bert(tiny_classifier_dir, tiny_sentiment_dir, tmp_path):
+    import onnx
+    from transformers import AutoConfig
+
+    from edgebert.pipeline import compress
+    from edgebert.runtime import Classifier
+
+    recipe = yaml.safe_load(open(__file__.replace("tests/stages/test_albertize_stage.py", "recipes/albert.yaml")))
+    stages = recipe["stages"]
+    stages[1].update(embedding_size=16)  # the tiny model's hidden size is 32
+    stages[2].update(epochs=1, augment=0, batch_size=8, learning_rate=3e-3)
+    stages[4]["max_accuracy_drop"] = 100.0
+    path = tmp_path / "albert.yaml"
+    path.write_text(yaml.safe_dump({"name": "albert", "stages": stages}))
+    result = compress(str(tiny_classifier_dir), "cpu", data=str(tiny_sentiment_dir), out=tmp_path / "art",
+                      recipe=path, progress=False, cache=False)
+    by_kind = {s["kind"]: s for s in result.manifest["stages"]}
+    conv = by_kind["albertize"]
+    assert conv["metrics"]["parameters"] < conv["metrics"]["parameters_before"]
+    assert conv["metrics"]["albertize"]["num_hidden_groups"] == 1 and "WordPiece" in conv["metrics"]["albertize"]["tokenizer"]
+    student = result.out / by_kind["distill"]["state"]["model"]
+    config = AutoConfig.from_pretrained(student)
+    assert config.model_type == "albert" and config.embedding_size == 16 and config.num_hidden_groups == 1
+    # the distilled student's teacher is the fine-tuned BERT
+    assert by_kind["distill"]["state"]["teacher"] == str(tiny_classifier_dir)
+    # the shipped int8 ONNX: one copy of the shared layer's weight matrices (a layer has 6 of them)
+    shipped = result.out / result.manifest["deploy"]["model"]
+    graph = onnx.load(str(shipped)).graph
+    big = [i for i in graph.initializer if len(i.dims) == 2 and min(i.dims) >= 32]
+    assert len(big) <= 6 + 1, [(i.name, list(i.dims)) for i in big]  # + the pooler
+    assert Classifier.load(result.out).predict(["a great film"])[0].label in ("positive", "negative")
+    json.loads((result.out / "manifest.json").read_text())
