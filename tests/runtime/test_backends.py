@@ -77,9 +77,10 @@ def _edgebert_imports(folder: Path):
 
 
 # The runtime is the base of the run side: it reads errors, formats (and the manifest) only, so a device
-# install needs nothing else. edgebert.data.files: its CSV / JSONL readers for `predict --file` (torch-free).
+# install needs nothing else. edgebert.data.files: its CSV / JSONL readers for `predict --file` (torch-free);
+# edgebert.metrics: the out-of-scope metrics of calibrate (numpy only).
 RUNTIME_MAY_IMPORT = ("edgebert.errors", "edgebert.formats", "edgebert.manifest", "edgebert.runtime",
-                      "edgebert.data.files")
+                      "edgebert.data.files", "edgebert.metrics")
 
 
 def test_the_runtime_imports_no_higher_layer():
