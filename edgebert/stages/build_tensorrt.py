@@ -80,7 +80,9 @@ def _rules(cfg: BuildTensorRTConfig) -> tuple:
                                                 "{at}."),
             *int8,
             forbids("onnx:fused", "{here}: TensorRT cannot parse onnxruntime's fused operators (Attention, "
-                                  "SkipLayerNorm); set 'fuse: false' on export-onnx (stage {at})."))
+                                  "SkipLayerNorm); set 'fuse: false' on export-onnx (stage {at})."),
+            forbids("onnx:text-in", "{here}: TensorRT cannot parse the onnxruntime-extensions tokenizer operators of "
+                                    "stage {at} ('text-in'); leave text-in out of a TensorRT recipe."))
 
 
 @register_stage(BuildTensorRTConfig, order=90, reads="onnx", changes="export", resolve=_resolve_tensorrt,

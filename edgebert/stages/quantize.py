@@ -55,6 +55,8 @@ _ONNX_RULES = (
     forbids("tensorrt", "{here} comes after '{kind}' (stage {at}), whose build_engine.sh uses the ONNX model as it "
                         "was then: quantize before build-tensorrt (int8-static, symmetric: true for an int8 engine)."),
     forbids("onnx:quantized", "{here}: the ONNX model is already quantized at stage {at}."),
+    forbids("onnx:text-in", "{here} comes after 'text-in' (stage {at}): quantize the classifier first, then put "
+                            "the tokenizer in front of it."),
 )
 
 
