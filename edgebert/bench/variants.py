@@ -235,7 +235,7 @@ def _engine_precision(path: Path) -> str:
     """What build-tensorrt built an artifact's engine with (its manifest), else unknown."""
     for manifest in (path.parent / "manifest.json", path.parent.parent / "manifest.json"):
         if manifest.is_file():
-            from edgebert.pipeline import engine_precision
+            from edgebert.manifest import engine_precision
 
             try:
                 data = json.loads(manifest.read_text(encoding="utf-8"))
