@@ -23,8 +23,6 @@ from typing import Any, Iterator
 
 from edgebert.errors import DiskFullError, OutputExistsError, OutputNotWritableError
 
-MANIFEST_SCHEMA_VERSION = 1
-
 
 def sha256_file(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
     """Hex sha256 of one file."""

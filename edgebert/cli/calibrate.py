@@ -55,6 +55,7 @@ def command(ctx, artifact, data, precision, split, eval_split, write, out, as_js
     from edgebert.data import load_dataset
     from edgebert.errors import ConfigError, MissingDependencyError
     from edgebert.cli.runtime_options import load_classifier
+    from edgebert.manifest import MANIFEST_NAME, Manifest, read_manifest
     from edgebert.runtime.calibration import calibrate, dataset_rows, label_indices, selective_metrics
 
     if ctx.get_parameter_source("data") != click.core.ParameterSource.COMMANDLINE:
@@ -70,9 +71,12 @@ def command(ctx, artifact, data, precision, split, eval_split, write, out, as_js
     if out:
         check_writable(out, replaced=True)
     if write:
-        check_writable(clf.layout.root / "manifest.json", replaced=True, hint=(
+        manifest_path = clf.layout.root / MANIFEST_NAME
+        check_writable(manifest_path, replaced=True, hint=(
             f"Copy the artifact to a folder you can write to (cp -r {clf.layout.root} COPY) and calibrate the "
             "copy, or drop --write."))
+        # read before scoring: a manifest that cannot be written back is reported before any work
+        manifest = read_manifest(manifest_path) if manifest_path.is_file() else Manifest.new()
     texts, pairs, labels = dataset_rows(ds, split)
     result = calibrate(clf, texts, labels, precision=precision, text_pairs=pairs)
     report = {"command": _command(ctx), "artifact": artifact, "data": data, "split": split, **result.to_dict(),
@@ -86,7 +90,7 @@ def command(ctx, artifact, data, precision, split, eval_split, write, out, as_js
     if out:
         write_json(out, report)
     if write and result.reached:
-        _write_threshold(clf.layout, result.threshold, report, write_json)
+        _write_threshold(manifest_path, manifest, result.threshold, report)
     if as_json:
         click.echo(json.dumps(report, indent=2))
     else:
@@ -114,23 +118,19 @@ def _command(ctx) -> str:
     return shlex.join(parts)
 
 
-def _write_threshold(layout, threshold: float, report: dict, write_json) -> None:
-    """Set deploy.threshold in the manifest (created when the folder has none), atomically."""
-    import json
-
+def _write_threshold(path, manifest, threshold: float, report: dict) -> None:
+    """Set deploy.threshold in ``manifest`` (read from ``path``, or new where the folder has none) and
+    write it to ``path``, atomically."""
     from edgebert.artifact import now_iso
+    from edgebert.manifest import Deploy, write_manifest
 
-    path = layout.root / "manifest.json"
-    manifest = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {
-        "schema_version": 1, "kind": "edgebert-artifact"}
-    manifest.setdefault("deploy", {})
-    if manifest["deploy"] is None:
-        manifest["deploy"] = {}
-    manifest["deploy"]["threshold"] = threshold
-    manifest["calibration"] = {k: report[k] for k in ("data", "split", "target_precision", "threshold", "coverage",
-                                                      "answered_accuracy", "n", "eval")}
-    manifest["calibration"]["time"] = now_iso()
-    write_json(path, manifest)
+    if manifest.deploy is None:
+        manifest.deploy = Deploy()
+    manifest.deploy.threshold = threshold
+    manifest.calibration = {k: report[k] for k in ("data", "split", "target_precision", "threshold", "coverage",
+                                                   "answered_accuracy", "n", "eval")}
+    manifest.calibration["time"] = now_iso()
+    write_manifest(path, manifest)
 
 
 def _pct(x) -> str:
