@@ -37,6 +37,7 @@ def build_artifact(model_dir: str | Path, out: str | Path, *, fmt: str = "onnx",
     and ort); ``deploy=False`` writes a manifest without a ``deploy`` block (an older folder).
     """
     from edgebert.artifact import now_iso, write_json
+    from edgebert.manifest import ARTIFACT_KIND, SCHEMA_VERSION
     from edgebert.export import export_onnx, validate_onnx
     from edgebert.models import load, max_tokens
 
@@ -75,7 +76,7 @@ def build_artifact(model_dir: str | Path, out: str | Path, *, fmt: str = "onnx",
             stages.append({"kind": "export_mobile"})
     loaded.tokenizer.save_pretrained(stage / "tokenizer")
     write_json(stage / "labels.json", {"labels": list(loaded.label_names)})
-    manifest = {"schema_version": 1, "kind": "edgebert-artifact", "target": "cpu", "created": now_iso(),
+    manifest = {"schema_version": SCHEMA_VERSION, "kind": ARTIFACT_KIND, "target": "cpu", "created": now_iso(),
                 "source": str(model_dir), "stages": stages}
     if deploy:
         manifest["deploy"] = {

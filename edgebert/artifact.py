@@ -19,11 +19,9 @@ import socket
 import stat
 import tempfile
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Iterator, Sequence
 
 from edgebert.errors import DiskFullError, OutputExistsError, OutputNotWritableError
-
-MANIFEST_SCHEMA_VERSION = 1
 
 
 def sha256_file(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
@@ -96,6 +94,30 @@ def host_info() -> dict[str, Any]:
     except ImportError:  # the torch-free runtime also records its host
         pass
     return info
+
+
+#: CPU features that decide which int8 / fp16 kernels onnxruntime picks (recorded with every run and bench)
+FLAGS_OF_INTEREST = ("avx", "avx2", "fma", "f16c", "avx512f", "avx512bw", "avx512_vnni", "avx_vnni",
+                     "avx512_bf16", "amx_tile", "amx_int8", "amx_bf16", "neon", "asimd", "asimddp",
+                     "sve", "i8mm", "bf16")
+
+
+def cpu_flags() -> list[str]:
+    """The CPU's feature flags (x86 ``flags`` / ARM ``Features`` of /proc/cpuinfo)."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            key = line.split(":", 1)[0].strip().lower()
+            if key in ("flags", "features"):
+                return line.split(":", 1)[1].split()
+    except OSError:
+        pass
+    return []
+
+
+def flags_of_interest(flags: Sequence[str] | None = None) -> dict[str, bool]:
+    """Which of :data:`FLAGS_OF_INTEREST` the CPU has."""
+    have = set(cpu_flags() if flags is None else flags)
+    return {f: f in have for f in FLAGS_OF_INTEREST}
 
 
 def _cpu_model() -> str:

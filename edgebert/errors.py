@@ -78,6 +78,18 @@ class OutputExistsError(EdgebertError):
     """An output folder that already holds another run's files."""
 
 
+class ManifestError(ConfigError):
+    """An artifact's manifest.json that cannot be read as an edgebert manifest.
+
+    ``reason``: "missing" (no such file, or unreadable), "garbled" (not JSON) or "shape" (JSON of another
+    shape); a caller that knows what the folder is for says what to do about it."""
+
+    def __init__(self, message: str, *, path, reason: str):
+        self.path = path
+        self.reason = reason
+        super().__init__(message)
+
+
 class OutputNotWritableError(EdgebertError):
     """An output folder or file that cannot be written (read-only folder or file system, not a folder)."""
 

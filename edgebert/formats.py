@@ -19,15 +19,14 @@ imported by the reader that needs them.
 
 from __future__ import annotations
 
-import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+
 
 __all__ = [
     "DEPLOYABLE_SUFFIXES", "FILE_RUNTIMES", "FORMATS", "FileFormat", "ONNX_SUFFIXES", "TENSORRT_SUFFIXES",
-    "TORCHSCRIPT_SUFFIXES", "engine_file_precision", "engine_precision", "file_runtime", "format_of",
+    "TORCHSCRIPT_SUFFIXES", "file_runtime", "format_of",
     "onnx_precision", "safetensors_precision", "suffixes_of", "torchscript_precision",
 ]
 
@@ -133,29 +132,3 @@ def torchscript_precision(module) -> str:
     if not dtypes:
         return "unknown"
     return "fp16" if dtypes == {"torch.float16"} else "fp32" if dtypes <= {"torch.float32"} else "mixed"
-
-
-def engine_precision(manifest: dict[str, Any]) -> str | None:
-    """The precision the last build-tensorrt stage of a manifest built (or deferred) its engine with:
-    a TensorRT engine does not say it itself."""
-    for rec in reversed(manifest.get("stages") or []):
-        if isinstance(rec, dict) and rec.get("kind") == "build-tensorrt":
-            metrics = rec.get("metrics")
-            value = metrics.get("precision") if isinstance(metrics, dict) else None
-            if value is not None:
-                return str(value)
-    return None
-
-
-def engine_file_precision(path: str | os.PathLike) -> str:
-    """The precision of a TensorRT engine file from the manifest of the artifact holding it (beside it,
-    or one folder up), else "unknown"."""
-    path = Path(path)
-    for manifest in (path.parent / "manifest.json", path.parent.parent / "manifest.json"):
-        if manifest.is_file():
-            try:
-                data = json.loads(manifest.read_text(encoding="utf-8"))
-            except (OSError, ValueError):
-                return "unknown"
-            return (engine_precision(data) if isinstance(data, dict) else None) or "unknown"
-    return "unknown"

@@ -9,17 +9,17 @@ that ``edgebert predict`` / ``serve`` and :class:`edgebert.runtime.Classifier` l
 
 from __future__ import annotations
 
-import json
 import os
 import tarfile
 from dataclasses import dataclass
 from pathlib import Path
 
 from edgebert.artifact import _output_error, check_writable
-from edgebert.errors import ConfigError, OutputExistsError
+from edgebert.errors import ConfigError, ManifestError, OutputExistsError
+from edgebert.manifest import MANIFEST_NAME, deploy_block, read_manifest
 
 #: what a device needs of an artifact folder (files and folders at its top level)
-DEPLOYABLE = ("manifest.json", "labels.json", "model", "tokenizer")
+DEPLOYABLE = (MANIFEST_NAME, "labels.json", "model", "tokenizer")
 
 
 @dataclass
@@ -34,13 +34,13 @@ def deployable_files(artifact: str | os.PathLike) -> list[Path]:
     """The files of a finished artifact folder that a device needs (see :data:`DEPLOYABLE`)."""
     root = Path(artifact)
     try:
-        manifest = json.loads((root / "manifest.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+        manifest = read_manifest(root / MANIFEST_NAME)
+    except ManifestError:
         raise ConfigError(f"'{root}' is not an edgebert artifact folder (no readable manifest.json). "
                           "Pass the folder edgebert compress wrote.") from None
-    if manifest.get("status") != "complete" or not manifest.get("deploy"):
+    if manifest.status != "complete" or not deploy_block(manifest):
         raise ConfigError(f"The compress run in '{root}' has not finished (manifest status "
-                          f"'{manifest.get('status')}'): run the same edgebert compress command again to finish it.")
+                          f"'{manifest.status}'): run the same edgebert compress command again to finish it.")
     missing = [name for name in DEPLOYABLE if not (root / name).exists()]
     if missing:
         raise ConfigError(f"Artifact '{root}' lacks {', '.join(missing)}; re-run its edgebert compress command.")

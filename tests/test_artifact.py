@@ -127,3 +127,19 @@ def test_write_text_reports_a_full_disk_and_keeps_the_old_file(tmp_path, monkeyp
         write_text(path, "new\n")
     monkeypatch.undo()
     assert path.read_text() == "old\n" and [p.name for p in tmp_path.iterdir()] == ["manifest.json"]
+
+
+def test_text_files_are_replaced_atomically(tmp_path, monkeypatch):
+    import os
+
+    from edgebert.artifact import write_text
+
+    path = tmp_path / "report.md"
+    write_text(path, "old\n")
+    monkeypatch.setattr(os, "replace", lambda *a: (_ for _ in ()).throw(OSError("disk full")))
+    with pytest.raises(OSError, match="disk full"):
+        write_text(path, "new\n")
+    monkeypatch.undo()
+    assert path.read_text() == "old\n" and [p.name for p in tmp_path.iterdir()] == ["report.md"]
+    write_text(path, "new\n")
+    assert path.read_text() == "new\n"

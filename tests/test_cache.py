@@ -1,5 +1,5 @@
-"""The stage cache shared between compress runs (edgebert/cache.py); the pipeline's use of it is tested
-in tests/test_pipeline.py."""
+"""Stage keys, run identity and the stage cache shared between compress runs (edgebert/cache.py); the
+pipeline's use of them is tested in tests/test_pipeline.py."""
 
 from __future__ import annotations
 
@@ -50,3 +50,28 @@ def test_a_cache_anyone_may_write_to_is_not_used(tmp_path):
     assert cache.usable(c) is None
     c.chmod(0o777)
     assert "anyone may write" in cache.usable(c)
+
+
+def test_a_stage_revision_changes_the_key_only_where_the_output_changed():
+    """distill's row order changed for seeds other than 0: those keys change (a resumed run redoes the
+    stage), seed 0's key stays, so published seed-0 runs still resume without work."""
+    from edgebert.cache import stage_key
+    from edgebert.stages.registry import get_stage
+
+    stage = get_stage("distill")
+    seed0 = stage.config(seed=0)
+    seed1 = stage.config(seed=1)
+    assert stage.revision(seed0) is None
+    assert stage_key("prev", seed0, None, stage.revision(seed0)) == stage_key("prev", seed0)
+    assert stage.revision(seed1)
+    assert stage_key("prev", seed1, None, stage.revision(seed1)) != stage_key("prev", seed1)
+
+
+def test_a_hub_model_is_identified_by_its_cached_revision(monkeypatch):
+    import huggingface_hub
+
+    cached = {"abc": "/cache/models--org--m/snapshots/abc/config.json"}
+    monkeypatch.setattr(huggingface_hub, "try_to_load_from_cache", lambda repo, name: cached["abc"])
+    assert cache.model_identity("org/m") == ("org/m", "hub:org/m@abc")
+    cached["abc"] = "/cache/models--org--m/snapshots/def/config.json"  # the model was updated on the hub
+    assert cache.model_identity("org/m") == ("org/m", "hub:org/m@def")

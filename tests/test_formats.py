@@ -10,10 +10,9 @@ import numpy as np
 import pytest
 
 from edgebert import formats
+from edgebert.manifest import engine_file_precision, engine_precision
 from edgebert.formats import (
     DEPLOYABLE_SUFFIXES,
-    engine_file_precision,
-    engine_precision,
     file_runtime,
     format_of,
     onnx_precision,

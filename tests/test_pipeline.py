@@ -182,7 +182,7 @@ def test_a_killed_runs_staging_folders_and_lock_are_cleared(tiny_classifier_dir,
     import subprocess
     import sys
 
-    from edgebert.pipeline import LOCK_NAME
+    from edgebert.cache import LOCK_NAME
 
     recipe = write_recipe(tmp_path / "r.yaml", [{"kind": "export-onnx", "fuse": False}])
     out = tmp_path / "art"
@@ -459,21 +459,6 @@ def test_public_api_exposes_compress_and_targets():
     assert edgebert.compress.__doc__ and "compress" in edgebert.__all__
 
 
-def test_a_stage_revision_changes_the_key_only_where_the_output_changed():
-    """distill's row order changed for seeds other than 0: those keys change (a resumed run redoes the
-    stage), seed 0's key stays, so published seed-0 runs still resume without work."""
-    from edgebert.pipeline import _key
-    from edgebert.stages.registry import get_stage
-
-    stage = get_stage("distill")
-    seed0 = stage.config(seed=0)
-    seed1 = stage.config(seed=1)
-    assert stage.revision(seed0) is None
-    assert _key("prev", seed0, None, stage.revision(seed0)) == _key("prev", seed0)
-    assert stage.revision(seed1)
-    assert _key("prev", seed1, None, stage.revision(seed1)) != _key("prev", seed1)
-
-
 def test_a_run_resumed_after_a_stage_revision_redoes_that_stage_only_where_it_changed(
         tiny_classifier_dir, tiny_sentiment_dir, tmp_path, monkeypatch):
     """Runs made before distill's row-order change: the seed-1 run redoes distill (and what follows)
@@ -494,49 +479,6 @@ def test_a_run_resumed_after_a_stage_revision_redoes_that_stage_only_where_it_ch
                             recipe=recipe, seed=seed, progress=False) for seed in (0, 1)}
     assert again[0].ran == [] and len(again[0].skipped) == 3
     assert again[1].skipped == ["01-prune"] and again[1].ran == ["02-distill", "03-export-pytorch"]
-
-
-def _manifest(teacher: float, final: float, budgets: dict) -> dict:
-    return {"target": {"budgets": budgets},
-            "stages": [{"kind": "prune", "seconds": 1.0, "metrics": {"dev_accuracy": 0.85},
-                        "validation": {"accuracy_before": teacher}},
-                       {"kind": "quantize", "seconds": 2.0, "metrics": {"dev_accuracy": final}}]}
-
-
-def test_summary_checks_the_accuracy_and_size_budgets(tmp_path):
-    from edgebert.pipeline import budget_warnings, summarize
-
-    model = tmp_path / "model.onnx"
-    model.write_bytes(b"\0" * (3 * 2**20))
-    within = _manifest(0.90, 0.895, {"accuracy_drop": 1.0, "size_mb": 4})
-    within["summary"] = summarize(within, model)
-    assert within["summary"]["within_accuracy_budget"] and within["summary"]["within_size_budget"]
-    assert budget_warnings(within) == []
-    over = _manifest(0.90, 0.87, {"accuracy_drop": 1.0, "size_mb": 2})
-    over["summary"] = s = summarize(over, model)
-    assert s["accuracy_drop_points"] == pytest.approx(3.0) and s["within_accuracy_budget"] is False
-    assert s["within_size_budget"] is False and s["size_budget_mib"] == 2
-    warnings = budget_warnings(over)
-    assert len(warnings) == 2 and "3.00 points" in warnings[0] and "3.0 MiB" in warnings[1]
-    no_size = _manifest(0.90, 0.87, {"accuracy_drop": 5.0})
-    no_size["summary"] = summarize(no_size, model)
-    assert no_size["summary"]["within_size_budget"] is None and budget_warnings(no_size) == []
-
-
-def test_text_files_are_replaced_atomically(tmp_path, monkeypatch):
-    import os
-
-    from edgebert.artifact import write_text
-
-    path = tmp_path / "report.md"
-    write_text(path, "old\n")
-    monkeypatch.setattr(os, "replace", lambda *a: (_ for _ in ()).throw(OSError("disk full")))
-    with pytest.raises(OSError, match="disk full"):
-        write_text(path, "new\n")
-    monkeypatch.undo()
-    assert path.read_text() == "old\n" and [p.name for p in tmp_path.iterdir()] == ["report.md"]
-    write_text(path, "new\n")
-    assert path.read_text() == "new\n"
 
 
 def test_a_folder_whose_run_finished_no_stage_is_taken_by_another_run(tiny_classifier_dir, tiny_sentiment_dir,
@@ -596,18 +538,6 @@ def test_the_run_identity_covers_columns_labels_and_versions(tiny_classifier_dir
                      log=said.append)
     assert rerun.ran == ["01-export-onnx"]
     assert any("onnxruntime" in line and "-> 99.0" in line for line in said), said
-
-
-def test_a_hub_model_is_identified_by_its_cached_revision(monkeypatch):
-    import huggingface_hub
-
-    from edgebert.pipeline import _model_identity
-
-    cached = {"abc": "/cache/models--org--m/snapshots/abc/config.json"}
-    monkeypatch.setattr(huggingface_hub, "try_to_load_from_cache", lambda repo, name: cached["abc"])
-    assert _model_identity("org/m") == ("org/m", "hub:org/m@abc")
-    cached["abc"] = "/cache/models--org--m/snapshots/def/config.json"  # the model was updated on the hub
-    assert _model_identity("org/m") == ("org/m", "hub:org/m@def")
 
 
 def test_compressing_for_another_target_takes_the_shared_stages_from_the_cache(tiny_classifier_dir,
@@ -679,7 +609,7 @@ def test_the_accuracy_budget_holds_end_to_end(tiny_classifier_dir, tiny_sentimen
     model's against the fine-tuned one), and never more than its own cap."""
     from types import SimpleNamespace
 
-    from edgebert.pipeline import _budget_left
+    from edgebert.deploy import accuracy_budget_left as _budget_left
     from edgebert.stages.quantize import _stage_budget
 
     target = SimpleNamespace(budgets=SimpleNamespace(accuracy_drop=1.0))
@@ -809,7 +739,7 @@ def test_the_stage_cache_never_fails_a_run_and_data_in_memory_is_identified_by_c
 
     from edgebert.data import load_dataset
     from edgebert.data.dataset import Split
-    from edgebert.pipeline import _data_identity
+    from edgebert.cache import data_identity as _data_identity
 
     recipe = write_recipe(tmp_path / "r.yaml", [{"kind": "export-onnx", "fuse": False}])
     (tmp_path / "not-a-folder").write_text("x")

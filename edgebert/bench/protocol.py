@@ -85,9 +85,8 @@ TIMER = "time.perf_counter_ns"
 PERCENTILES = (10, 25, 50, 75, 90, 99)
 
 #: CPU flags that decide which kernels torch / onnxruntime pick, as /proc/cpuinfo spells them
-FLAGS_OF_INTEREST = ("avx", "avx2", "fma", "f16c", "avx512f", "avx512bw", "avx512_vnni", "avx_vnni",
-                     "avx512_bf16", "amx_tile", "amx_int8", "amx_bf16", "neon", "asimd", "asimddp",
-                     "sve", "i8mm", "bf16")
+# the CPU features that decide onnxruntime's int8 / fp16 kernels: read with the host's description
+from edgebert.artifact import FLAGS_OF_INTEREST, cpu_flags, flags_of_interest  # noqa: E402,F401
 
 
 def protocol_settings(*, threads: int, rounds: int, warmup: int, latency_samples: int, batch: int,
@@ -315,24 +314,6 @@ def measure_memory(job: dict[str, Any], *, timeout: float = 900.0) -> dict[str, 
 
 
 # -- environment ------------------------------------------------------------------------------
-
-def cpu_flags() -> list[str]:
-    """The CPU's feature flags (x86 ``flags`` / ARM ``Features`` of /proc/cpuinfo)."""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            key = line.split(":", 1)[0].strip().lower()
-            if key in ("flags", "features"):
-                return line.split(":", 1)[1].split()
-    except OSError:
-        pass
-    return []
-
-
-def flags_of_interest(flags: Sequence[str] | None = None) -> dict[str, bool]:
-    """Which of :data:`FLAGS_OF_INTEREST` the CPU has."""
-    have = set(cpu_flags() if flags is None else flags)
-    return {f: f in have for f in FLAGS_OF_INTEREST}
-
 
 def jetson_power_mode() -> dict[str, Any] | None:
     """The NVIDIA Jetson power mode (``nvpmodel -q``) where readable; None off Jetson."""

@@ -28,7 +28,8 @@ from typing import Any
 import numpy as np
 
 from edgebert.errors import ConfigError, ModelLoadError
-from edgebert.formats import FILE_RUNTIMES, engine_file_precision, file_runtime, onnx_precision, torchscript_precision
+from edgebert.formats import FILE_RUNTIMES, file_runtime, onnx_precision, torchscript_precision
+from edgebert.manifest import engine_file_precision
 
 #: the kinds of path ``edgebert bench`` accepts, with how each is recognised
 KINDS: dict[str, str] = {

@@ -59,6 +59,7 @@ def command(ctx, artifact, data, precision, oos_recall, split, eval_split, write
     from edgebert.data import load_dataset
     from edgebert.errors import ConfigError, MissingDependencyError
     from edgebert.cli.runtime_options import load_classifier
+    from edgebert.manifest import MANIFEST_NAME, Manifest, read_manifest
     from edgebert.runtime.calibration import calibrate, dataset_rows, label_indices, selective_metrics
 
     if ctx.get_parameter_source("data") != click.core.ParameterSource.COMMANDLINE:
@@ -74,12 +75,17 @@ def command(ctx, artifact, data, precision, oos_recall, split, eval_split, write
     if out:
         check_writable(out, replaced=True)
     if write:
-        check_writable(clf.layout.root / "manifest.json", replaced=True, hint=(
+        manifest_path = clf.layout.root / MANIFEST_NAME
+        check_writable(manifest_path, replaced=True, hint=(
             f"Copy the artifact to a folder you can write to (cp -r {clf.layout.root} COPY) and calibrate the "
             "copy, or drop --write."))
+        # read before scoring: a manifest that cannot be written back is reported before any work
+        manifest = read_manifest(manifest_path) if manifest_path.is_file() else Manifest.new()
+    else:
+        manifest_path = manifest = None
     if oos_recall is not None:
         return _calibrate_out_of_scope(ctx, clf, ds, artifact, data, oos_recall, split, eval_split, write, out,
-                                       as_json)
+                                       as_json, manifest_path, manifest)
     texts, pairs, labels = dataset_rows(ds, split)
     result = calibrate(clf, texts, labels, precision=precision, text_pairs=pairs)
     report = {"command": _command(ctx), "artifact": artifact, "data": data, "split": split, **result.to_dict(),
@@ -93,7 +99,7 @@ def command(ctx, artifact, data, precision, oos_recall, split, eval_split, write
     if out:
         write_json(out, report)
     if write and result.reached:
-        _write_threshold(clf.layout, result.threshold, report, write_json)
+        _write_threshold(manifest_path, manifest, result.threshold, report)
     if as_json:
         click.echo(json.dumps(report, indent=2))
     else:
@@ -107,7 +113,8 @@ def command(ctx, artifact, data, precision, oos_recall, split, eval_split, write
         click.echo(f"Threshold written to {clf.layout.root / 'manifest.json'} (deploy.threshold).")
 
 
-def _calibrate_out_of_scope(ctx, clf, ds, artifact, data, recall, split, eval_split, write, out, as_json) -> None:
+def _calibrate_out_of_scope(ctx, clf, ds, artifact, data, recall, split, eval_split, write, out, as_json,
+                            manifest_path, manifest) -> None:
     """--oos-recall: the threshold for a target out-of-scope recall on --split, checked on --eval-split."""
     import json
 
@@ -157,7 +164,7 @@ def _calibrate_out_of_scope(ctx, clf, ds, artifact, data, recall, split, eval_sp
                           + (" (nothing was written)." if write else "."))
     click.echo(f"Threshold {found['threshold']:.4f} for out-of-scope recall >= {recall} on {split}.")
     if write:
-        _write_threshold(clf.layout, found["threshold"], report, write_json, unknown_label=oos)
+        _write_threshold(manifest_path, manifest, found["threshold"], report, unknown_label=oos)
         click.echo(f"Threshold written to {clf.layout.root / 'manifest.json'} (deploy.threshold; below it the model "
                    f"answers {oos!r}).")
 
@@ -176,27 +183,22 @@ def _command(ctx) -> str:
     return shlex.join(parts)
 
 
-def _write_threshold(layout, threshold: float, report: dict, write_json, unknown_label: str | None = None) -> None:
-    """Set deploy.threshold (and with ``unknown_label``, the answer below it) in the manifest (created when the
-    folder has none), atomically."""
-    import json
-
+def _write_threshold(path, manifest, threshold: float, report: dict, unknown_label: str | None = None) -> None:
+    """Set deploy.threshold (and with ``unknown_label``, the answer below it) in ``manifest`` (read from
+    ``path``, or new where the folder has none) and write it to ``path``, atomically."""
     from edgebert.artifact import now_iso
+    from edgebert.manifest import Deploy, write_manifest
 
-    path = layout.root / "manifest.json"
-    manifest = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {
-        "schema_version": 1, "kind": "edgebert-artifact"}
-    manifest.setdefault("deploy", {})
-    if manifest["deploy"] is None:
-        manifest["deploy"] = {}
-    manifest["deploy"]["threshold"] = threshold
+    if manifest.deploy is None:
+        manifest.deploy = Deploy()
+    manifest.deploy.threshold = threshold
     if unknown_label is not None:
-        manifest["deploy"]["unknown_label"] = unknown_label
+        manifest.deploy.unknown_label = unknown_label
     keys = ("data", "split", "target_precision", "threshold", "coverage", "answered_accuracy", "n", "eval",
             "target_recall", "out_of_scope_label", "at_threshold", "without")
-    manifest["calibration"] = {k: report[k] for k in keys if k in report}
-    manifest["calibration"]["time"] = now_iso()
-    write_json(path, manifest)
+    manifest.calibration = {k: report[k] for k in keys if k in report}
+    manifest.calibration["time"] = now_iso()
+    write_manifest(path, manifest)
 
 
 def _pct(x) -> str:
