@@ -24,6 +24,7 @@ TRAINING_PACKAGES = {
     "filelock": "filelock",
     "scikit-learn": "sklearn",
     "matplotlib": "matplotlib",
+    "onnxruntime-extensions": "onnxruntime_extensions",
 }
 
 

@@ -101,7 +101,11 @@ def test_print_recipe_without_a_readable_model_leaves_model_defaults_unset(tmp_p
 def test_list_stages():
     result = run("compress", "--list-stages")
     assert result.exit_code == 0
-    assert [line.split()[0] for line in result.output.strip().splitlines()][:3] == ["finetune", "prune", "distill"]
+    listed = [line.split()[0] for line in result.output.strip().splitlines()]
+    from edgebert.stages.registry import stage_kinds
+
+    assert listed == stage_kinds() and listed[0] == "finetune"  # pipeline order, every kind once
+    assert listed.index("prune") < listed.index("distill") < listed.index("export-onnx") < listed.index("export-mobile")
 
 
 def test_bad_recipe_is_a_clean_error_before_work(tmp_path):

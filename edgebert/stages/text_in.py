@@ -27,13 +27,20 @@ class TextInConfig(StageConfig):
                                    description="Token cap fixed in the graph [default: the target's max_length]")
 
 
+def _check_text_in(cfg: TextInConfig, shape) -> None:
+    """The operator library is needed to build and check the graph: say so before any stage runs."""
+    from edgebert.runtime.textin import extensions_library
+
+    extensions_library()  # MissingDependencyError naming the extra
+
+
 def _resolve(cfg: TextInConfig, target) -> TextInConfig:
     if cfg.max_length is None:
         return cfg.model_copy(update={"max_length": int(target.shapes.max_length)})
     return cfg
 
 
-@register_stage(TextInConfig, order=75, reads="onnx", changes="onnx", resolve=_resolve,
+@register_stage(TextInConfig, order=75, reads="onnx", changes="onnx", resolve=_resolve, check=_check_text_in,
                 produces=("onnx:text-in",),
                 rules=(NEEDS_ONNX, forbids("onnx:text-in", "{here}: the graph already takes text since stage {at}.")),
                 summary="Put the tokenizer inside the ONNX graph (onnxruntime-extensions): strings in, logits out")
