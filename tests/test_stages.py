@@ -190,7 +190,8 @@ def test_tensorrt_stage_refuses_a_graph_the_device_could_not_build(tmp_path, tin
     from edgebert.errors import ExportError
     from edgebert.stages import registry
 
-    monkeypatch.setattr(registry, "check_order", lambda *args, **kwargs: None)
+    # order_problem, not check_order: plan.py holds its own reference to check_order
+    monkeypatch.setattr(registry, "order_problem", lambda *args, **kwargs: None)
     stages = [{"kind": "export-onnx", "fuse": True}, {"kind": "build-tensorrt", "precision": "fp16"}]
     with pytest.raises(ExportError, match="onnxruntime-only operators"):
         run_recipe(tmp_path, tiny_classifier_dir, tiny_sentiment_dir, stages, target="jetson")
@@ -199,13 +200,13 @@ def test_tensorrt_stage_refuses_a_graph_the_device_could_not_build(tmp_path, tin
 
 def test_tensorrt_stage_key_names_the_host(tmp_path, tiny_classifier_dir, tiny_sentiment_dir, monkeypatch):
     """A run deferred where TensorRT is absent is not reused where it is (nor an engine across GPUs)."""
-    from edgebert.stages import export
+    from edgebert.stages import build_tensorrt
 
     stages = [{"kind": "export-onnx", "fuse": False}, {"kind": "build-tensorrt", "precision": "fp16"}]
     run_recipe(tmp_path, tiny_classifier_dir, tiny_sentiment_dir, stages, target="jetson")
     again = run_recipe(tmp_path, tiny_classifier_dir, tiny_sentiment_dir, stages, target="jetson")
     assert again.ran == []
-    monkeypatch.setattr(export, "_tensorrt_host", lambda cfg: "tensorrt 10.3.0 on Orin")
+    monkeypatch.setattr(build_tensorrt, "_tensorrt_host", lambda cfg: "tensorrt 10.3.0 on Orin")
     moved = run_recipe(tmp_path, tiny_classifier_dir, tiny_sentiment_dir, stages, target="jetson")
     assert moved.ran == ["02-build-tensorrt"]
 
