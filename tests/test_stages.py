@@ -365,12 +365,11 @@ def test_quantize_tries_per_channel_before_keeping_layers_in_float(tmp_path, tin
     real = q.quantize_with_budget
     calls = []
 
-    def fake(src, out, cfg, eval_fn, calibration_feeds=None):
-        report = real(src, out, cfg.model_copy(update={"max_accuracy_drop": None}), eval_fn,
-                      calibration_feeds=calibration_feeds)
-        calls.append(cfg.per_channel)
+    def fake(src, out, eval_fn, **settings):
+        report = real(src, out, eval_fn, **{**settings, "max_accuracy_drop": None})
+        calls.append(settings["per_channel"])
         # per-tensor "needs" a layer in float; per-channel fits the budget
-        return dict(report, within_budget=True, kept_fp32=[] if cfg.per_channel else ["layer.0"])
+        return dict(report, within_budget=True, kept_fp32=[] if settings["per_channel"] else ["layer.0"])
 
     monkeypatch.setattr(q, "quantize_with_budget", fake)
     stages = [{"kind": "export-onnx", "fuse": True}, {"kind": "quantize", "mode": "int8-dynamic"}]
