@@ -1,11 +1,18 @@
-"""The distill stage: its config (the recipe's distill entry) and the learning rates it keys."""
+"""The distill stage: its config (the recipe's distill entry), the learning rates it keys, run through
+the pipeline."""
 
 import pydantic
 import pytest
 
+from conftest import run_stage
+
 from edgebert.config import build_config
 from edgebert.errors import ConfigError
 from edgebert.stages.distill import DistillConfig, resolve_learning_rates
+
+TINY = {"batch_size": 8, "learning_rate": 3e-3, "head_learning_rate": 3e-3, "patience": 0}
+RECIPE = [{"kind": "prune", "layers": 1, "samples": 16}, {"kind": "distill", "epochs": 1, **TINY},
+          {"kind": "export-onnx"}]
 
 
 def test_config_defaults_and_validation():
@@ -41,3 +48,9 @@ def test_unset_learning_rates_resolve_per_model_family():
     # what the pipeline keys: unset rates resolved for MiniLM dump as the same rates written out
     assert resolved.model_dump(mode="json") == DistillConfig(
         epochs=5, select="kl", learning_rate=1e-4, head_learning_rate=1e-4).model_dump(mode="json")
+
+
+@pytest.mark.parametrize("arch", ["bert", "albert"])
+def test_stage_runs_and_is_recorded(arch, request, tmp_path):
+    rec, _files, _out = run_stage(request, tmp_path, "distill", RECIPE, arch)
+    assert rec["metrics"]["report"]["history"] and "teacher_dev_accuracy" in rec["metrics"]
