@@ -60,11 +60,11 @@ def build_artifact(model_dir: str | Path, out: str | Path, *, fmt: str = "onnx",
         check = validate_onnx(loaded.model, loaded.tokenizer, model_path, _CHECK_TEXTS)
         stages.append({"kind": "export_onnx", "validation": check})
         if int8:
-            from edgebert.compress.quantize import QuantizeConfig, quantize_onnx
+            from edgebert.compress.quantize import quantize_onnx
 
             fp32 = model_path.with_name("model-fp32.onnx")
             model_path.rename(fp32)
-            quantize_onnx(fp32, model_path, QuantizeConfig(mode="int8-dynamic"))
+            quantize_onnx(fp32, model_path, mode="int8-dynamic")
             fp32.unlink()
             stages.append({"kind": "quantize", "mode": "int8-dynamic"})
         if fmt == "ort":

@@ -94,7 +94,7 @@ def recipe_line(manifest: dict) -> str:
         if stage["kind"] in keys:
             shown = [k for k in keys[stage["kind"]] if k in cfg]
             if stage["kind"] == "distill":  # settings shown where they differ from distill's defaults
-                from edgebert.compress.distill import DistillConfig
+                from edgebert.stages.distill import DistillConfig
 
                 shown += [k for k in ("hidden_weight", "attention_weight", "learning_rate", "head_learning_rate",
                                       "patience") if k in cfg and cfg[k] != DistillConfig.model_fields[k].default]

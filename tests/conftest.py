@@ -282,3 +282,29 @@ def read_only_dir(tmp_path, monkeypatch) -> Path:
     d.mkdir()
     yield make_read_only(d, monkeypatch)
     d.chmod(0o755)
+
+
+def run_recipe(tmp_path: Path, model_dir: Path, data_dir: Path, stages: list[dict], target: str = "cpu"):
+    """Compress ``model_dir`` for ``target`` with a recipe of ``stages`` into ``tmp_path / "art"``."""
+    import yaml
+
+    from edgebert.pipeline import compress
+
+    recipe = tmp_path / "recipe.yaml"
+    recipe.write_text(yaml.safe_dump({"name": "recipe", "stages": stages}), encoding="utf-8")
+    return compress(str(model_dir), target, data=str(data_dir), out=tmp_path / "art", recipe=recipe, progress=False)
+
+
+def run_stage(request, tmp_path: Path, kind: str, stages: list[dict], arch: str = "bert"):
+    """Run ``stages`` on the tiny trained ``arch`` ("bert" or "albert") classifier and the tiny sentiment
+    data; returns the manifest record of the ``kind`` stage (checked as every stage's must be: done,
+    hashed, naming its config), the sorted file names of the artifact's model/ folder and the artifact."""
+    import json
+
+    model = request.getfixturevalue({"bert": "tiny_classifier_dir", "albert": "tiny_albert_classifier_dir"}[arch])
+    result = run_recipe(tmp_path, model, request.getfixturevalue("tiny_sentiment_dir"), stages)
+    manifest = json.loads((result.out / "manifest.json").read_text())
+    rec = next(s for s in manifest["stages"] if s["kind"] == kind)
+    assert rec["status"] == "done" and rec["output_sha256"] and rec["input_sha256"]
+    assert rec["config"]["kind"] == kind
+    return rec, sorted(p.name for p in (result.out / "model").iterdir()), result.out

@@ -4,24 +4,21 @@ from __future__ import annotations
 
 import copy
 
-import pydantic
 import pytest
 import torch
 
 from edgebert import models
 from edgebert.compress.distill import (
-    DistillConfig,
     _attention_probe,
     default_distill_learning_rates,
     default_layer_map,
     distill,
     epoch_seed,
     learning_rate_warning,
-    resolve_learning_rates,
+    learning_rates,
     selection_key,
 )
 from edgebert.compress.prune import drop_layers_, prune_heads_
-from edgebert.config import build_config
 from edgebert.data import load_dataset
 from edgebert.errors import CompressionError, ConfigError
 
@@ -74,19 +71,6 @@ def _teacher_and_student(folder, sentiment, keep=(1,)):
     return teacher, student, sentiment.with_labels(teacher.label_names)
 
 
-def test_config_defaults_and_validation():
-    cfg = DistillConfig()
-    assert (cfg.kind, cfg.temperature, cfg.alpha, cfg.hidden_weight, cfg.layer_map) == ("distill", 2.0, 0.5, 0.0, None)
-    assert DistillConfig.model_validate_json(cfg.model_dump_json()) == cfg
-    assert all(f.description for name, f in DistillConfig.model_fields.items() if name != "kind")
-    with pytest.raises(pydantic.ValidationError, match="alpha"):
-        DistillConfig(alpha=1.5)
-    for bad in ({"alpha": -0.1}, {"temperature": 0}, {"hidden_weight": -1}, {"layer_map": [-1]},
-                {"layer_map": []}, {"epochs": 0}, {"teacher": "x"}):
-        with pytest.raises(ConfigError):
-            build_config(DistillConfig, bad)
-
-
 def test_default_layer_map(tiny_classifier_dir):
     teacher = models.load(str(tiny_classifier_dir)).model
     student = copy.deepcopy(teacher)
@@ -103,7 +87,7 @@ def test_distilled_student_learns_from_the_teacher(teacher_dir, sentiment):
     teacher, student, ds = _teacher_and_student(teacher_dir, sentiment, keep=[1])
     teacher_state = {k: v.clone() for k, v in teacher.model.state_dict().items()}
     res = distill(teacher.model, student, teacher.tokenizer, ds.split("train"), ds.split("dev"),
-                  ds.label_names, DistillConfig(**QUICK, temperature=2.0, alpha=0.7))
+                  ds.label_names, **QUICK, temperature=2.0, alpha=0.7)
     hist = res["history"]
     assert len(hist) == 4 and hist[-1]["train_loss"] < hist[0]["train_loss"]
     assert res["layer_map"] == [1]  # the teacher layer the student kept
@@ -140,7 +124,7 @@ def test_selection_key_orders_epochs_by_the_chosen_measure():
 def test_checkpoint_selection_follows_the_select_setting(teacher_dir, sentiment, select):
     teacher, student, ds = _teacher_and_student(teacher_dir, sentiment, keep=[1])
     res = distill(teacher.model, student, teacher.tokenizer, ds.split("train"), ds.split("dev"),
-                  ds.label_names, DistillConfig(**{**QUICK, "epochs": 3}, select=select))
+                  ds.label_names, **{**QUICK, "epochs": 3}, select=select)
     hist = res["history"]
 
     best = max(hist, key=lambda h: selection_key(select, h["dev_accuracy"], h["dev_agreement"], h["dev_kl"]))
@@ -148,8 +132,6 @@ def test_checkpoint_selection_follows_the_select_setting(teacher_dir, sentiment,
     assert res["best_epoch"] == best["epoch"]
     assert res["student"]["agreement"] == pytest.approx(best["dev_agreement"])
     assert res["config"]["select"] == select
-    with pytest.raises(ConfigError, match="select"):
-        build_config(DistillConfig, {"select": "loss"})
 
 
 @pytest.mark.parametrize("arch", ["bert", "albert"])
@@ -157,7 +139,7 @@ def test_hidden_and_attention_losses_run(arch, request, sentiment):
     folder = request.getfixturevalue({"bert": "tiny_classifier_dir", "albert": "tiny_albert_classifier_dir"}[arch])
     teacher, student, ds = _teacher_and_student(folder, sentiment, keep=[1])
     res = distill(teacher.model, student, teacher.tokenizer, ds.split("train"), ds.split("dev"), ds.label_names,
-                  DistillConfig(**{**QUICK, "epochs": 1}, hidden_weight=1.0, attention_weight=1.0))
+                  **{**QUICK, "epochs": 1}, hidden_weight=1.0, attention_weight=1.0)
     first = res["history"][0]
     assert first["hidden_loss"] > 0 and first["attention_loss"] > 0
     assert not res["teacher_logits_cached"]  # hidden states / attention need the teacher every step
@@ -177,8 +159,7 @@ def test_attention_of_pruned_heads_is_matched_to_the_heads_they_came_from(arch, 
     t_model = teacher.model.eval()
     student = copy.deepcopy(t_model)
     prune_heads_(student, teacher.spec, {0: [1, 3]})  # BERT: layer 0; ALBERT: the shared layer (every use)
-    cfg = DistillConfig(attention_weight=1.0)
-    layer_map, head_map = _check_models(t_model, student, teacher.label_names, cfg)
+    layer_map, head_map = _check_models(t_model, student, teacher.label_names, attention_weight=1.0)
     assert layer_map == [0, 1]
     assert head_map == ([[1, 3], None] if arch == "bert" else [[1, 3], [1, 3]])
     enc = teacher.tokenizer(["i love this movie so much", "bad"], padding=True, return_tensors="pt")
@@ -195,11 +176,11 @@ def test_attention_of_pruned_heads_is_matched_to_the_heads_they_came_from(arch, 
     prune_heads_(pruned_teacher, teacher.spec, {0: [0, 1, 3]})
     narrower = copy.deepcopy(pruned_teacher)
     prune_heads_(narrower, teacher.spec, {0: [1, 2]})  # positions 1, 2 of [0, 1, 3]: original heads 1, 3
-    assert _check_models(pruned_teacher, narrower, teacher.label_names, cfg)[1][0] == [1, 2]
+    assert _check_models(pruned_teacher, narrower, teacher.label_names, attention_weight=1.0)[1][0] == [1, 2]
     # and distillation with it runs, with a finite, positive attention loss
     ds = request.getfixturevalue("sentiment").with_labels(teacher.label_names)
     res = distill(t_model, student, teacher.tokenizer, ds.split("train"), ds.split("dev"), ds.label_names,
-                  DistillConfig(**{**QUICK, "epochs": 1}, attention_weight=1.0))
+                  **{**QUICK, "epochs": 1}, attention_weight=1.0)
     assert res["head_map"] == head_map
     assert 0 < res["history"][0]["attention_loss"] < float("inf")
 
@@ -230,27 +211,31 @@ def test_bad_setups_raise_clear_errors(tiny_classifier_dir, sentiment):
     narrow_cfg.hidden_size, narrow_cfg.intermediate_size = 16, 32
     narrow = BertForSequenceClassification(narrow_cfg)
     with pytest.raises(CompressionError, match="equal hidden sizes.*32.*16"):
-        distill(teacher.model, narrow, *args, DistillConfig(**QUICK, hidden_weight=1.0))
+        distill(teacher.model, narrow, *args, **QUICK, hidden_weight=1.0)
     with pytest.raises(CompressionError, match="layer_map"):
-        distill(teacher.model, student, *args, DistillConfig(**QUICK, layer_map=[0, 1]))
+        distill(teacher.model, student, *args, **QUICK, layer_map=[0, 1])
     with pytest.raises(CompressionError, match="layer_map"):
-        distill(teacher.model, student, *args, DistillConfig(**QUICK, layer_map=[2]))
+        distill(teacher.model, student, *args, **QUICK, layer_map=[2])
+    with pytest.raises(CompressionError, match="layer_map"):
+        distill(teacher.model, student, *args, **QUICK, layer_map=[-1])  # not the last layer, as [-1] would index
+    with pytest.raises(ConfigError, match="select"):  # checked before any training, as the recipe's config is
+        distill(teacher.model, student, *args, **QUICK, select="loss")
     pruned = copy.deepcopy(student)
     prune_heads_(pruned, teacher.spec, {0: [0, 1]})  # student layer 0 (teacher layer 1) keeps heads 0, 1
     unrecorded = copy.deepcopy(pruned)
     unrecorded.config.edgebert_pruning = {}  # fewer heads and nothing saying which ones
     with pytest.raises(CompressionError, match="same heads.*2 and teacher layer 1 has 4"):
-        distill(teacher.model, unrecorded, *args, DistillConfig(**QUICK, attention_weight=1.0))
+        distill(teacher.model, unrecorded, *args, **QUICK, attention_weight=1.0)
     other_teacher = copy.deepcopy(teacher.model)
     prune_heads_(other_teacher, teacher.spec, {1: [2, 3]})  # a teacher without the student's heads
     with pytest.raises(CompressionError, match=r"original heads \[0, 1\] that teacher layer 1 does not have"):
-        distill(other_teacher, pruned, *args, DistillConfig(**QUICK, attention_weight=1.0))
+        distill(other_teacher, pruned, *args, **QUICK, attention_weight=1.0)
     with pytest.raises(CompressionError, match="3 labels"):
         distill(teacher.model, student, teacher.tokenizer, ds.split("train"), ds.split("dev"),
-                ["a", "b", "c"], DistillConfig(**QUICK))
+                ["a", "b", "c"], **QUICK)
     with pytest.raises(CompressionError, match="dev"):
         distill(teacher.model, student, teacher.tokenizer, ds.split("train"), ds.split("dev").select([]),
-                ds.label_names, DistillConfig(**QUICK))
+                ds.label_names, **QUICK)
 
 
 def test_augmented_transfer_set(teacher_dir, sentiment):
@@ -258,17 +243,17 @@ def test_augmented_transfer_set(teacher_dir, sentiment):
 
     teacher, student, ds = _teacher_and_student(teacher_dir, sentiment, keep=[1])
     train = ds.split("train")
-    cfg = DistillConfig(**{**QUICK, "epochs": 2}, augment=2)
-    t1 = _transfer_set(train, cfg, "[MASK]", 1)
+    t1 = _transfer_set(train, "[MASK]", 1, augment=2, seed=0)
     assert len(t1) == 3 * len(train) and t1.labels[:len(train)] == train.labels
     assert t1.labels[len(train):] == [-1] * (2 * len(train))  # copies: teacher outputs only
-    assert t1.texts == _transfer_set(train, cfg, "[MASK]", 1).texts  # seeded
-    assert t1.texts != _transfer_set(train, cfg, "[MASK]", 2).texts  # fresh copies every epoch
-    assert t1.texts != _transfer_set(train, cfg.model_copy(update={"seed": 1}), "[MASK]", 1).texts
-    assert _transfer_set(train, DistillConfig(), "[MASK]", 1) is train
-    res = distill(teacher.model, student, teacher.tokenizer, train, ds.split("dev"), ds.label_names, cfg)
+    assert t1.texts == _transfer_set(train, "[MASK]", 1, augment=2, seed=0).texts  # seeded
+    assert t1.texts != _transfer_set(train, "[MASK]", 2, augment=2, seed=0).texts  # fresh copies every epoch
+    assert t1.texts != _transfer_set(train, "[MASK]", 1, augment=2, seed=1).texts
+    assert _transfer_set(train, "[MASK]", 1, augment=0, seed=0) is train
+    res = distill(teacher.model, student, teacher.tokenizer, train, ds.split("dev"), ds.label_names,
+                  **{**QUICK, "epochs": 2}, augment=2)
     assert res["transfer_rows_per_epoch"] == 3 * len(train) and res["teacher_logits_cached"]
-    assert res["optimizer_steps"] == 2 * -(-3 * len(train) // cfg.batch_size)
+    assert res["optimizer_steps"] == 2 * -(-3 * len(train) // QUICK["batch_size"])
     assert res["student"]["agreement"] > res["student_before"]["agreement"]
     assert all(h["hard_loss"] >= 0 and h["soft_loss"] > 0 for h in res["history"])
 
@@ -310,19 +295,10 @@ def test_distillation_learning_rates_default_to_a_third_of_the_familys_fine_tuni
         assert body == head and body == pytest.approx(default_learning_rates(config)[0] / 3)
         assert learning_rate_warning(config, body) is None  # the defaults never warn
 
-    unset = DistillConfig(epochs=5, select="kl")
-    resolved = resolve_learning_rates(unset, minilm)
-    assert (resolved.learning_rate, resolved.head_learning_rate) == (1e-4, 1e-4)
-    assert (resolved.epochs, resolved.select) == (5, "kl") and unset.learning_rate is None  # a copy
-    assert resolve_learning_rates(unset, albert).learning_rate == 1e-5
+    assert learning_rates(minilm) == (1e-4, 1e-4) and learning_rates(albert) == (1e-5, 1e-5)
     # an explicit encoder rate: the head follows it (the head is trained already), the family does not count
-    only_body = resolve_learning_rates(DistillConfig(learning_rate=2e-5), minilm)
-    assert (only_body.learning_rate, only_body.head_learning_rate) == (2e-5, 2e-5)
-    explicit = DistillConfig(learning_rate=1e-4, head_learning_rate=1e-3)
-    assert resolve_learning_rates(explicit, albert) is explicit
-    # what the pipeline keys: unset rates resolved for MiniLM dump as the same rates written out
-    assert resolved.model_dump(mode="json") == DistillConfig(
-        epochs=5, select="kl", learning_rate=1e-4, head_learning_rate=1e-4).model_dump(mode="json")
+    assert learning_rates(minilm, 2e-5) == (2e-5, 2e-5)
+    assert learning_rates(albert, 1e-4, 1e-3) == (1e-4, 1e-3)
 
 
 def test_library_distill_resolves_unset_rates_for_the_student(teacher_dir, sentiment):
@@ -331,8 +307,8 @@ def test_library_distill_resolves_unset_rates_for_the_student(teacher_dir, senti
     cfg = dict(epochs=1, batch_size=8, patience=0, seed=0)
     expected = default_distill_learning_rates(student.config)
     res = distill(teacher.model, student, teacher.tokenizer, ds.split("train"), ds.split("dev"),
-                  ds.label_names, DistillConfig(**cfg))
+                  ds.label_names, **cfg)
     assert (res["learning_rate"], res["head_learning_rate"]) == expected == (1e-4, 1e-4)
     res = distill(teacher.model, student, teacher.tokenizer, ds.split("train"), ds.split("dev"),
-                  ds.label_names, DistillConfig(**cfg, learning_rate=3e-5))
+                  ds.label_names, **cfg, learning_rate=3e-5)
     assert (res["learning_rate"], res["head_learning_rate"]) == (3e-5, 3e-5)  # the head follows the encoder

@@ -296,14 +296,14 @@ def test_export_mobile(exported, tmp_path):
 
 def test_export_mobile_of_quantized_fused_model(exported, tmp_path):
     """An int8 fused graph (com.microsoft ops) converts too; compared on synthetic token ids."""
-    from edgebert.compress.quantize import QuantizeConfig, quantize_onnx
+    from edgebert.compress.quantize import quantize_onnx
     from edgebert.export import export_mobile, fuse_onnx, fusion_params
 
     arch, loaded, path = exported
     if arch != "bert":
         pytest.skip("one architecture is enough")
     fuse_onnx(path, tmp_path / "fused.onnx", **fusion_params(loaded.model))
-    quantize_onnx(tmp_path / "fused.onnx", tmp_path / "int8.onnx", QuantizeConfig())
+    quantize_onnx(tmp_path / "fused.onnx", tmp_path / "int8.onnx")
     report = export_mobile(tmp_path / "int8.onnx", tmp_path / "m", check_usability=False)
     assert "usability" not in report and report["max_abs_logit_diff"] < 1e-3
     assert any("com.microsoft" in line and "QAttention" in line for line in report["required_operators"])

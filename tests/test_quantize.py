@@ -8,8 +8,6 @@ agreement meaningless).
 
 from __future__ import annotations
 
-import json
-
 import pytest
 
 from edgebert.errors import CompressionError, ConfigError
@@ -76,39 +74,30 @@ def _ops(path) -> list[str]:
     return [n.op_type for n in onnx.load(str(path)).graph.node]
 
 
-# -- config ------------------------------------------------------------------------------------
+# -- settings --------------------------------------------------------------------------------
 
-def test_config_defaults_round_trip_and_descriptions():
-    from edgebert.compress.quantize import QuantizeConfig
-    from edgebert.config import build_config
+def test_settings_are_checked_before_any_work(tmp_path):
+    """The recipe's config rejects these; a direct call gets the same checks (ConfigError), not an
+    onnxruntime failure or a silently ignored setting."""
+    from edgebert.compress.quantize import quantize_onnx
 
-    cfg = QuantizeConfig()
-    assert (cfg.kind, cfg.mode, cfg.weight_type, cfg.calibration_samples, cfg.calibration_method) == \
-        ("quantize", "int8-dynamic", "s8", 256, "minmax")
-    assert cfg.max_accuracy_drop is None and cfg.exclude == []
-    full = QuantizeConfig(mode="int8-static", per_channel=True, symmetric=True, reduce_range=True, weight_type="s8",
-                          calibration_samples=64, calibration_method="entropy", max_accuracy_drop=1.0, exclude=["a"])
-    assert QuantizeConfig.model_validate(json.loads(full.model_dump_json())) == full
-    for name, field in QuantizeConfig.model_fields.items():
-        if name != "kind":
-            assert field.description, f"{name} has no description"
-    with pytest.raises(ConfigError, match="bogus: unknown key"):
-        build_config(QuantizeConfig, {"mode": "int8-dynamic", "bogus": 1})
+    missing = tmp_path / "missing.onnx"  # checked before the file is read
     with pytest.raises(ConfigError, match="symmetric applies to int8-static only"):
-        build_config(QuantizeConfig, {"mode": "int8-dynamic", "symmetric": True})
-    with pytest.raises(ConfigError, match="mode"):
-        build_config(QuantizeConfig, {"mode": "int4"})
+        quantize_onnx(missing, tmp_path / "q.onnx", mode="int8-dynamic", symmetric=True)
+    with pytest.raises(ConfigError, match="weight_type must be one of s8, u8; got 'int4'"):
+        quantize_onnx(missing, tmp_path / "q.onnx", weight_type="int4")
+    with pytest.raises(ConfigError, match="calibration_method must be one of minmax, entropy, percentile"):
+        quantize_onnx(missing, tmp_path / "q.onnx", mode="int8-static", calibration_method="mse")
 
 
 # -- int8 dynamic ------------------------------------------------------------------------------
 
 def test_int8_dynamic_plain_and_fused(clf, tmp_path):
-    from edgebert.compress.quantize import QuantizeConfig, layer_groups, quantize_onnx
+    from edgebert.compress.quantize import layer_groups, quantize_onnx
 
-    cfg = QuantizeConfig(mode="int8-dynamic")
     for name in ("fp32", "fused"):  # the fused graph needs the DefaultTensorType option (set inside)
         out = tmp_path / f"{name}-int8.onnx"
-        report = quantize_onnx(clf[name], out, cfg)
+        report = quantize_onnx(clf[name], out, mode="int8-dynamic")
         assert report["path"] == str(out) and out.is_file()
         assert report["weight_bytes_out"] < 0.5 * report["weight_bytes_in"]
         assert report["nodes_float"] == [] and report["nodes_excluded"] == []
@@ -128,11 +117,11 @@ def test_albert_shared_weights_are_quantized_once(clf, tmp_path):
     quantized (to the same int8 tensor), not only the first layer's."""
     import onnx
 
-    from edgebert.compress.quantize import QuantizeConfig, layer_groups, quantize_onnx
+    from edgebert.compress.quantize import layer_groups, quantize_onnx
 
     if clf["arch"] != "albert":
         pytest.skip("ALBERT only")
-    report = quantize_onnx(clf["fp32"], tmp_path / "q.onnx", QuantizeConfig())
+    report = quantize_onnx(clf["fp32"], tmp_path / "q.onnx")
     groups = layer_groups(clf["fp32"])
     assert set(groups["layer.1"]) <= set(report["nodes_quantized"])
     model = onnx.load(str(tmp_path / "q.onnx"))
@@ -150,16 +139,16 @@ def test_int8_static_qdq(clf, tmp_path):
     import onnx
     from onnx import numpy_helper
 
-    from edgebert.compress.quantize import QuantizeConfig, calibration_feeds, quantize_onnx
+    from edgebert.compress.quantize import calibration_feeds, quantize_onnx
     from edgebert.export import onnx_input_names
 
     train = clf["ds"].split("train")
     names = onnx_input_names(clf["loaded"].model)
     feeds = calibration_feeds(clf["loaded"].tokenizer, train.texts, names, samples=32, batch_size=8)
     assert len(feeds) == 4 and all(f["input_ids"].shape == feeds[0]["input_ids"].shape for f in feeds)
-    cfg = QuantizeConfig(mode="int8-static", symmetric=True, calibration_samples=24)
     out = tmp_path / "qdq.onnx"
-    report = quantize_onnx(clf["fp32"], out, cfg, calibration_feeds=feeds)
+    report = quantize_onnx(clf["fp32"], out, mode="int8-static", symmetric=True, calibration_samples=24,
+                           calibration_feeds=feeds)
     assert report["calibration_rows"] == 24  # three batches of 8: stops at calibration_samples
     ops = _ops(out)
     assert ops.count("QuantizeLinear") > 0 and ops.count("DequantizeLinear") > 0
@@ -176,7 +165,7 @@ def test_int8_static_qdq(clf, tmp_path):
 
 
 def test_int8_static_entropy_on_fused_graph(clf, tmp_path):
-    from edgebert.compress.quantize import QuantizeConfig, calibration_feeds, quantize_onnx
+    from edgebert.compress.quantize import calibration_feeds, quantize_onnx
     from edgebert.export import onnx_input_names
 
     if clf["arch"] != "bert":
@@ -184,16 +173,16 @@ def test_int8_static_entropy_on_fused_graph(clf, tmp_path):
     feeds = calibration_feeds(clf["loaded"].tokenizer, clf["ds"].split("train").texts,
                               onnx_input_names(clf["loaded"].model), samples=16)
     report = quantize_onnx(clf["fused"], tmp_path / "e.onnx",
-                           QuantizeConfig(mode="int8-static", calibration_method="entropy"), calibration_feeds=feeds)
+                           mode="int8-static", calibration_method="entropy", calibration_feeds=feeds)
     assert report["nodes_quantized"] and "QuantizeLinear" in _ops(tmp_path / "e.onnx")
     assert _validate(clf, tmp_path / "e.onnx")["label_agreement"] >= 0.95
 
 
 def test_int8_static_needs_calibration(clf, tmp_path):
-    from edgebert.compress.quantize import QuantizeConfig, quantize_onnx
+    from edgebert.compress.quantize import quantize_onnx
 
     with pytest.raises(CompressionError, match="calibration"):
-        quantize_onnx(clf["fp32"], tmp_path / "x.onnx", QuantizeConfig(mode="int8-static"))
+        quantize_onnx(clf["fp32"], tmp_path / "x.onnx", mode="int8-static")
 
 
 # -- fp16 --------------------------------------------------------------------------------------
@@ -201,11 +190,11 @@ def test_int8_static_needs_calibration(clf, tmp_path):
 def test_fp16_keeps_layernorm_in_fp32(clf, tmp_path):
     import onnx
 
-    from edgebert.compress.quantize import FP16_KEEP_FP32_OPS, QuantizeConfig, quantize_onnx
+    from edgebert.compress.quantize import FP16_KEEP_FP32_OPS, quantize_onnx
 
     for name in ("fp32", "fused"):
         out = tmp_path / f"{name}-fp16.onnx"
-        report = quantize_onnx(clf[name], out, QuantizeConfig(mode="fp16"))
+        report = quantize_onnx(clf[name], out, mode="fp16")
         assert report["weight_bytes_out"] < 0.6 * report["weight_bytes_in"]
         model = onnx.load(str(out))
         assert model.graph.input[0].type.tensor_type.elem_type == onnx.TensorProto.INT64
@@ -228,19 +217,19 @@ def test_fp16_keeps_layernorm_in_fp32(clf, tmp_path):
 # -- exclusions, groups ------------------------------------------------------------------------
 
 def test_exclude_keeps_nodes_float(clf, tmp_path):
-    from edgebert.compress.quantize import QuantizeConfig, layer_groups, quantize_onnx
+    from edgebert.compress.quantize import layer_groups, quantize_onnx
 
     groups = layer_groups(clf["fp32"])
     keep = groups["layer.0"][:2] + groups["classifier"]  # MatMuls and Gemms (dynamic renames Gemms)
-    report = quantize_onnx(clf["fp32"], tmp_path / "x.onnx", QuantizeConfig(exclude=keep))
+    report = quantize_onnx(clf["fp32"], tmp_path / "x.onnx", exclude=keep)
     assert sorted(report["nodes_float"]) == sorted(keep)
     assert not set(keep) & set(report["nodes_quantized"])
     with pytest.raises(ConfigError, match="not in the graph: 'nope'"):
-        quantize_onnx(clf["fp32"], tmp_path / "y.onnx", QuantizeConfig(exclude=["nope"]))
+        quantize_onnx(clf["fp32"], tmp_path / "y.onnx", exclude=["nope"])
     with pytest.raises(ConfigError, match="torch_quantize_dynamic"):
-        quantize_onnx(clf["fp32"], tmp_path / "z.onnx", QuantizeConfig(mode="torch-int8-dynamic"))
+        quantize_onnx(clf["fp32"], tmp_path / "z.onnx", mode="torch-int8-dynamic")
     with pytest.raises(CompressionError, match="does not exist"):
-        quantize_onnx(tmp_path / "missing.onnx", tmp_path / "z.onnx", QuantizeConfig())
+        quantize_onnx(tmp_path / "missing.onnx", tmp_path / "z.onnx")
 
 
 def test_layer_groups(clf):
@@ -265,8 +254,7 @@ def test_quantize_with_budget_keeps_sensitive_layer(clf, tmp_path):
     """A real evaluator (onnxruntime on the dev split) that takes 20 points off whenever layer 1 is
     int8: the search must find layer 1, keep it float, and stop there. (The budget, 10 points, leaves
     room for one of the 20 dev texts to flip through int8 rounding alone.)"""
-    from edgebert.compress.quantize import (QuantizeConfig, layer_groups, onnx_accuracy_fn, quantize_with_budget,
-                                            quantized_nodes)
+    from edgebert.compress.quantize import layer_groups, onnx_accuracy_fn, quantize_with_budget, quantized_nodes
 
     dev = clf["dev"]
     real = onnx_accuracy_fn(clf["loaded"].tokenizer, dev.texts, dev.labels)
@@ -281,7 +269,7 @@ def test_quantize_with_budget_keeps_sensitive_layer(clf, tmp_path):
         return acc
 
     out = tmp_path / "budget.onnx"
-    result = quantize_with_budget(clf["fp32"], out, QuantizeConfig(max_accuracy_drop=10.0), eval_fn)
+    result = quantize_with_budget(clf["fp32"], out, eval_fn, max_accuracy_drop=10.0)
     assert result["fp32_accuracy"] >= 0.9  # the trained tiny classifier separates the dev split
     assert result["kept_fp32"] == ["layer.1"]
     assert sorted(result["excluded_nodes"]) == sorted(target)
@@ -297,15 +285,15 @@ def test_quantize_with_budget_keeps_sensitive_layer(clf, tmp_path):
 
 
 def test_quantize_without_budget_is_one_attempt(clf, tmp_path):
-    from edgebert.compress.quantize import QuantizeConfig, onnx_accuracy_fn, quantize_with_budget
+    from edgebert.compress.quantize import onnx_accuracy_fn, quantize_with_budget
 
     dev = clf["dev"]
-    result = quantize_with_budget(clf["fused"], tmp_path / "q.onnx", QuantizeConfig(),
+    result = quantize_with_budget(clf["fused"], tmp_path / "q.onnx",
                                   onnx_accuracy_fn(clf["loaded"].tokenizer, dev.texts, dev.labels))
     assert len(result["attempts"]) == 1 and result["kept_fp32"] == [] and result["sensitivity"] == []
     assert result["within_budget"] and result["accuracy"] >= 0.95
     with pytest.raises(CompressionError, match="fraction"):
-        quantize_with_budget(clf["fp32"], tmp_path / "r.onnx", QuantizeConfig(), lambda p: 97.0)
+        quantize_with_budget(clf["fp32"], tmp_path / "r.onnx", lambda p: 97.0)
 
 
 def test_layer_sensitivity_orders_groups(tmp_path):
@@ -363,7 +351,7 @@ def test_minilm_fuse_and_int8(minilm_dir, shared_data, tmp_path):
     import csv
 
     from edgebert import models
-    from edgebert.compress.quantize import QuantizeConfig, quantize_onnx
+    from edgebert.compress.quantize import quantize_onnx
     from edgebert.export import export_onnx, fuse_onnx, fusion_params, validate_onnx
     from edgebert.export.fuse import eager_attention
     from edgebert.train import FinetuneConfig, finetune
@@ -388,7 +376,7 @@ def test_minilm_fuse_and_int8(minilm_dir, shared_data, tmp_path):
         fp32 = export_onnx(model, tok, tmp_path / "model.onnx")
     fused = fuse_onnx(fp32, tmp_path / "fused.onnx", **fusion_params(model))
     assert fused["fused_ops"]["Attention"] == 6 and fused["fused_ops"]["SkipLayerNormalization"] == 12
-    report = quantize_onnx(tmp_path / "fused.onnx", tmp_path / "int8.onnx", QuantizeConfig())
+    report = quantize_onnx(tmp_path / "fused.onnx", tmp_path / "int8.onnx")
     assert report["bytes_out"] < report["bytes_in"] / 3, report
     check = validate_onnx(model, tok, tmp_path / "int8.onnx", texts)
     fused_check = validate_onnx(model, tok, tmp_path / "fused.onnx", texts[:16])

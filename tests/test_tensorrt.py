@@ -122,7 +122,7 @@ def test_graph_checks_come_before_tensorrt(tiny_onnx, tmp_path):
     """Graphs TensorRT cannot take are refused with advice, whether or not TensorRT is installed."""
     import onnx
 
-    from edgebert.compress.quantize import QuantizeConfig, calibration_feeds, quantize_onnx
+    from edgebert.compress.quantize import calibration_feeds, quantize_onnx
     from edgebert.export import build_engine, fuse_onnx, fusion_params
 
     loaded, folder = tiny_onnx
@@ -133,7 +133,7 @@ def test_graph_checks_come_before_tensorrt(tiny_onnx, tmp_path):
     with pytest.raises(ExportError, match="explicitly quantized"):
         build_engine(folder / "model.onnx", tmp_path / "m.plan", precision="int8", **shapes)
     feeds = calibration_feeds(loaded.tokenizer, ["i love it", "awful film", "great", "boring"], NAMES, batch_size=2)
-    quantize_onnx(folder / "model.onnx", tmp_path / "asym.onnx", QuantizeConfig(mode="int8-static"),
+    quantize_onnx(folder / "model.onnx", tmp_path / "asym.onnx", mode="int8-static",
                   calibration_feeds=feeds)  # uint8 activations: not for TensorRT
     with pytest.raises(ExportError, match="symmetric"):
         build_engine(tmp_path / "asym.onnx", tmp_path / "m.plan", precision="int8", **shapes)
@@ -214,12 +214,12 @@ def test_bench_times_the_engine_beside_its_onnx(tiny_onnx, tiny_sentiment_dir, t
 @pytest.mark.tensorrt
 @needs_tensorrt
 def test_build_int8_engine_from_qdq(tiny_onnx, tmp_path):
-    from edgebert.compress.quantize import QuantizeConfig, calibration_feeds, quantize_onnx
+    from edgebert.compress.quantize import calibration_feeds, quantize_onnx
     from edgebert.export import build_engine
 
     loaded, folder = tiny_onnx
     feeds = calibration_feeds(loaded.tokenizer, ["i love it", "awful film", "great", "boring"], NAMES, batch_size=2)
-    quantize_onnx(folder / "model.onnx", tmp_path / "qdq.onnx", QuantizeConfig(mode="int8-static", symmetric=True),
+    quantize_onnx(folder / "model.onnx", tmp_path / "qdq.onnx", mode="int8-static", symmetric=True,
                   calibration_feeds=feeds)
     report = build_engine(tmp_path / "qdq.onnx", tmp_path / "int8.plan", min_shape=(1, 4), opt_shape=(2, 16),
                           max_shape=(4, 64), precision="int8")
@@ -231,14 +231,14 @@ def test_inspect_reads_external_zero_points_beside_the_model(tiny_onnx, tmp_path
     whatever the working directory."""
     import onnx
 
-    from edgebert.compress.quantize import QuantizeConfig, calibration_feeds, quantize_onnx
+    from edgebert.compress.quantize import calibration_feeds, quantize_onnx
     from edgebert.export.tensorrt import _inspect_onnx
 
     loaded, folder = tiny_onnx
     feeds = calibration_feeds(loaded.tokenizer, ["i love it", "awful film", "great", "boring"], NAMES, batch_size=2)
     for name, symmetric in (("asym", False), ("sym", True)):
         quantize_onnx(folder / "model.onnx", tmp_path / f"{name}.onnx",
-                      QuantizeConfig(mode="int8-static", symmetric=symmetric), calibration_feeds=feeds)
+                      mode="int8-static", symmetric=symmetric, calibration_feeds=feeds)
         external = tmp_path / name / "model.onnx"
         external.parent.mkdir()
         model = onnx.load(str(tmp_path / f"{name}.onnx"))

@@ -22,75 +22,15 @@ from __future__ import annotations
 import math
 import time
 from contextlib import contextmanager
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any
 
-from pydantic import Field, model_validator
-
-from edgebert.config import StageConfig
 from edgebert.errors import CompressionError, ConfigError, TrainingError
 from edgebert.models.specs import ArchSpec, get_path, get_spec
 
 if TYPE_CHECKING:
     import torch
 
-__all__ = ["DistillConfig", "default_distill_learning_rates", "default_layer_map", "distill", "epoch_seed",
-           "resolve_learning_rates"]
-
-
-class DistillConfig(StageConfig):
-    """How to distil a teacher into a student. ``None`` learning rates pick the student family's
-    distillation default (:func:`default_distill_learning_rates`)."""
-
-    kind: Literal["distill"] = "distill"
-    temperature: float = Field(2.0, gt=0, description="Softmax temperature of the soft (KL) loss")
-    alpha: float = Field(0.5, ge=0, le=1, description="Weight of the soft (KL) loss; 1-alpha on the hard labels")
-    hidden_weight: float = Field(0.0, ge=0, description="Weight of hidden-state MSE between mapped layers (0: off)")
-    attention_weight: float = Field(
-        0.0, ge=0,
-        description="Weight of attention-map KL between mapped layers (0: off); each head kept by pruning "
-                    "is matched to the teacher head it came from",
-    )
-    layer_map: list[int] | None = Field(
-        None, description="Teacher layer for each student layer (default: the layers the student kept, else uniform)"
-    )
-    epochs: int = Field(3, ge=1, le=1000, description="Maximum number of passes over the training split")
-    learning_rate: float | None = Field(
-        None, gt=0, lt=1,
-        description="Peak learning rate of the student encoder (default: per model family, a third of its "
-                    "encoder fine-tuning rate: 1e-4 for compact BERT such as MiniLM, 1e-5 for base-size BERT and ALBERT)",
-    )
-    head_learning_rate: float | None = Field(
-        None, gt=0, lt=1,
-        description="Peak learning rate of the pooler and classifier head (default: the encoder's; the head "
-                    "is already trained, unlike in fine-tuning)",
-    )
-    batch_size: int = Field(32, ge=1, description="Examples per optimisation step")
-    max_length: int = Field(128, ge=8, le=8192, description="Token cap per example (longer texts are truncated)")
-    warmup_ratio: float = Field(0.1, ge=0, lt=1, description="Fraction of steps with linearly rising learning rate")
-    weight_decay: float = Field(0.01, ge=0, lt=1, description="AdamW weight decay (not applied to biases and LayerNorm)")
-    max_grad_norm: float = Field(1.0, gt=0, description="Gradient clipping norm")
-    seed: int = Field(0, description="Seed for shuffling and dropout")
-    patience: int = Field(2, ge=0, description="Stop after this many epochs without dev improvement (0: never stop early)")
-    select: Literal["accuracy", "agreement", "kl"] = Field(
-        "accuracy",
-        description="Which epoch's student to keep: best dev accuracy (ties broken by agreement with the teacher), "
-                    "best dev agreement with the teacher (ties broken by accuracy), or lowest dev KL to the "
-                    "teacher's softened outputs (ties broken by agreement). On a small dev set, agreement varies "
-                    "less than accuracy, and KL, a mean over every sentence's probabilities rather than a count "
-                    "of flipped labels, less than agreement; both are what distillation optimises",
-    )
-    augment: int = Field(
-        0, ge=0, le=100,
-        description="Perturbed copies of each training text added to the transfer set (word masking, word swaps, "
-                    "n-gram sampling; Tang et al. 2019), made afresh every epoch and trained on the teacher's "
-                    "outputs only (0: off). Each copy adds one training-split's worth of steps per epoch",
-    )
-
-    @model_validator(mode="after")
-    def _check(self):
-        if self.layer_map is not None and (not self.layer_map or min(self.layer_map) < 0):
-            raise ValueError(f"layer_map needs one teacher layer index >= 0 per student layer, got {self.layer_map}")
-        return self
+__all__ = ["default_distill_learning_rates", "default_layer_map", "distill", "epoch_seed", "learning_rates"]
 
 
 # Distillation learning rate per family (a key of edgebert.train.finetune.FAMILY_LEARNING_RATES), encoder
@@ -111,16 +51,13 @@ def default_distill_learning_rates(config) -> tuple[float, float]:
     return body, body
 
 
-def resolve_learning_rates(cfg: DistillConfig, config) -> DistillConfig:
-    """``cfg`` with the rates it leaves unset filled in for the model with ``config``: the encoder's
-    from :func:`default_distill_learning_rates`, the head's equal to the encoder's. The pipeline
-    resolves them before it keys a stage, so the manifest records the rates used and a recipe that
-    leaves them unset keys the same as one that spells out the same rates."""
-    body = cfg.learning_rate or default_distill_learning_rates(config)[0]
-    head = cfg.head_learning_rate or body
-    if (body, head) == (cfg.learning_rate, cfg.head_learning_rate):
-        return cfg
-    return cfg.model_copy(update={"learning_rate": body, "head_learning_rate": head})
+def learning_rates(config, learning_rate: float | None = None,
+                   head_learning_rate: float | None = None) -> tuple[float, float]:
+    """(encoder, head) peak learning rates with the ones left unset (None) filled in for the model with
+    ``config``: the encoder's from :func:`default_distill_learning_rates`, the head's equal to the
+    encoder's (the head is trained already, unlike in fine-tuning)."""
+    body = learning_rate or default_distill_learning_rates(config)[0]
+    return body, head_learning_rate or body
 
 
 def learning_rate_warning(config, learning_rate: float | None) -> str | None:
@@ -175,13 +112,14 @@ def default_layer_map(student, teacher) -> list[int]:
 
 def layer_map_problem(layer_map: list[int], student_layers: int, teacher_layers: int) -> str | None:
     """What is wrong with ``layer_map`` for these layer counts (one teacher layer per student layer), or None."""
-    if len(layer_map) != student_layers or max(layer_map) >= teacher_layers:
+    if len(layer_map) != student_layers or min(layer_map) < 0 or max(layer_map) >= teacher_layers:
         return (f"layer_map {layer_map} must name one teacher layer (0..{teacher_layers - 1}) for each of the "
                 f"student's {student_layers} layers")
     return None
 
 
-def _check_models(teacher, student, label_names, cfg: DistillConfig) -> tuple[list[int], list[list[int] | None]]:
+def _check_models(teacher, student, label_names, *, layer_map: list[int] | None = None, hidden_weight: float = 0.0,
+                  attention_weight: float = 0.0) -> tuple[list[int], list[list[int] | None]]:
     for role, m in (("teacher", teacher), ("student", student)):
         if int(m.config.num_labels) != len(label_names):
             raise CompressionError(f"The {role} has {m.config.num_labels} outputs but there are "
@@ -190,19 +128,19 @@ def _check_models(teacher, student, label_names, cfg: DistillConfig) -> tuple[li
         raise CompressionError(f"Teacher and student vocabularies differ ({teacher.config.vocab_size} vs "
                                f"{student.config.vocab_size}); they must share one tokenizer.")
     n_s, n_t = int(student.config.num_hidden_layers), int(teacher.config.num_hidden_layers)
-    layer_map = list(cfg.layer_map) if cfg.layer_map is not None else default_layer_map(student, teacher)
+    layer_map = list(layer_map) if layer_map is not None else default_layer_map(student, teacher)
     problem = layer_map_problem(layer_map, n_s, n_t)
     if problem:
         raise CompressionError(f"{problem}.")
-    if cfg.hidden_weight > 0 and teacher.config.hidden_size != student.config.hidden_size:
+    if hidden_weight > 0 and teacher.config.hidden_size != student.config.hidden_size:
         raise CompressionError(
-            f"hidden_weight={cfg.hidden_weight} needs equal hidden sizes, but the teacher has "
+            f"hidden_weight={hidden_weight} needs equal hidden sizes, but the teacher has "
             f"{teacher.config.hidden_size} and the student {student.config.hidden_size} (pruning keeps the "
             "hidden size; a different architecture needs a learned projection, which edgebert does not add). "
             "Set hidden_weight: 0."
         )
     head_map: list[list[int] | None] = [None] * n_s
-    if cfg.attention_weight > 0:
+    if attention_weight > 0:
         head_map = _head_map(teacher, student, layer_map)
         for role, m in (("teacher", teacher), ("student", student)):
             kind = getattr(m.config, "position_embedding_type", "absolute") or "absolute"
@@ -320,9 +258,19 @@ def _soft_kl(student_logits, teacher_logits, temperature: float) -> float:
     return float(F.kl_div(s, t, log_target=True, reduction="batchmean"))
 
 
-def distill(teacher, student, tokenizer, train_split, dev_split, label_names: list[str],
-            cfg: DistillConfig | None = None, progress: bool = False) -> dict[str, Any]:
+def distill(teacher, student, tokenizer, train_split, dev_split, label_names: list[str], *,
+            temperature: float = 2.0, alpha: float = 0.5, hidden_weight: float = 0.0, attention_weight: float = 0.0,
+            layer_map: list[int] | None = None, epochs: int = 3, learning_rate: float | None = None,
+            head_learning_rate: float | None = None, batch_size: int = 32, max_length: int = 128,
+            warmup_ratio: float = 0.1, weight_decay: float = 0.01, max_grad_norm: float = 1.0, seed: int = 0,
+            patience: int = 2, select: str = "accuracy", augment: int = 0,
+            progress: bool = False) -> dict[str, Any]:
     """Train ``student`` in place to imitate ``teacher`` (both classifiers over ``label_names``).
+
+    The loss weights (``temperature``, ``alpha``, ``hidden_weight``, ``attention_weight``, ``layer_map``),
+    the optimisation (``epochs`` ... ``patience``), the epoch kept (``select``) and the transfer set
+    (``augment``) are described by the recipe stage's config (:class:`edgebert.stages.distill.DistillConfig`);
+    ``None`` learning rates pick the student family's (:func:`learning_rates`).
 
     Splits hold labels indexed in ``label_names`` order. Returns ``history`` (per epoch: losses,
     dev metrics, agreement with the teacher), the dev metrics of the teacher and of the student
@@ -338,28 +286,35 @@ def distill(teacher, student, tokenizer, train_split, dev_split, label_names: li
     from edgebert.metrics import classification_metrics
     from edgebert.train.finetune import _adamw, _param_groups
 
-    cfg = cfg or DistillConfig()
+    config = {"temperature": temperature, "alpha": alpha, "hidden_weight": hidden_weight,
+              "attention_weight": attention_weight, "layer_map": None if layer_map is None else list(layer_map),
+              "epochs": epochs,
+              "learning_rate": learning_rate, "head_learning_rate": head_learning_rate, "batch_size": batch_size,
+              "max_length": max_length, "warmup_ratio": warmup_ratio, "weight_decay": weight_decay,
+              "max_grad_norm": max_grad_norm, "seed": seed, "patience": patience, "select": select,
+              "augment": augment}
     label_names = [str(n) for n in label_names]
+    selection_key(select, 0.0, 0.0, 0.0)  # an unknown select fails here, not after the first epoch
     if len(train_split) == 0 or len(dev_split) == 0:
         raise CompressionError(f"Distillation needs training and dev examples; got {len(train_split)} "
                                f"training and {len(dev_split)} dev rows.")
-    layer_map, head_map = _check_models(teacher, student, label_names, cfg)
+    layer_map, head_map = _check_models(teacher, student, label_names, layer_map=layer_map,
+                                        hidden_weight=hidden_weight, attention_weight=attention_weight)
     s_spec, t_spec = get_spec(student), get_spec(teacher)
-    resolved = resolve_learning_rates(cfg, student.config)
-    body_lr, head_lr = resolved.learning_rate, resolved.head_learning_rate
+    body_lr, head_lr = learning_rates(student.config, learning_rate, head_learning_rate)
     trainable = [p for p in student.parameters() if p.requires_grad]
     if not trainable:
         raise TrainingError("Nothing to train: every parameter of the student is frozen.")
 
-    torch.manual_seed(cfg.seed)
+    torch.manual_seed(seed)
     s_device, t_device = next(student.parameters()).device, next(teacher.parameters()).device
     teacher_was_training = teacher.training
     teacher.eval()
-    T = float(cfg.temperature)
+    T = float(temperature)
 
     def evaluate(model) -> tuple[dict[str, Any], Any]:
-        logits = predict_logits(model, tokenizer, dev_split, batch_size=max(cfg.batch_size, 64),
-                                max_length=cfg.max_length)
+        logits = predict_logits(model, tokenizer, dev_split, batch_size=max(batch_size, 64),
+                                max_length=max_length)
         return classification_metrics(dev_split.labels, logits.argmax(-1), label_names), logits
 
     teacher_metrics, teacher_logits = evaluate(teacher)
@@ -367,13 +322,13 @@ def distill(teacher, student, tokenizer, train_split, dev_split, label_names: li
     before["agreement"] = _agreement(before_logits, teacher_logits)
     before["kl_to_teacher"] = _soft_kl(before_logits, teacher_logits, T)
 
-    optimizer = _adamw(_param_groups(student, s_spec, body_lr, head_lr, cfg.weight_decay), s_device.type)
+    optimizer = _adamw(_param_groups(student, s_spec, body_lr, head_lr, weight_decay), s_device.type)
     mask_token = getattr(tokenizer, "mask_token", None)
-    rows_per_epoch = len(train_split) * (1 + cfg.augment)
-    steps_per_epoch = math.ceil(rows_per_epoch / cfg.batch_size)
-    total_steps = steps_per_epoch * cfg.epochs
-    scheduler = get_linear_schedule_with_warmup(optimizer, int(cfg.warmup_ratio * total_steps), total_steps)
-    need_hidden, need_attention = cfg.hidden_weight > 0, cfg.attention_weight > 0
+    rows_per_epoch = len(train_split) * (1 + augment)
+    steps_per_epoch = math.ceil(rows_per_epoch / batch_size)
+    total_steps = steps_per_epoch * epochs
+    scheduler = get_linear_schedule_with_warmup(optimizer, int(warmup_ratio * total_steps), total_steps)
+    need_hidden, need_attention = hidden_weight > 0, attention_weight > 0
     # The teacher is frozen and in eval mode: with logit-only losses its logits on each epoch's
     # transfer set are computed up front by batched inference (and reused across epochs when there
     # is no augmentation) instead of by a forward pass inside every training step.
@@ -384,19 +339,19 @@ def distill(teacher, student, tokenizer, train_split, dev_split, label_names: li
     best: tuple[tuple[float, float, float], int, dict] | None = None
     since_best, step = 0, 0
     t0 = time.perf_counter()
-    for epoch in range(1, cfg.epochs + 1):
+    for epoch in range(1, epochs + 1):
         student.train()
         sums = {"loss": 0.0, "soft": 0.0, "hard": 0.0, "hidden": 0.0, "attention": 0.0}
         seen = 0
-        if transfer is None or cfg.augment:
-            transfer = _transfer_set(train_split, cfg, mask_token, epoch)
+        if transfer is None or augment:
+            transfer = _transfer_set(train_split, mask_token, epoch, augment=augment, seed=seed)
             if cache_logits:
                 cached = torch.from_numpy(predict_logits(teacher, tokenizer, transfer,
-                                                         batch_size=max(cfg.batch_size, 64),
-                                                         max_length=cfg.max_length, progress=progress))
-        batches = collate_batches(transfer, tokenizer, batch_size=cfg.batch_size, max_length=cfg.max_length,
-                                  shuffle=True, seed=epoch_seed(cfg.seed, epoch), sort_by_length=True)
-        bar = tqdm(batches, total=steps_per_epoch, desc=f"distil {epoch}/{cfg.epochs}", unit="batch",
+                                                         batch_size=max(batch_size, 64),
+                                                         max_length=max_length, progress=progress))
+        batches = collate_batches(transfer, tokenizer, batch_size=batch_size, max_length=max_length,
+                                  shuffle=True, seed=epoch_seed(seed, epoch), sort_by_length=True)
+        bar = tqdm(batches, total=steps_per_epoch, desc=f"distil {epoch}/{epochs}", unit="batch",
                    disable=not progress, leave=False)
         for inputs, labels, rows in bar:
             mask = inputs.get("attention_mask")
@@ -421,7 +376,7 @@ def distill(teacher, student, tokenizer, train_split, dev_split, label_names: li
             labelled = labels >= 0  # augmented copies carry no label (-1): soft loss only
             hard = (F.cross_entropy(s_logits[labelled], labels[labelled]) if bool(labelled.any())
                     else torch.zeros((), device=s_device))
-            loss = cfg.alpha * soft + (1 - cfg.alpha) * hard
+            loss = alpha * soft + (1 - alpha) * hard
             m = mask.to(s_device).float()  # (batch, seq): 1 on real tokens
             hidden = torch.zeros((), device=s_device)
             if need_hidden:
@@ -429,19 +384,19 @@ def distill(teacher, student, tokenizer, train_split, dev_split, label_names: li
                     diff = (s_out.hidden_states[i + 1].float() - t_out.hidden_states[t + 1].float().to(s_device))
                     hidden = hidden + (diff.pow(2).mean(-1) * m).sum() / m.sum()
                 hidden = hidden / len(layer_map)
-                loss = loss + cfg.hidden_weight * hidden
+                loss = loss + hidden_weight * hidden
             attention = torch.zeros((), device=s_device)
             if need_attention:
                 for s_log, t_log in zip(s_log_att, t_log_att):
                     kl = F.kl_div(s_log, t_log, log_target=True, reduction="none").sum(-1)  # (b, heads, seq)
                     attention = attention + (kl.mean(1) * m).sum() / m.sum()
                 attention = attention / len(layer_map)
-                loss = loss + cfg.attention_weight * attention
+                loss = loss + attention_weight * attention
             if not torch.isfinite(loss):
                 raise TrainingError(f"Distillation loss became {loss.item()} at step {step} (epoch {epoch}). "
                                     f"Lower the learning rate (now {body_lr:g} / head {head_lr:g}).")
             loss.backward()
-            torch.nn.utils.clip_grad_norm_(trainable, cfg.max_grad_norm)
+            torch.nn.utils.clip_grad_norm_(trainable, max_grad_norm)
             optimizer.step()
             scheduler.step()
             optimizer.zero_grad()
@@ -466,13 +421,13 @@ def distill(teacher, student, tokenizer, train_split, dev_split, label_names: li
         if progress:
             tqdm.write(f"epoch {epoch}: loss {history[-1]['train_loss']:.4f}, dev accuracy "
                        f"{metrics['accuracy']:.4f}, agreement with teacher {agreement:.4f}")
-        key = selection_key(cfg.select, metrics["accuracy"], agreement, dev_kl)
+        key = selection_key(select, metrics["accuracy"], agreement, dev_kl)
         if best is None or key > best[0]:
             state = {k: v.detach().to("cpu", copy=True) for k, v in student.state_dict().items()}
             best, since_best = (key, epoch, state), 0
         else:
             since_best += 1
-        if cfg.patience and since_best >= cfg.patience:
+        if patience and since_best >= patience:
             break
 
     assert best is not None
@@ -496,12 +451,12 @@ def distill(teacher, student, tokenizer, train_split, dev_split, label_names: li
         "transfer_rows_per_epoch": rows_per_epoch,
         "teacher_logits_cached": cache_logits,
         "seconds": round(time.perf_counter() - t0, 2),
-        "config": cfg.model_dump(mode="json"),
+        "config": config,
     }
 
 
 def selection_key(select: str, accuracy: float, agreement: float, kl: float) -> tuple[float, float, float]:
-    """What ``DistillConfig.select`` compares between epochs (larger is better): the chosen measure
+    """What ``distill(select=...)`` compares between epochs (larger is better): the chosen measure
     first, then the others (accuracy / agreement: the other one, then the lower KL to the teacher, as
     small dev sets tie on the first two; kl: agreement, then accuracy)."""
     if select == "accuracy":
@@ -513,23 +468,23 @@ def selection_key(select: str, accuracy: float, agreement: float, kl: float) -> 
     raise ConfigError(f"distill select must be 'accuracy', 'agreement' or 'kl', got '{select}'")
 
 
-def _transfer_set(train_split, cfg: DistillConfig, mask_token: str | None, epoch: int):
-    """The training split plus ``cfg.augment`` perturbed copies of it, seeded by ``cfg.seed`` and the
-    epoch (label -1: no hard loss)."""
-    if not cfg.augment:
+def _transfer_set(train_split, mask_token: str | None, epoch: int, *, augment: int, seed: int):
+    """The training split plus ``augment`` perturbed copies of it, seeded by ``seed`` and the epoch
+    (label -1: no hard loss)."""
+    if not augment:
         return train_split
     from edgebert.compress.augment import augment_texts
     from edgebert.data import Split
 
-    seed = epoch_seed(cfg.seed, epoch)
+    rows_seed = epoch_seed(seed, epoch)
     pairs = train_split.text_pairs
     # sentence pairs: perturb both sides word by word but never cut them to an n-gram
-    copies = augment_texts(train_split.texts, cfg.augment, mask_token=mask_token, seed=seed,
+    copies = augment_texts(train_split.texts, augment, mask_token=mask_token, seed=rows_seed,
                            p_ngram=0.0 if pairs is not None else 0.25)
     texts = list(train_split.texts) + [t for _, t in copies]
     labels = list(train_split.labels) + [-1] * len(copies)
     if pairs is not None:
-        other = augment_texts(pairs, cfg.augment, mask_token=mask_token, seed=seed + 500, p_ngram=0.0)
+        other = augment_texts(pairs, augment, mask_token=mask_token, seed=rows_seed + 500, p_ngram=0.0)
         pairs = list(pairs) + [t for _, t in other]
     return Split(texts=texts, labels=labels, text_pairs=pairs)
 

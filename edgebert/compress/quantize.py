@@ -45,18 +45,15 @@ import tempfile
 import warnings
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 import numpy as np
-from pydantic import Field, model_validator
 
-from edgebert.config import StageConfig
 from edgebert.errors import CompressionError, ConfigError
 
 __all__ = [
     "FP16_KEEP_FP32_OPS",
     "ONNX_MODES",
-    "QuantizeConfig",
     "calibration_feeds",
     "layer_groups",
     "layer_sensitivity",
@@ -65,10 +62,13 @@ __all__ = [
     "quantize_onnx",
     "quantize_with_budget",
     "quantized_nodes",
+    "settings_problem",
     "torch_quantize_dynamic",
 ]
 
 QuantMode = Literal["int8-dynamic", "int8-static", "fp16", "torch-int8-dynamic"]
+WeightType = Literal["s8", "u8"]
+CalibrationMethod = Literal["minmax", "entropy", "percentile"]
 #: modes :func:`quantize_onnx` implements (``torch-int8-dynamic`` is :func:`torch_quantize_dynamic`)
 ONNX_MODES = ("int8-dynamic", "int8-static", "fp16")
 #: op types kept float32 by the fp16 conversion (normalisation statistics and softmax overflow in
@@ -90,46 +90,28 @@ _STATIC_OP_TYPES = ["MatMul", "Gemm"]
 _EXTERNAL_DATA_THRESHOLD = 1_800_000_000
 
 
-class QuantizeConfig(StageConfig):
-    """How to quantize a classifier (ONNX int8 dynamic / static, fp16, or torch int8 dynamic)."""
+def settings_problem(mode: str, symmetric: bool) -> str | None:
+    """What is wrong with quantizing in ``mode`` with these settings, or None (the recipe's config and
+    :func:`quantize_onnx` both ask)."""
+    if symmetric and mode == "int8-dynamic":
+        return ("symmetric applies to int8-static only: int8-dynamic computes asymmetric uint8 activation "
+                "ranges at run time")
+    return None
 
-    kind: Literal["quantize"] = Field("quantize", description="Stage kind")
-    mode: QuantMode = Field(
-        "int8-dynamic",
-        description="int8-dynamic (CPU, no calibration), int8-static (QDQ, calibrated: TensorRT and "
-                    "accelerators), fp16 (GPU), torch-int8-dynamic (torch nn.Linear int8 for TorchScript)",
-    )
-    per_channel: bool = Field(False, description="Quantize weights per output channel instead of per tensor")
-    symmetric: bool = Field(
-        False, description="Symmetric int8 activations with zero point 0 (int8-static only; TensorRT needs it)"
-    )
-    reduce_range: bool = Field(
-        False, description="Quantize weights to 7 bits (avoids int16 overflow on x86 CPUs without VNNI)"
-    )
-    weight_type: Literal["s8", "u8"] = Field("s8", description="Weight integer type: s8 (signed) or u8 (unsigned)")
-    calibration_samples: int = Field(
-        256, ge=1, description="Number of tokenized training texts used to calibrate activation ranges (int8-static)"
-    )
-    calibration_method: Literal["minmax", "entropy", "percentile"] = Field(
-        "minmax", description="How activation ranges are chosen from the calibration data (int8-static)"
-    )
-    max_accuracy_drop: float | None = Field(
-        None, ge=0,
-        description="Largest allowed dev accuracy drop in points (1.0 = one percentage point); above it the "
-                    "most sensitive layers are kept in float. None: quantize everything, no search",
-    )
-    exclude: list[str] = Field(
-        default_factory=list, description="ONNX node names kept in float32 (never quantized / converted)"
-    )
 
-    @model_validator(mode="after")
-    def _check(self):
-        if self.symmetric and self.mode == "int8-dynamic":
-            raise ValueError(
-                "symmetric applies to int8-static only: int8-dynamic computes asymmetric uint8 activation "
-                "ranges at run time"
-            )
-        return self
+def _check_settings(mode: str, symmetric: bool, weight_type: str, calibration_method: str) -> None:
+    if mode not in ONNX_MODES:
+        raise ConfigError(
+            f"quantize_onnx handles modes {', '.join(ONNX_MODES)}; '{mode}' quantizes a torch model: "
+            "use edgebert.compress.quantize.torch_quantize_dynamic(model)."
+        )
+    for name, value, choices in (("weight_type", weight_type, WeightType),
+                                 ("calibration_method", calibration_method, CalibrationMethod)):
+        if value not in get_args(choices):
+            raise ConfigError(f"{name} must be one of {', '.join(get_args(choices))}; got '{value}'.")
+    problem = settings_problem(mode, symmetric)
+    if problem:
+        raise ConfigError(f"{problem}.")
 
 
 # -- helpers ---------------------------------------------------------------------------------
@@ -371,35 +353,36 @@ def _symbolic_shapes(model):
     return inferred if inferred is not None else model
 
 
-def quantize_onnx(in_path: str | os.PathLike, out_path: str | os.PathLike, cfg: QuantizeConfig, *,
+def quantize_onnx(in_path: str | os.PathLike, out_path: str | os.PathLike, *, mode: str = "int8-dynamic",
+                  per_channel: bool = False, symmetric: bool = False, reduce_range: bool = False,
+                  weight_type: str = "s8", calibration_samples: int = 256, calibration_method: str = "minmax",
+                  exclude: Sequence[str] = (),
                   calibration_feeds: Iterable[dict[str, Any]] | None = None) -> dict[str, Any]:
-    """Quantize (int8) or convert (fp16) the ONNX file ``in_path`` into ``out_path`` as ``cfg`` says.
+    """Quantize (int8) or convert (fp16) the ONNX file ``in_path`` into ``out_path``.
 
-    ``calibration_feeds`` (int8-static only, required there) are onnxruntime feed dicts of real
-    tokenized texts, e.g. from :func:`calibration_feeds`; batches are read until
-    ``cfg.calibration_samples`` rows. ``cfg.max_accuracy_drop`` is not looked at here (see
-    :func:`quantize_with_budget`). Returns::
+    ``mode`` is one of :data:`ONNX_MODES`; ``per_channel``, ``symmetric``, ``reduce_range``,
+    ``weight_type``, ``calibration_method`` and ``exclude`` (node names kept float) are described by the
+    recipe stage's config (:class:`edgebert.stages.quantize.QuantizeConfig`). ``calibration_feeds``
+    (int8-static only, required there) are onnxruntime feed dicts of real tokenized texts, e.g. from
+    :func:`calibration_feeds`; batches are read until ``calibration_samples`` rows. Returns::
 
         {"mode", "path",
          "bytes_in", "bytes_out":               file sizes (external data included),
          "weight_bytes_in", "weight_bytes_out": initializer bytes,
          "nodes_quantized": names of nodes now int8 / fp16,
-         "nodes_excluded": cfg.exclude,
+         "nodes_excluded": exclude,
          "nodes_float": quantizable nodes left in float (excluded, or not handled by the quantizer),
          "op_counts": {op type: count} of the quantized / cast ops in the result,
          "calibration_rows": texts used for calibration (int8-static)}
     """
     from edgebert.export.fuse import initializer_bytes, model_file_bytes
 
-    if cfg.mode not in ONNX_MODES:
-        raise ConfigError(
-            f"quantize_onnx handles modes {', '.join(ONNX_MODES)}; '{cfg.mode}' quantizes a torch model: "
-            "use edgebert.compress.quantize.torch_quantize_dynamic(model)."
-        )
+    _check_settings(mode, symmetric, weight_type, calibration_method)
+    exclude = list(exclude)
     in_path, out_path = Path(in_path), Path(out_path)
     model = _prepared(in_path)
-    _check_exclude(model, cfg.exclude)
-    if cfg.mode == "int8-static" and calibration_feeds is None:
+    _check_exclude(model, exclude)
+    if mode == "int8-static" and calibration_feeds is None:
         raise CompressionError(
             "int8-static needs calibration data: pass calibration_feeds=calibration_feeds(tokenizer, "
             "train_texts, input_names), or use mode 'int8-dynamic' (no calibration)."
@@ -410,25 +393,29 @@ def quantize_onnx(in_path: str | os.PathLike, out_path: str | os.PathLike, cfg: 
     rows = None
     external = model.ByteSize() > _EXTERNAL_DATA_THRESHOLD
     try:
-        if cfg.mode == "fp16":
-            _to_fp16(_load(model), out_path, cfg)
+        if mode == "fp16":
+            _to_fp16(_load(model), out_path, exclude)
         else:
+            weights = {"per_channel": per_channel, "reduce_range": reduce_range, "weight_type": weight_type,
+                       "exclude": exclude}
             with tempfile.TemporaryDirectory(prefix="edgebert-quant-") as tmp:
                 src = _save(model, Path(tmp) / "prepared.onnx")
-                if cfg.mode == "int8-dynamic":
-                    _dynamic(src, out_path, cfg, model, external)
+                if mode == "int8-dynamic":
+                    _dynamic(src, out_path, model, external, **weights)
                 else:
-                    rows = _static(src, out_path, cfg, model, calibration_feeds, input_names, external)
+                    rows = _static(src, out_path, model, calibration_feeds, input_names, external, **weights,
+                                   symmetric=symmetric, calibration_samples=calibration_samples,
+                                   calibration_method=calibration_method)
     except (CompressionError, ConfigError):
         raise
     except Exception as exc:  # onnxruntime raises plain exceptions (ValueError, RuntimeError, ...)
-        raise CompressionError(f"{cfg.mode} quantization of '{in_path}' failed: {exc}") from exc
+        raise CompressionError(f"{mode} quantization of '{in_path}' failed: {exc}") from exc
 
     import onnx
 
     result = onnx.load(str(out_path))
     quantized = quantized_nodes(model, result)
-    cands = quantizable_nodes(model, cfg.mode)
+    cands = quantizable_nodes(model, mode)
     interesting = {"MatMulInteger", "DynamicQuantizeLinear", "DynamicQuantizeMatMul", "QAttention",
                    "QEmbedLayerNormalization", "QuantizeLinear", "DequantizeLinear", "QLinearMatMul", "Cast"}
     op_counts: dict[str, int] = {}
@@ -436,14 +423,14 @@ def quantize_onnx(in_path: str | os.PathLike, out_path: str | os.PathLike, cfg: 
         if node.op_type in interesting:
             op_counts[node.op_type] = op_counts.get(node.op_type, 0) + 1
     report = {
-        "mode": cfg.mode,
+        "mode": mode,
         "path": str(out_path),
         "bytes_in": model_file_bytes(in_path),
         "bytes_out": model_file_bytes(out_path),
         "weight_bytes_in": weight_bytes_in,
         "weight_bytes_out": initializer_bytes(result),
         "nodes_quantized": quantized,
-        "nodes_excluded": list(cfg.exclude),
+        "nodes_excluded": list(exclude),
         "nodes_float": [n for n in cands if n not in set(quantized)],
         "op_counts": op_counts,
     }
@@ -458,15 +445,16 @@ def _excluded_with_gemm_aliases(model, exclude: Sequence[str]) -> list[str]:
     return [*exclude, *(f"{n}_MatMul" for n in exclude if n in gemms)]
 
 
-def _dynamic(src: Path, out_path: Path, cfg: QuantizeConfig, model, external: bool) -> None:
+def _dynamic(src: Path, out_path: Path, model, external: bool, *, per_channel: bool, reduce_range: bool,
+             weight_type: str, exclude: list[str]) -> None:
     import onnx
     from onnxruntime.quantization import quantize_dynamic
 
     with _quiet_ort():
         quantize_dynamic(
-            str(src), str(out_path), per_channel=cfg.per_channel, reduce_range=cfg.reduce_range,
-            weight_type=_quant_type(cfg.weight_type),
-            nodes_to_exclude=_excluded_with_gemm_aliases(model, cfg.exclude),
+            str(src), str(out_path), per_channel=per_channel, reduce_range=reduce_range,
+            weight_type=_quant_type(weight_type),
+            nodes_to_exclude=_excluded_with_gemm_aliases(model, exclude),
             use_external_data_format=external,
             # DefaultTensorType: the quantizer's shape inference cannot type the outputs of fused
             # contrib ops (Attention, SkipLayerNormalization, ...) and fails without it.
@@ -474,26 +462,28 @@ def _dynamic(src: Path, out_path: Path, cfg: QuantizeConfig, model, external: bo
         )
 
 
-def _static(src: Path, out_path: Path, cfg: QuantizeConfig, model, feeds, input_names, external: bool) -> int:
+def _static(src: Path, out_path: Path, model, feeds, input_names, external: bool, *, per_channel: bool,
+            reduce_range: bool, weight_type: str, exclude: list[str], symmetric: bool, calibration_samples: int,
+            calibration_method: str) -> int:
     import onnx
     from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
 
-    reader, rows = _calibration_reader(feeds, input_names, cfg.calibration_samples)
+    reader, rows = _calibration_reader(feeds, input_names, calibration_samples)
     # Fused graphs: the calibrator only records tensors whose type is known, and plain ONNX shape
     # inference does not type contrib-op outputs; symbolic inference does.
     typed = _save(_symbolic_shapes(model), src)
     method = {"minmax": CalibrationMethod.MinMax, "entropy": CalibrationMethod.Entropy,
-              "percentile": CalibrationMethod.Percentile}[cfg.calibration_method]
+              "percentile": CalibrationMethod.Percentile}[calibration_method]
     with _quiet_ort():
         quantize_static(
             str(typed), str(out_path), reader, quant_format=QuantFormat.QDQ,
-            op_types_to_quantize=_STATIC_OP_TYPES, per_channel=cfg.per_channel, reduce_range=cfg.reduce_range,
-            activation_type=QuantType.QInt8 if cfg.symmetric else QuantType.QUInt8,
-            weight_type=_quant_type(cfg.weight_type), nodes_to_exclude=list(cfg.exclude),
+            op_types_to_quantize=_STATIC_OP_TYPES, per_channel=per_channel, reduce_range=reduce_range,
+            activation_type=QuantType.QInt8 if symmetric else QuantType.QUInt8,
+            weight_type=_quant_type(weight_type), nodes_to_exclude=list(exclude),
             use_external_data_format=external, calibrate_method=method,
             extra_options={
-                "ActivationSymmetric": cfg.symmetric,
-                "WeightSymmetric": cfg.weight_type == "s8",
+                "ActivationSymmetric": symmetric,
+                "WeightSymmetric": weight_type == "s8",
                 "MatMulConstBOnly": True,
                 "DefaultTensorType": onnx.TensorProto.FLOAT,
                 # bounds calibration memory: ranges are merged every N batches
@@ -503,7 +493,7 @@ def _static(src: Path, out_path: Path, cfg: QuantizeConfig, model, feeds, input_
     return rows
 
 
-def _to_fp16(model, out_path: Path, cfg: QuantizeConfig) -> None:
+def _to_fp16(model, out_path: Path, exclude: list[str]) -> None:
     from onnxruntime.transformers.float16 import DEFAULT_OP_BLOCK_LIST
     from onnxruntime.transformers.onnx_model import OnnxModel
 
@@ -512,7 +502,7 @@ def _to_fp16(model, out_path: Path, cfg: QuantizeConfig) -> None:
         wrapper.convert_float_to_float16(
             keep_io_types=True,  # callers keep feeding / reading float32
             op_block_list=list(DEFAULT_OP_BLOCK_LIST) + list(FP16_KEEP_FP32_OPS),
-            node_block_list=list(cfg.exclude),
+            node_block_list=list(exclude),
         )
     _save(wrapper.model, out_path)
 
@@ -610,14 +600,19 @@ def layer_sensitivity(fp32_onnx: str | os.PathLike, quantize_fn: Callable[[str, 
     return sorted(results, key=lambda r: (-r[1], order[r[0]]))
 
 
-def quantize_with_budget(fp32_path: str | os.PathLike, out_path: str | os.PathLike, cfg: QuantizeConfig,
-                         eval_fn: Callable[[str], float], *,
+def quantize_with_budget(fp32_path: str | os.PathLike, out_path: str | os.PathLike,
+                         eval_fn: Callable[[str], float], *, max_accuracy_drop: float | None = None,
+                         mode: str = "int8-dynamic", per_channel: bool = False, symmetric: bool = False,
+                         reduce_range: bool = False, weight_type: str = "s8", calibration_samples: int = 256,
+                         calibration_method: str = "minmax", exclude: Sequence[str] = (),
                          calibration_feeds: Iterable[dict[str, Any]] | None = None) -> dict[str, Any]:
     """Quantize within an accuracy budget, keeping the most sensitive layers in float when needed.
 
-    1. Quantize everything (except ``cfg.exclude``) and measure the accuracy with ``eval_fn``
+    The settings after ``max_accuracy_drop`` are :func:`quantize_onnx`'s.
+
+    1. Quantize everything (except ``exclude``) and measure the accuracy with ``eval_fn``
        (``eval_fn(onnx_path) -> accuracy`` in [0, 1], e.g. :func:`onnx_accuracy_fn` on the dev split).
-    2. If the drop from fp32 exceeds ``cfg.max_accuracy_drop`` points, measure every layer group's
+    2. If the drop from fp32 exceeds ``max_accuracy_drop`` points (None: no search), measure every layer group's
        sensitivity (:func:`layer_groups`, :func:`layer_sensitivity`), then keep groups in float, most
        sensitive first, one more per attempt, until the drop is within budget or all are kept.
 
@@ -630,16 +625,20 @@ def quantize_with_budget(fp32_path: str | os.PathLike, out_path: str | os.PathLi
          "attempts": [{"kept_fp32": [...], "accuracy", "accuracy_drop"}, ...],
          "quantize": quantize_onnx's report of the final model}
     """
-    if cfg.mode not in ONNX_MODES:
-        raise ConfigError(f"quantize_with_budget handles modes {', '.join(ONNX_MODES)}; got '{cfg.mode}'.")
+    if mode not in ONNX_MODES:
+        raise ConfigError(f"quantize_with_budget handles modes {', '.join(ONNX_MODES)}; got '{mode}'.")
+    exclude = list(exclude)
+    settings = {"mode": mode, "per_channel": per_channel, "symmetric": symmetric, "reduce_range": reduce_range,
+                "weight_type": weight_type, "calibration_samples": calibration_samples,
+                "calibration_method": calibration_method}
     fp32_path, out_path = Path(fp32_path), Path(out_path)
     feeds = list(calibration_feeds) if calibration_feeds is not None else None  # reused per attempt
-    budget = cfg.max_accuracy_drop
+    budget = max_accuracy_drop
     fp32_acc = _accuracy(eval_fn, fp32_path)
 
     def run(dst: Path, extra: Sequence[str]) -> dict[str, Any]:
-        attempt_cfg = cfg.model_copy(update={"exclude": list(dict.fromkeys([*cfg.exclude, *extra]))})
-        return quantize_onnx(fp32_path, dst, attempt_cfg, calibration_feeds=feeds)
+        return quantize_onnx(fp32_path, dst, **settings, exclude=list(dict.fromkeys([*exclude, *extra])),
+                             calibration_feeds=feeds)
 
     out_path.parent.mkdir(parents=True, exist_ok=True)
     attempts: list[dict[str, Any]] = []
@@ -656,8 +655,8 @@ def quantize_with_budget(fp32_path: str | os.PathLike, out_path: str | os.PathLi
 
         path, report, acc = attempt([])
         if budget is not None and 100.0 * (fp32_acc - acc) > budget:
-            groups = layer_groups(fp32_path, cfg.mode)
-            groups = {g: [n for n in nodes if n not in cfg.exclude] for g, nodes in groups.items()}
+            groups = layer_groups(fp32_path, mode)
+            groups = {g: [n for n in nodes if n not in exclude] for g, nodes in groups.items()}
             groups = {g: nodes for g, nodes in groups.items() if nodes}
             sensitivity = layer_sensitivity(fp32_path, lambda i, o, ex: run(Path(o), ex), eval_fn, groups,
                                             baseline=fp32_acc, workdir=tmp)

@@ -101,8 +101,8 @@ def _inspect_onnx(onnx_path: Path, precision: str) -> list[str]:
     if precision == "int8":
         if not q_nodes:
             raise ExportError(
-                "int8 engines need an explicitly quantized (QDQ) model: quantize_onnx(..., QuantizeConfig("
-                "mode='int8-static', symmetric=True)) first. TensorRT 10 deprecates implicit calibration."
+                "int8 engines need an explicitly quantized (QDQ) model: quantize_onnx(..., "
+                "mode='int8-static', symmetric=True) first. TensorRT 10 deprecates implicit calibration."
             )
         inits = {i.name: i for i in model.graph.initializer}
         for node in q_nodes:
@@ -114,7 +114,7 @@ def _inspect_onnx(onnx_path: Path, precision: str) -> list[str]:
             if zp.data_type != onnx.TensorProto.INT8 or np.any(numpy_helper.to_array(zp, base_dir=str(onnx_path.parent)) != 0):
                 raise ExportError(
                     f"TensorRT needs symmetric int8 quantization (int8, zero point 0); node '{node.name}' is not. "
-                    "Quantize with QuantizeConfig(mode='int8-static', symmetric=True, weight_type='s8')."
+                    "Quantize with quantize_onnx(..., mode='int8-static', symmetric=True, weight_type='s8')."
                 )
     return [i.name for i in model.graph.input]
 

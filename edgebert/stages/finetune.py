@@ -12,6 +12,7 @@ from edgebert.stages.registry import Artifact, RunContext, StageResult, model_re
 from edgebert.train.finetune import FinetuneConfig as TrainConfig
 
 
+# Extends the public config of `edgebert finetune` / edgebert.finetune(), so a recipe takes the same settings (+ when)
 class FinetuneConfig(TrainConfig):
     """Fine-tuning as a pipeline stage (see ``edgebert finetune``)."""
 

@@ -11,24 +11,61 @@ manifest.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
-from edgebert.compress.quantize import QuantizeConfig as AlgorithmConfig
+from edgebert.compress.quantize import CalibrationMethod, QuantMode, WeightType, settings_problem
+from edgebert.config import StageConfig
 from edgebert.stages._shared import NEEDS_ONNX, agreement
 from edgebert.stages.registry import Artifact, RunContext, StageResult, forbids, model_ref, register_stage
 
 
-class QuantizeConfig(AlgorithmConfig):
-    """Quantization as a pipeline stage; ``max_accuracy_drop`` None takes the target's budget."""
+class QuantizeConfig(StageConfig):
+    """How to quantize a classifier (ONNX int8 dynamic / static, fp16, or torch int8 dynamic);
+    ``max_accuracy_drop`` None takes the target's budget."""
 
+    kind: Literal["quantize"] = Field("quantize", description="Stage kind")
+    mode: QuantMode = Field(
+        "int8-dynamic",
+        description="int8-dynamic (CPU, no calibration), int8-static (QDQ, calibrated: TensorRT and "
+                    "accelerators), fp16 (GPU), torch-int8-dynamic (torch nn.Linear int8 for TorchScript)",
+    )
+    per_channel: bool = Field(False, description="Quantize weights per output channel instead of per tensor")
+    symmetric: bool = Field(
+        False, description="Symmetric int8 activations with zero point 0 (int8-static only; TensorRT needs it)"
+    )
+    reduce_range: bool = Field(
+        False, description="Quantize weights to 7 bits (avoids int16 overflow on x86 CPUs without VNNI)"
+    )
+    weight_type: WeightType = Field("s8", description="Weight integer type: s8 (signed) or u8 (unsigned)")
+    calibration_samples: int = Field(
+        256, ge=1, description="Number of tokenized training texts used to calibrate activation ranges (int8-static)"
+    )
+    calibration_method: CalibrationMethod = Field(
+        "minmax", description="How activation ranges are chosen from the calibration data (int8-static)"
+    )
+    max_accuracy_drop: float | None = Field(
+        None, ge=0,
+        description="Largest allowed dev accuracy drop in points (1.0 = one percentage point); above it the "
+                    "most sensitive layers are kept in float. None: quantize everything, no search",
+    )
+    exclude: list[str] = Field(
+        default_factory=list, description="ONNX node names kept in float32 (never quantized / converted)"
+    )
     try_per_channel: bool = Field(
         True, description="When int8 with per-tensor weights exceeds the budget, try per-channel weights before "
                           "keeping layers in float (int8 modes; kept when fewer layers stay float)")
     max_length: int = Field(128, ge=8, le=8192,
                             description="Token cap of the dev-scoring and calibration inputs (unset in the recipe: the "
                                         "target's shapes.max_length)")
+
+    @model_validator(mode="after")
+    def _check(self):
+        problem = settings_problem(self.mode, self.symmetric)
+        if problem:
+            raise ValueError(problem)
+        return self
 
 
 def _resolve(cfg: QuantizeConfig, target) -> QuantizeConfig:
@@ -95,17 +132,16 @@ def quantize(art: Artifact, cfg: QuantizeConfig, ctx: RunContext) -> StageResult
     if budget != cfg.max_accuracy_drop:
         ctx.log(f"quantize: {budget:.2f} points of the target's accuracy budget are left after the earlier stages; "
                 "int8 may spend at most that")
-    lib_cfg = AlgorithmConfig(**cfg.model_dump(exclude={"try_per_channel", "max_length"})).model_copy(
-        update={"max_accuracy_drop": budget})
-    report = quantize_with_budget(src, out, lib_cfg, eval_fn, calibration_feeds=feeds)
+    settings = cfg.model_dump(exclude={"kind", "try_per_channel", "max_length", "max_accuracy_drop"})
+    report = quantize_with_budget(src, out, eval_fn, **settings, max_accuracy_drop=budget, calibration_feeds=feeds)
     search = None
     if cfg.try_per_channel and not cfg.per_channel and cfg.mode != "fp16" and (
             report["kept_fp32"] or not report["within_budget"]):
         # Per-channel weight scales often recover what per-tensor int8 loses, at int8 speed; keeping
         # layers in float costs speed and size. Keep whichever leaves fewer layers in float.
         alt_path = ctx.work / "per_channel.onnx"
-        alt = quantize_with_budget(src, alt_path, lib_cfg.model_copy(update={"per_channel": True}), eval_fn,
-                                   calibration_feeds=feeds)
+        alt = quantize_with_budget(src, alt_path, eval_fn, **{**settings, "per_channel": True},
+                                   max_accuracy_drop=budget, calibration_feeds=feeds)
 
         def rank(r):
             return (not r["within_budget"], len(r["kept_fp32"]), -r["accuracy"])

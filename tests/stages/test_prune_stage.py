@@ -1,10 +1,14 @@
-"""The prune stage: its config (the recipe's prune entry)."""
+"""The prune stage: its config (the recipe's prune entry), run through the pipeline."""
 
 import pytest
+
+from conftest import run_stage
 
 from edgebert.config import build_config
 from edgebert.errors import ConfigError
 from edgebert.stages.prune import PruneConfig
+
+RECIPE = [{"kind": "prune", "heads": 0.5, "ffn": 0.5, "samples": 16}, {"kind": "export-onnx"}]
 
 
 def test_config_defaults_validation_and_json_round_trip():
@@ -18,3 +22,11 @@ def test_config_defaults_validation_and_json_round_trip():
                 {"scope": "everywhere"}, {"samples": 4}, {"head": 0.5}):
         with pytest.raises(ConfigError):
             build_config(PruneConfig, bad)
+
+
+@pytest.mark.parametrize("arch", ["bert", "albert"])
+def test_stage_runs_and_is_recorded(arch, request, tmp_path):
+    rec, _files, _out = run_stage(request, tmp_path, "prune", RECIPE, arch)
+    m = rec["metrics"]
+    assert m["parameters_after"] < m["parameters_before"]
+    assert rec["validation"]["n"] > 0 and 0 <= rec["validation"]["label_agreement"] <= 1

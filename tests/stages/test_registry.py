@@ -9,9 +9,37 @@ import pytest
 from edgebert.config import StageConfig
 from edgebert.errors import ConfigError
 from edgebert.stages import registry
-from edgebert.stages.registry import STAGES, check_order, forbids, parse_stage, register_stage, requires
+from edgebert.stages.registry import (
+    STAGES,
+    check_order,
+    forbids,
+    parse_stage,
+    register_stage,
+    requires,
+    stage_kinds,
+)
 
 STAGES_DIR = Path(registry.__file__).parent
+TESTS_DIR = Path(__file__).parent
+
+
+def test_every_stage_kind_has_its_test_file():
+    """tests/stages/test_<kind>_stage.py for every registered kind (and none for a kind that is gone), each
+    running its kind through the pipeline on a RECIPE."""
+    expected = {f"test_{kind.replace('-', '_')}_stage.py" for kind in stage_kinds()}
+    assert {p.name for p in TESTS_DIR.glob("test_*_stage.py")} == expected
+    for name in expected:
+        text = (TESTS_DIR / name).read_text()
+        assert "\nRECIPE = " in text and "run_stage(" in text, name
+
+
+@pytest.mark.parametrize("kind", stage_kinds())
+def test_every_stage_config_round_trips_json_and_describes_its_fields(kind):
+    cls = STAGES[kind].config
+    cfg = cls()
+    assert cls.model_validate_json(cfg.model_dump_json()) == cfg
+    missing = [n for n, f in cls.model_fields.items() if n != "kind" and not f.description]
+    assert not missing, f"{kind}: fields without description: {missing}"
 
 
 def test_registry_names_no_kind_and_imports_no_stage_module():
