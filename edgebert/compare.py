@@ -148,7 +148,7 @@ def compare(models: Sequence[str], data: Any, *, targets: Sequence[str] = ("cpu"
     models = [str(m) for m in models]
     if len(models) < 2:
         raise ConfigError(f"compare needs at least two models to compare, got {len(models)}: "
-                          "edgebert compare MODEL_A MODEL_B --data DATA")
+                          "edgebert compare MODEL_A MODEL_B --data DATA --out DIR")
     dup = sorted({m for m in models if models.count(m) > 1})
     if dup:
         raise ConfigError(f"model {dup[0]!r} is given twice; give each model once.")

@@ -109,7 +109,7 @@ def test_engine_precision_from_the_manifest(tmp_path):
     assert engine_file_precision(tmp_path / "model" / "model.plan") == "unknown"
 
 
-@pytest.mark.parametrize("name", ["runtime/classifier.py", "bench/variants.py", "pipeline.py"])
+@pytest.mark.parametrize("name", ["runtime/classifier.py", "bench/variants.py", "deploy.py"])
 def test_readers_of_file_names_use_the_table(name):
     """The modules that had their own copy import the table instead."""
     tree = ast.parse((PACKAGE / name).read_text(encoding="utf-8"))

@@ -399,7 +399,7 @@ def test_stages_take_the_targets_max_length_unless_the_recipe_sets_one(tmp_path)
 
 def test_unknown_stage_and_target_list_the_known_ones(tmp_path):
     recipe = write_recipe(tmp_path / "bad.yaml", [{"kind": "lowrank"}])
-    with pytest.raises(UnknownStageError, match=r"Known: finetune, prune, distill, sparsify"):
+    with pytest.raises(UnknownStageError, match=r"Known: finetune, albertize, prune, distill, sparsify"):
         plan("cpu", recipe)
     with pytest.raises(UnknownTargetError, match=r"Known: .*cpu.*jetson.*mobile"):
         plan("jetson-nano")
