@@ -30,7 +30,7 @@ class AlbertizeConfig(StageConfig):
         1, ge=1, description="Distinct sets of layer weights (1: every layer shares one, as in ALBERT; the number "
                              "of layers: no sharing); must divide the number of layers")
     init: Literal["average", "best"] = Field(
-        "best", description="How a group starts from the layers it replaces: their element-wise average, or the "
+        "average", description="How a group starts from the layers it replaces: their element-wise average, or the "
                             "single one that best reproduces the group's output on dev texts")
     probe_texts: int = Field(64, ge=1, le=4096, description="Dev texts the 'best' initialisation is measured on")
     max_length: int = Field(128, ge=8, le=8192, description="Token cap of the probe and the dev check")
