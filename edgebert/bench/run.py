@@ -20,7 +20,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from edgebert.bench import protocol
-from edgebert.bench.baselines import BASELINE_NAMES
+from edgebert.bench.baselines import baseline_names
 from edgebert.bench.variants import (Runner, VariantSpec, discover, encode_numpy, finetuned_variant, is_artifact,
                                      load_hf_tokenizer, open_runner)
 from edgebert.errors import ConfigError, DataError
@@ -261,7 +261,7 @@ def bench(paths: Sequence[str | os.PathLike], data: Any, *, split: str = "test",
                               "edgebert bench FINETUNED_DIR MODEL_FILE --data DATA --baselines")
 
     _unique_names(specs)
-    names = [s.name for s in specs] + (list(BASELINE_NAMES) if baselines else [])
+    names = [s.name for s in specs] + (baseline_names() if baselines else [])
     if reference is not None and reference not in names:
         raise ConfigError(f"Reference '{reference}' is not one of the variants: {', '.join(names)}.")
 
@@ -281,8 +281,10 @@ def bench(paths: Sequence[str | os.PathLike], data: Any, *, split: str = "test",
         from edgebert.bench.baselines import build_baselines
 
         sample = the_split.select(rows[:64])
+        train = ds.split("train")  # calibrates the OpenVINO baseline
         built = build_baselines(source, out / "baselines", sample.texts, pairs=sample.text_pairs,
-                                max_length=max_length, on_step=phase)
+                                max_length=max_length, on_step=phase, train_texts=train.texts,
+                                train_pairs=train.text_pairs)
         for b in built:
             b.device = device
         specs += built
@@ -389,6 +391,10 @@ def bench(paths: Sequence[str | os.PathLike], data: Any, *, split: str = "test",
         "variants": [_variant_json(v, ref, seq_len, batch, len(rows)) for v in variants],
         "wall_s": None,
     }
+    if baselines:  # the strongest baseline and each edgebert row's speed-up against it
+        from edgebert.bench.baselines import headline
+
+        results["headline"] = headline(results["variants"])
     results["wall_s"] = time.perf_counter() - started
     write_json(out / "bench.json", results)
     write_bench_outputs(results, out)
