@@ -48,7 +48,7 @@ def library_versions() -> dict[str, str | None]:
     """Versions of the libraries whose behaviour determines results (None when absent)."""
     names = [
         "edgebert", "torch", "transformers", "tokenizers", "accelerate", "peft", "onnx",
-        "onnxruntime", "optimum", "optimum-onnx", "tensorrt", "numpy", "scikit-learn",
+        "onnxruntime", "optimum", "optimum-onnx", "openvino", "nncf", "tensorrt", "numpy", "scikit-learn",
     ]
     return {"python": platform.python_version(), **_versions(names)}
 

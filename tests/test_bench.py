@@ -330,23 +330,39 @@ def test_engine_is_skipped_off_the_gpu(classifier, tiny_sentiment_dir, tmp_path,
 
 
 def test_baselines_without_optimum(classifier, tiny_sentiment_dir, tmp_path, monkeypatch):
-    from edgebert.bench import bench
+    """Without optimum (and openvino) the bench completes: those rows skipped with what to install, the
+    others measured, and the headline computed from what was measured."""
+    from edgebert.bench import baselines, bench
 
-    monkeypatch.setitem(sys.modules, "optimum.onnxruntime", None)  # import fails as if absent
+    for module in ("optimum.onnxruntime", "openvino", "nncf"):
+        monkeypatch.setitem(sys.modules, module, None)  # import fails as if absent
+    # an AVX-512 VNNI CPU: the Optimum rows come with their AVX2 twins
+    monkeypatch.setattr(baselines, "optimum_preset", lambda *a, **k: ("avx512_vnni", "CPU flag avx512_vnni"))
     clf, _ = classifier
     res = bench([clf], tiny_sentiment_dir, baselines=True, out=tmp_path / "o", rounds=1, warmup=1,
                 latency_samples=4, batch=8, threads=1, memory=False, progress=False).results
     by_base = {v["baseline"]: v for v in res["variants"]}
-    assert set(by_base) == {"pytorch-fp32", "onnx-fp32", "optimum-int8"}
+    assert set(by_base) == {"pytorch-fp32", "onnx-fp32", "optimum-int8", "optimum-int8-avx2", "optimum-o3-int8",
+                            "optimum-o3-int8-avx2", "openvino-int8", "edgebert-fused-int8"}
     assert by_base["pytorch-fp32"]["name"] == "clf" and res["reference"] == "clf"
     onnx_v = by_base["onnx-fp32"]
     assert onnx_v["status"] == "ok", onnx_v["error"]
     assert onnx_v["validation"]["max_abs_logit_diff"] < 1e-4 and onnx_v["validation"]["label_agreement"] == 1.0
     assert onnx_v["accuracy"]["agreement"] == 1.0
     assert (tmp_path / "o" / "baselines" / "onnx-fp32" / "model.onnx").is_file()
-    opt = by_base["optimum-int8"]
-    assert opt["status"] == "skipped" and opt["error"] == "optimum not installed: pip install 'edgebert[optimum]'"
-    assert "optimum-int8 (skipped)" in (tmp_path / "o" / "bench.md").read_text()
+    for name in ("optimum-int8", "optimum-int8-avx2", "optimum-o3-int8", "optimum-o3-int8-avx2"):
+        opt = by_base[name]
+        assert opt["status"] == "skipped" and opt["error"] == "optimum not installed: pip install 'edgebert[optimum]'"
+    ov = by_base["openvino-int8"]
+    assert ov["status"] == "skipped" and ov["error"] == "openvino / nncf not installed: pip install 'edgebert[openvino]'"
+    assert by_base["edgebert-fused-int8"]["status"] == "ok", by_base["edgebert-fused-int8"]["error"]
+    head = res["headline"]
+    assert head["strongest"]["baseline"] in ("pytorch-fp32", "onnx-fp32")  # the only third-party rows measured
+    assert head["optimum_avx2"] is None and any("AVX2" in n for n in head["notes"])
+    assert [r["baseline"] for r in head["rows"]] == ["edgebert-fused-int8"]
+    text = (tmp_path / "o" / "bench.md").read_text()
+    assert "optimum-int8 (skipped)" in text and "baseline/openvino-int8 (skipped)" in text
+    assert "Strongest baseline" in text
 
 
 @pytest.mark.slow

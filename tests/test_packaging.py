@@ -79,7 +79,7 @@ def test_train_extra_is_what_the_training_commands_check_for():
     assert sorted(_names(extras["train"])) == sorted(TRAINING_PACKAGES)
     # the README's development install (.[dev,optimum]) must bring the whole training side, and every
     # extra that only makes sense with training pulls it in
-    for extra in ("dev", "lora", "optimum", "tensorrt"):
+    for extra in ("dev", "lora", "optimum", "tensorrt", "openvino"):
         assert any(r.replace(" ", "").startswith("edgebert[") and "train" in r for r in extras[extra]), extra
 
 

@@ -25,7 +25,7 @@ CSV_COLUMNS = (
 )
 
 RUNTIME_COLORS = {"pytorch": "#1f77b4", "onnxruntime": "#ff7f0e", "torchscript": "#2ca02c",
-                  "tensorrt": "#9467bd"}
+                  "tensorrt": "#9467bd", "openvino": "#8c564b"}
 _MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*")
 
 
@@ -159,7 +159,38 @@ def bench_markdown(results: dict[str, Any]) -> str:
         f"{proto.get('throughput_batch')}. Latency in ms: p50 [p10–p90]; reference: {results.get('reference')}.",
         "",
     ]
-    return "\n".join(head) + markdown_table(rows) + "\n"
+    text = "\n".join(head) + markdown_table(rows) + "\n"
+    if results.get("headline"):
+        text += "\n" + headline_markdown(results["headline"])
+    return text
+
+
+def headline_markdown(h: dict[str, Any]) -> str:
+    """The headline of a ``--baselines`` bench (:func:`edgebert.bench.baselines.headline`): the strongest
+    baseline, then each edgebert row's p50 speed-up against it and against Optimum's unoptimized AVX2 int8."""
+    def named(b: dict[str, Any] | None) -> str:
+        if not b:
+            return "–"
+        drop = "" if b.get("drop_points") is None else f", {-b['drop_points']:+.2f} points"
+        return f"**{b['name']}**, p50 {_ms(b['p50_ms'])} ms, accuracy {_num(b['accuracy'], '.4f')}{drop}"
+
+    def times(v: float | None) -> str:
+        return "–" if v is None else f"{v:.2f}x"
+
+    fp32 = h.get("fp32")
+    lines = ["## Headline", "",
+             f"fp32 model: {fp32['name'] if fp32 else '–'}, accuracy {_num((fp32 or {}).get('accuracy'), '.4f')}. "
+             f"Strongest baseline (the fastest third-party baseline within {h['budget_points']:g} point of it): "
+             f"{named(h.get('strongest'))}. Optimum's unoptimized AVX2 int8: {named(h.get('optimum_avx2'))}.", ""]
+    lines += [f"- {n}" for n in h.get("notes") or []]
+    if h.get("notes"):
+        lines.append("")
+    lines += ["| row | accuracy | drop (points) | p50 ms | × strongest baseline | × Optimum AVX2 int8 |",
+              "|---|---|---|---|---|---|"]
+    for r in h.get("rows") or []:
+        lines.append(f"| {r['name']} | {_num(r['accuracy'], '.4f')} | {_num(r['drop_points'], '.2f')} | "
+                     f"{_ms(r['p50_ms'])} | {times(r['speedup_vs_strongest'])} | {times(r['speedup_vs_optimum_avx2'])} |")
+    return "\n".join(lines) + "\n"
 
 
 def _with_reference(rows: list[dict[str, Any]], reference: str | None) -> list[dict[str, Any]]:

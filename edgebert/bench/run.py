@@ -20,7 +20,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from edgebert.bench import protocol
-from edgebert.bench.baselines import BASELINE_NAMES
+from edgebert.bench.baselines import baseline_names
 from edgebert.bench.variants import (Runner, VariantSpec, discover, encode_numpy, finetuned_variant, is_artifact,
                                      load_hf_tokenizer, open_runner)
 from edgebert.errors import ConfigError, DataError
@@ -217,7 +217,7 @@ def bench(paths: Sequence[str | os.PathLike], data: Any, *, split: str = "test",
     source = _baseline_source(specs) if baselines else None
 
     _unique_names(specs)
-    names = [s.name for s in specs] + (list(BASELINE_NAMES) if baselines else [])
+    names = [s.name for s in specs] + (baseline_names() if baselines else [])
     if reference is not None and reference not in names:
         raise ConfigError(f"Reference '{reference}' is not one of the variants: {', '.join(names)}.")
 
@@ -229,8 +229,8 @@ def bench(paths: Sequence[str | os.PathLike], data: Any, *, split: str = "test",
     progress_bar = _Progress(progress)
     baseline_info = None
     if source is not None:
-        baseline_info = _add_baselines(specs, source, out, the_split.select(rows[:64]), device=device,
-                                       max_length=max_length, on_step=progress_bar.phase)
+        baseline_info = _add_baselines(specs, source, out, the_split.select(rows[:64]), ds.split("train"),
+                                       device=device, max_length=max_length, on_step=progress_bar.phase)
     _unique_names(specs)
 
     variants = [_Variant(spec=s) for s in specs]
@@ -277,6 +277,10 @@ def bench(paths: Sequence[str | os.PathLike], data: Any, *, split: str = "test",
         "variants": [_variant_json(v, ref, seq_len, batch, len(rows)) for v in variants],
         "wall_s": None,
     }
+    if baselines:  # the strongest baseline and each edgebert row's speed-up against it
+        from edgebert.bench.baselines import headline
+
+        results["headline"] = headline(results["variants"])
     results["wall_s"] = time.perf_counter() - started
     write_json(out / "bench.json", results)
     write_bench_outputs(results, out)
@@ -349,14 +353,15 @@ def _baseline_source(specs: list[VariantSpec]) -> VariantSpec:
     return source
 
 
-def _add_baselines(specs: list[VariantSpec], source: VariantSpec, out: Path, sample, *, device: str,
+def _add_baselines(specs: list[VariantSpec], source: VariantSpec, out: Path, sample, train, *, device: str,
                    max_length: int, on_step) -> dict[str, Any]:
-    """Build the baselines of ``source`` in ``out``/baselines, append them to ``specs``; bench.json's
-    ``baselines`` block."""
+    """Build the baselines of ``source`` in ``out``/baselines (``train``: the split that calibrates the OpenVINO
+    baseline), append them to ``specs``; bench.json's ``baselines`` block."""
     from edgebert.bench.baselines import build_baselines
 
     built = build_baselines(source, out / "baselines", sample.texts, pairs=sample.text_pairs,
-                            max_length=max_length, on_step=on_step)
+                            max_length=max_length, on_step=on_step, train_texts=train.texts,
+                            train_pairs=train.text_pairs)
     for b in built:
         b.device = device
     specs += built

@@ -11,6 +11,9 @@ Top level::
                       jetson_power_mode, libraries, host, device_label, ...}
     reference        name of the reference variant (None when every variant failed)
     baselines        {requested, source, notes} or None
+    headline         (with --baselines; optional) {budget_points, fp32, strongest, optimum_avx2, candidates,
+                     rows, notes}: the fastest third-party baseline within budget_points of the fp32 model's
+                     accuracy and each other row's p50 speed-up against it (edgebert.bench.baselines.headline)
     variants         [variant, ...] in command-line order (baselines after the inputs)
 
 A variant::

@@ -47,7 +47,8 @@ NO_TENSORRT = "TensorRT not installed: an engine runs where TensorRT and the GPU
 WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin", "model.safetensors.index.json",
                 "pytorch_model.bin.index.json")
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "vocab.txt")
-RUNTIMES = {"hf": "pytorch", "onnx": "onnxruntime", "torchscript": "torchscript", "tensorrt": "tensorrt"}
+RUNTIMES = {"hf": "pytorch", "onnx": "onnxruntime", "torchscript": "torchscript", "tensorrt": "tensorrt",
+            "openvino": "openvino"}  # openvino: the --baselines OpenVINO IR (edgebert.bench.openvino)
 #: the kind of a model file, from the runtime that runs it (edgebert.formats)
 _FILE_KINDS = {runtime: kind for kind, runtime in RUNTIMES.items() if runtime in FILE_RUNTIMES}
 
@@ -567,5 +568,9 @@ def open_runner(spec: VariantSpec, threads: int) -> Runner:
         return OnnxRunner(spec, threads)
     if spec.runtime == "tensorrt":
         return TensorRTRunner(spec)
+    if spec.runtime == "openvino":
+        from edgebert.bench.openvino import OpenVinoRunner
+
+        return OpenVinoRunner(spec, threads)
     known = ", ".join(sorted(set(RUNTIMES.values())))
     raise ConfigError(f"Runtime '{spec.runtime}' cannot be benchmarked. Known: {known}.")

@@ -33,6 +33,7 @@ RUNTIME_MODULES = {
     "torchscript": ("numpy", "torch", "tokenizers"),
     "pytorch": ("numpy", "torch", "transformers", "tokenizers"),
     "tensorrt": ("numpy", "torch", "tensorrt", "tokenizers"),
+    "openvino": ("numpy", "openvino", "tokenizers"),
 }
 
 
