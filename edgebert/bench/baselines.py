@@ -332,9 +332,12 @@ def build_edgebert_fused_int8(source: VariantSpec, folder: Path, plain_onnx: Pat
     try:
         from transformers import AutoConfig
 
-        from edgebert.compress.quantize import QuantizeConfig, quantize_onnx
+        import inspect
+
+        from edgebert.compress.quantize import quantize_onnx
         from edgebert.export.fuse import FUSABLE_MODEL_TYPES, fuse_onnx, fusion_params
         from edgebert.stages.export_onnx import ExportOnnxConfig
+        from edgebert.stages.quantize import QuantizeConfig
 
         config = AutoConfig.from_pretrained(source.path)
         if config.model_type not in FUSABLE_MODEL_TYPES:
@@ -347,7 +350,8 @@ def build_edgebert_fused_int8(source: VariantSpec, folder: Path, plain_onnx: Pat
         export_cfg, quant_cfg = ExportOnnxConfig(), QuantizeConfig(mode="int8-dynamic")
         fused = Path(folder) / label / "fused.onnx"
         fusion = fuse_onnx(plain_onnx, fused, opt_level=export_cfg.opt_level, **fusion_params(config))
-        report = quantize_onnx(fused, out, quant_cfg)
+        settings = set(inspect.signature(quantize_onnx).parameters)
+        report = quantize_onnx(fused, out, **{k: v for k, v in quant_cfg.model_dump().items() if k in settings})
     except Exception as exc:
         return _onnx_spec(name, label, out, source, "int8", error=f"fusion / quantization failed: {_message(exc)}")
     spec = _onnx_spec(name, label, out, source, "int8", notes=[
