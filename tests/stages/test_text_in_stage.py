@@ -2,7 +2,6 @@
 takes strings and answers as the token-in model did."""
 
 import pytest
-import yaml
 
 from edgebert.errors import ConfigError
 from edgebert.stages.registry import check_order, parse_stage
@@ -24,23 +23,25 @@ def test_order_rules():
     _order({"kind": "export-onnx", "fuse": False}, "quantize", "text-in", "export-mobile")
 
 
-def test_int8_text_in_ort_through_the_pipeline(tiny_classifier_dir, tiny_sentiment_dir, tmp_path):
+RECIPE = [{"kind": "export-onnx", "fuse": False}, {"kind": "quantize", "max_accuracy_drop": 100.0},
+          {"kind": "text-in"}, {"kind": "export-mobile", "check_usability": False}]
+
+
+def test_int8_text_in_ort_through_the_pipeline(request, tmp_path):
+    import json
+
     pytest.importorskip("onnxruntime_extensions", reason="text-in needs onnxruntime-extensions (edgebert[textin])")
-    from edgebert.pipeline import compress
+    from conftest import run_stage
     from edgebert.runtime import Classifier
 
-    recipe = tmp_path / "textin.yaml"
-    recipe.write_text(yaml.safe_dump({"name": "textin", "stages": [
-        {"kind": "export-onnx", "fuse": False}, {"kind": "quantize", "max_accuracy_drop": 100.0},
-        {"kind": "text-in"}, {"kind": "export-mobile", "check_usability": False}]}))
-    result = compress(str(tiny_classifier_dir), "mobile", data=str(tiny_sentiment_dir), out=tmp_path / "art",
-                      recipe=recipe, progress=False, cache=False)
-    by_kind = {s["kind"]: s for s in result.manifest["stages"]}
-    v = by_kind["text-in"]["validation"]
+    rec, files, out = run_stage(request, tmp_path, "text-in", RECIPE)
+    manifest = json.loads((out / "manifest.json").read_text())
+    by_kind = {s["kind"]: s for s in manifest["stages"]}
+    v = rec["validation"]
     assert v["token_mismatches"] == 0 and v["label_mismatches"] == 0 and v["texts"] > 0
-    assert by_kind["text-in"]["metrics"]["tokenizer"] and by_kind["export-mobile"]["validation"]["label_agreement"] == 1.0
-    assert result.manifest["deploy"]["model"].endswith(".ort")
-    clf = Classifier.load(result.out)
+    assert rec["metrics"]["tokenizer"] and by_kind["export-mobile"]["validation"]["label_agreement"] == 1.0
+    assert manifest["deploy"]["model"].endswith(".ort") and "model.ort" in files
+    clf = Classifier.load(out)
     assert clf.text_in
     labels = [p.label for p in clf.predict(["a great film", "a dull and boring film"])]
     assert set(labels) <= {"positive", "negative"}
