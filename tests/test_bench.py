@@ -380,6 +380,7 @@ def test_optimum_baseline(classifier, tiny_sentiment_dir, tmp_path):
     assert opt["status"] == "ok", opt["error"]
     assert opt["precision"] == "int8" and opt["runtime"] == "onnxruntime"
     assert opt["validation"]["optimum_preset"] in ("avx512_vnni", "avx512", "avx2", "arm64")
+    assert opt["validation"]["preset_reason"] != "chosen by the caller"  # the CPU's flags chose it
     assert any("AutoQuantizationConfig" in n for n in opt["notes"])
     assert opt["accuracy"]["n"] == 20 and opt["memory"]["torch_imported"] is False
 

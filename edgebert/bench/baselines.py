@@ -385,7 +385,7 @@ def build_baselines(source: VariantSpec, folder: Path, texts: list[str], *, max_
     out = [build_onnx_fp32(source, folder, texts, max_length=max_length, pairs=pairs)]
     for label, build in (("optimum-int8", build_optimum_int8), ("optimum-o3-int8", build_optimum_o3_int8)):
         step(f"baseline/{label}", "optimum export + optimize / quantize")
-        out.append(build(source, folder, preset))
+        out.append(build(source, folder))  # the CPU's preset, with why it was chosen
         if avx2_too(preset):
             out.append(build(source, folder, "avx2", label=f"{label}-avx2"))
     step("baseline/openvino-int8", "OpenVINO conversion + NNCF quantization")

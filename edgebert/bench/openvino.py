@@ -39,7 +39,8 @@ class OpenVinoRunner:
         # The CPU plugin runs the float parts of the graph at this precision by default (bf16 on CPUs
         # with AMX or AVX-512 BF16): the row's accuracy is the one it gives, so the row says which.
         precision = self.compiled.get_property("INFERENCE_PRECISION_HINT")
-        note = f"OpenVINO CPU plugin inference precision (float parts): {getattr(precision, 'name', precision)}"
+        name = precision.get_type_name() if hasattr(precision, "get_type_name") else str(precision)
+        note = f"OpenVINO CPU plugin inference precision (float parts): {name}"
         if note not in spec.notes:
             spec.notes.append(note)
 
