@@ -49,7 +49,13 @@ def spm_tokenizer_dir(tmp_path_factory):
     """An ALBERT tokenizer (spiece.model + tokenizer.json) on a ~150-piece SentencePiece unigram model
     trained here on the tiny corpus, upper case and accents included."""
     spm = pytest.importorskip("sentencepiece")
+    import transformers
     from transformers import AlbertTokenizer, AutoTokenizer
+
+    if int(transformers.__version__.split(".")[0]) >= 5:
+        # measured with transformers 5.25: AlbertTokenizer is the fast class there, and building it from a
+        # spiece.model gives [UNK] for every word; CI's transformers 4 leg runs these tests
+        pytest.skip("transformers 5 cannot convert a spiece.model into a fast tokenizer here (it yields [UNK]s)")
 
     corpus = [" ".join(WORDS[i:i + 7]) for i in range(0, len(WORDS), 3)] + POSITIVE + NEGATIVE
     corpus += [s.capitalize() for s in corpus] + ["café naïve résumé déjà", '"quoted" text, with: punctuation!']
