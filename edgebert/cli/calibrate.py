@@ -120,7 +120,7 @@ def _calibrate_out_of_scope(ctx, clf, ds, artifact, data, recall, split, eval_sp
 
     from edgebert.artifact import write_json
     from edgebert.errors import ConfigError
-    from edgebert.runtime.calibration import dataset_rows, label_indices, out_of_scope_threshold
+    from edgebert.runtime.calibration import dataset_rows, label_indices, out_of_scope_at, out_of_scope_threshold
 
     oos = ds.out_of_scope_label
     if oos is None:
@@ -140,14 +140,10 @@ def _calibrate_out_of_scope(ctx, clf, ds, artifact, data, recall, split, eval_sp
     report = {"command": _command(ctx), "artifact": artifact, "data": data, "split": split, "out_of_scope_label": oos,
               **found, "eval": None}
     if found["threshold"] is not None and eval_split.lower() != "none" and eval_split in ds.splits:
-        from edgebert.metrics import out_of_scope_metrics
-
         ey, eprobs = scores(eval_split)
-        answered = eprobs.argmax(axis=1)
         report["eval"] = {"split": eval_split,
-                          "at_threshold": out_of_scope_metrics(ey, [p if c >= found["threshold"] else -1 for p, c in
-                                                                    zip(answered, eprobs.max(axis=1))], index),
-                          "without": out_of_scope_metrics(ey, answered, index)}
+                          "at_threshold": out_of_scope_at(eprobs, ey, index, found["threshold"]),
+                          "without": out_of_scope_at(eprobs, ey, index, None)}
     if out:
         write_json(out, report)
     if as_json:

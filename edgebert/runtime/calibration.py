@@ -24,8 +24,8 @@ import numpy as np
 
 from edgebert.errors import ConfigError, DataError, LabelMismatchError
 
-__all__ = ["CalibrationResult", "calibrate", "dataset_rows", "label_indices", "out_of_scope_threshold",
-           "selective_metrics"]
+__all__ = ["CalibrationResult", "calibrate", "dataset_rows", "label_indices", "out_of_scope_at",
+           "out_of_scope_threshold", "selective_metrics"]
 
 #: thresholds at which the coverage / accuracy curve is reported
 CURVE_THRESHOLDS = tuple(round(x, 2) for x in np.linspace(0.0, 1.0, 21))
@@ -146,6 +146,18 @@ def calibrate(classifier, texts: Sequence[str], labels: Sequence[str | int], *,
     return result
 
 
+def out_of_scope_at(probs: np.ndarray, labels: Sequence[int], oos_index: int,
+                    threshold: float | None) -> dict[str, Any]:
+    """:func:`edgebert.metrics.out_of_scope_metrics` of ``probs`` when texts whose top probability is below
+    ``threshold`` are answered out of scope (None: no threshold)."""
+    from edgebert.metrics import out_of_scope_metrics
+
+    probs = np.asarray(probs)
+    pred = probs.argmax(axis=1)
+    answered = pred if threshold is None else np.where(probs.max(axis=1) >= threshold, pred, -1)
+    return out_of_scope_metrics(labels, answered, oos_index)
+
+
 def out_of_scope_threshold(probs: np.ndarray, labels: Sequence[int], oos_index: int, *,
                            recall: float = 0.9) -> dict[str, Any]:
     """The lowest threshold at which the out-of-scope recall on ``probs`` reaches ``recall``.
@@ -159,8 +171,6 @@ def out_of_scope_threshold(probs: np.ndarray, labels: Sequence[int], oos_index: 
     without one, the in-scope accuracy and out-of-scope recall (see
     :func:`edgebert.metrics.out_of_scope_metrics`).
     """
-    from edgebert.metrics import out_of_scope_metrics
-
     if isinstance(recall, bool) or not isinstance(recall, (int, float)) or not 0.0 < recall <= 1.0:
         raise ConfigError(f"out-of-scope recall must be a number in (0, 1], got {recall!r}")
     probs = np.asarray(probs)
@@ -170,8 +180,7 @@ def out_of_scope_threshold(probs: np.ndarray, labels: Sequence[int], oos_index: 
     n_oos = int(is_oos.sum())
 
     def at(threshold: float | None) -> dict[str, Any]:
-        answered = pred if threshold is None else np.where(conf >= threshold, pred, -1)
-        return out_of_scope_metrics(y, answered, oos_index)
+        return out_of_scope_at(probs, y, oos_index, threshold)
 
     result = {"target_recall": float(recall), "threshold": None, "at_threshold": None, "without": at(None)}
     if n_oos == 0:

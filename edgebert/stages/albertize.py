@@ -62,6 +62,7 @@ def albertize(art: Artifact, cfg: AlbertizeConfig, ctx: RunContext) -> StageResu
     from edgebert import models
     from edgebert.compress.albertize import albertize as convert
     from edgebert.compress.albertize import save_albertized
+    from edgebert.compress.prune import count_parameters
 
     source, data = load(model_ref(art, art.model), ctx)
     dev = data.split("dev")
@@ -71,13 +72,13 @@ def albertize(art: Artifact, cfg: AlbertizeConfig, ctx: RunContext) -> StageResu
     albert = convert(source.model, embedding_size=cfg.embedding_size, num_hidden_groups=cfg.num_hidden_groups,
                      init=cfg.init, probe=dict(probe) if cfg.init == "best" else None)
     before = dev_logits(source, data, cfg.max_length)
-    params_before = sum(p.numel() for p in source.model.parameters())
+    params_before = count_parameters(source.model)
     out = save_albertized(albert, source.tokenizer, ctx.work / "model")
     del source, albert
     converted = models.load(str(out))
     after = dev_logits(converted, data, cfg.max_length)
     check = agreement(before, after, dev.labels)
-    params = sum(p.numel() for p in converted.model.parameters())  # a shared tensor once
+    params = count_parameters(converted.model)  # a shared tensor once
     metrics = {"dev_accuracy": check["accuracy_after"], "parameters_before": params_before, "parameters": params,
                "albertize": getattr(converted.model.config, "edgebert_albertize", None)}
     return StageResult(art.replace(model=art.rel(out), teacher=art.teacher or art.model), metrics=metrics,
