@@ -18,6 +18,10 @@ class ConfigError(EdgebertError):
     """A configuration value, recipe or target file is invalid."""
 
 
+class UnsupportedTokenizerError(ConfigError):
+    """An operation does not handle this kind of tokenizer (e.g. vocabulary pruning of a SentencePiece one)."""
+
+
 class UnknownTargetError(ConfigError):
     """A target profile name that is neither a known target nor a readable file."""
 

@@ -44,7 +44,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from edgebert.errors import CompressionError, ConfigError, ExportValidationError
+from edgebert.errors import CompressionError, ConfigError, ExportValidationError, UnsupportedTokenizerError
 from edgebert.models.specs import get_spec
 
 __all__ = [
@@ -118,7 +118,7 @@ def _tokenizer_json(tokenizer) -> dict[str, Any]:
     kind = (tj.get("model") or {}).get("type")
     if kind != "WordPiece":
         what = {"Unigram": "SentencePiece Unigram (e.g. ALBERT)", "BPE": "BPE (e.g. RoBERTa)"}.get(kind, str(kind))
-        raise ConfigError(
+        raise UnsupportedTokenizerError(
             f"Vocabulary pruning supports WordPiece tokenizers (BERT, MiniLM) only; this tokenizer is {what}, "
             "which is not supported yet. Leave vocabulary pruning out for this model."
         )

@@ -17,7 +17,7 @@ from typing import Literal
 from pydantic import Field
 
 from edgebert.config import StageConfig
-from edgebert.errors import ConfigError
+from edgebert.errors import UnsupportedTokenizerError
 from edgebert.stages._shared import BEFORE_EXPORTS, load, save
 from edgebert.stages.registry import Artifact, RunContext, StageResult, model_ref, register_stage
 
@@ -45,9 +45,7 @@ def vocab_prune(art: Artifact, cfg: VocabPruneConfig, ctx: RunContext) -> StageR
         texts += list(split.texts) if split.text_pairs is None else list(zip(split.texts, split.text_pairs))
     try:
         model, tokenizer, report = prune_vocabulary(loaded.model, loaded.tokenizer, texts, keep_top=cfg.keep_top)
-    except ConfigError as exc:
-        if "not supported" not in str(exc):
-            raise
+    except UnsupportedTokenizerError as exc:
         ctx.log(f"vocab-prune: skipped: {exc}")
         return StageResult(art, skipped=str(exc))
     rows = ctx.validation_rows()

@@ -271,8 +271,12 @@ def test_refuses_sentencepiece_unigram():
 
     unigram = Tokenizer(Unigram([("<unk>", 0.0), ("<pad>", 0.0), ("▁a", -1.0), ("a", -2.0)], unk_id=0))
     tokenizer = PreTrainedTokenizerFast(tokenizer_object=unigram, unk_token="<unk>", pad_token="<pad>")
-    with pytest.raises(ConfigError, match="Unigram .*not supported yet"):
+    with pytest.raises(ConfigError, match="Unigram .*not supported yet") as caught:
         prune_vocabulary(_classifier("albert", 4), tokenizer, ["a"])
+    # the type the vocab-prune stage skips on (anything else it raises)
+    from edgebert.errors import UnsupportedTokenizerError
+
+    assert isinstance(caught.value, UnsupportedTokenizerError)
 
 
 def test_refuses_a_model_with_a_vocabulary_head(tokenizer):
