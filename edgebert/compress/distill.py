@@ -166,7 +166,7 @@ def _head_map(teacher, student, layer_map: list[int]) -> list[list[int] | None]:
 
     def recorded(model, spec, record, use) -> tuple[int, list[int] | None]:
         n = int(_attn(model, spec, use).num_attention_heads)
-        heads = record.get(str(_distinct(spec, use)))
+        heads = record.get(str(spec.layer_of_use(model, use)))
         return n, ([int(h) for h in heads] if heads is not None and len(heads) == n else None)
 
     out: list[list[int] | None] = []
@@ -194,12 +194,8 @@ def _head_map(teacher, student, layer_map: list[int]) -> list[list[int] | None]:
     return out
 
 
-def _distinct(spec: ArchSpec, use: int) -> int:
-    return 0 if spec.shared_layers else use
-
-
 def _attn(model, spec: ArchSpec, use: int):
-    return spec.layer_part(model, "attn_module", _distinct(spec, use))
+    return spec.layer_part(model, "attn_module", spec.layer_of_use(model, use))
 
 
 @contextmanager

@@ -162,6 +162,10 @@ def drop_layers_(model, spec: ArchSpec, keep: list[int]) -> None:
     n_uses = spec.num_layer_uses(model)
     kept = _check_indices("layers", keep, n_uses)
     if spec.shared_layers:
+        groups = int(getattr(model.config, "num_hidden_groups", 1))
+        if len(kept) < groups:
+            raise CompressionError(f"Keeping {len(kept)} layer use(s) of an ALBERT with num_hidden_groups="
+                                   f"{groups} would leave layer groups unused; keep at least {groups}.")
         model.config.num_hidden_layers = len(kept)
         return
     layers = spec.layer_modules(model)

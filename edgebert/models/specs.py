@@ -25,8 +25,8 @@ class ArchSpec:
     #: embeddings module, relative to the classifier
     embeddings: str
     #: path of the module list holding the *distinct* transformer layers, relative to the
-    #: classifier. For ALBERT this is the single shared layer group: every one of the
-    #: ``num_hidden_layers`` uses runs the same weights.
+    #: classifier. For ALBERT this is the list of layer groups (``num_hidden_groups``, 1 in every
+    #: released checkpoint): each of the ``num_hidden_layers`` uses runs one group's weights.
     layers: str
     # Paths relative to one transformer layer:
     query: str
@@ -48,6 +48,9 @@ class ArchSpec:
     embedding_projection: str | None = None
     #: modules the LoRA adapters attach to (names as peft expects them)
     lora_targets: tuple[str, ...] = ("query", "value")
+    #: ALBERT: the path of the one layer inside each entry of ``layers`` (a group of ``inner_group_num``
+    #: layers; edgebert handles 1)
+    group_layer: str | None = None
     #: ONNX input names the model takes, in order
     input_names: tuple[str, ...] = ("input_ids", "attention_mask", "token_type_ids")
     #: rows of the position table an input cannot use: RoBERTa numbers positions from padding_idx + 1 = 2
@@ -56,8 +59,17 @@ class ArchSpec:
 
     # -- helpers ------------------------------------------------------------------------------
     def layer_modules(self, model) -> list:
-        """The distinct transformer layer modules (for ALBERT: one shared layer)."""
-        return list(get_path(model, self.layers))
+        """The distinct transformer layer modules (for ALBERT: one per layer group, usually one)."""
+        modules = list(get_path(model, self.layers))
+        return [get_path(m, self.group_layer) for m in modules] if self.group_layer else modules
+
+    def layer_of_use(self, model, use: int) -> int:
+        """The distinct layer that layer use ``use`` runs: itself, or for ALBERT its group, computed
+        as transformers' ``AlbertTransformer`` does (``int(use / (num_hidden_layers / num_hidden_groups))``)."""
+        if not self.shared_layers:
+            return use
+        config = model.config
+        return int(use / (config.num_hidden_layers / getattr(config, "num_hidden_groups", 1)))
 
     def num_layer_uses(self, model) -> int:
         """How many times a layer is run in one forward pass (``num_hidden_layers``)."""
@@ -97,9 +109,10 @@ _ALBERT = ArchSpec(
     model_type="albert",
     base="albert",
     embeddings="albert.embeddings",
-    # ALBERT keeps ``num_hidden_groups`` groups (1 for every released checkpoint) of
-    # ``inner_group_num`` layers (1). With the defaults this is exactly one shared layer.
-    layers="albert.encoder.albert_layer_groups.0.albert_layers",
+    # ALBERT keeps ``num_hidden_groups`` groups (1 for every released checkpoint; more from
+    # ``albertize``) of ``inner_group_num`` layers (1). With the defaults this is one shared layer.
+    layers="albert.encoder.albert_layer_groups",
+    group_layer="albert_layers.0",
     query="attention.query",
     key="attention.key",
     value="attention.value",
@@ -143,11 +156,10 @@ def get_spec(model_or_config) -> ArchSpec:
         )
     spec = SPECS[model_type]
     if spec.shared_layers:
-        groups = getattr(config, "num_hidden_groups", 1)
         inner = getattr(config, "inner_group_num", 1)
-        if groups != 1 or inner != 1:
+        if inner != 1:
             raise UnsupportedArchitectureError(
-                f"ALBERT with num_hidden_groups={groups}, inner_group_num={inner} is not supported; "
-                "edgebert handles the released layout (1 group of 1 shared layer)."
+                f"ALBERT with inner_group_num={inner} is not supported; edgebert handles groups of one "
+                "layer each (inner_group_num=1, as every released ALBERT), any num_hidden_groups."
             )
     return spec

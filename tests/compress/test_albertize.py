@@ -212,3 +212,22 @@ def test_head_pruned_bert_is_refused(bert):
     model.config.edgebert_pruning = {"heads": [[0, 1], [0, 1, 2, 3], [0, 1, 2, 3], [0, 1, 2, 3]]}
     with pytest.raises(ConfigError, match="albertize the unpruned model"):
         albertize(model, embedding_size=16, num_hidden_groups=1)
+
+
+def test_grouped_albert_layers_and_uses(bert):
+    """An ALBERT with 2 groups of the 4 layers: two distinct layer modules, each layer use mapped to its
+    group exactly as transformers runs it, and head pruning applies per group."""
+    from edgebert.compress.albertize import albertize
+    from edgebert.compress.prune import prune_heads_
+    from edgebert.models.specs import get_spec
+
+    albert = albertize(bert, embedding_size=16, num_hidden_groups=2)
+    spec = get_spec(albert)
+    groups = albert.albert.encoder.albert_layer_groups
+    assert spec.layer_modules(albert) == [g.albert_layers[0] for g in groups]
+    assert [spec.layer_of_use(albert, u) for u in range(4)] == [0, 0, 1, 1]
+    prune_heads_(albert, spec, {1: [0]})
+    assert spec.layer_part(albert, "attn_module", 1).num_attention_heads == 1
+    assert spec.layer_part(albert, "attn_module", 0).num_attention_heads == bert.config.num_attention_heads
+    feed = _inputs()
+    assert _logits(albert, feed).shape == (3, 3)

@@ -64,3 +64,20 @@ def test_albert_recipe_on_a_tiny_bert(request, tiny_classifier_dir, tmp_path):
     big = [i for i in graph.initializer if len(i.dims) == 2 and min(i.dims) >= 32]
     assert len(big) <= 6 + 1, [(i.name, list(i.dims)) for i in big]  # + the pooler
     assert Classifier.load(out).predict(["a great film"])[0].label in ("positive", "negative")
+
+
+def test_albert_recipe_with_two_layer_groups(request, tmp_path):
+    """num_hidden_groups 2 (less sharing): distilled, exported, fused and quantized, the int8 file holds
+    one copy of each group's weight matrices, two in all."""
+    import onnx
+
+    from conftest import run_stage
+    from edgebert.runtime import Classifier
+
+    recipe = [{**RECIPE[0], "num_hidden_groups": 2}, *RECIPE[1:]]
+    _conv, _files, out = run_stage(request, tmp_path, "albertize", recipe)
+    manifest = json.loads((out / "manifest.json").read_text())
+    graph = onnx.load(str(out / manifest["deploy"]["model"])).graph
+    big = [i for i in graph.initializer if len(i.dims) == 2 and min(i.dims) >= 32]
+    assert 2 * 6 <= len(big) <= 2 * 6 + 1, [(i.name, list(i.dims)) for i in big]
+    assert Classifier.load(out).predict(["a great film"])[0].label in ("positive", "negative")
