@@ -279,6 +279,9 @@ def test_learning_rate_warning_names_rates_above_the_familys_fine_tuning_rate():
     assert "learning_rate 0.0001" in note and "ALBERT models (3e-05)" in note and "--recipe" in note
     assert learning_rate_warning(albert, 3e-5) is None
     assert "compact BERT" in learning_rate_warning(minilm, 5e-4)
+    # an ALBERT albertize made from MiniLM starts from averaged weights, at MiniLM's distillation rate
+    made = AlbertConfig(edgebert_albertize={"source_model_type": "bert"})
+    assert learning_rate_warning(made, 1e-4) is None
 
 
 def test_distillation_learning_rates_default_to_a_third_of_the_familys_fine_tuning_rate():

@@ -66,11 +66,14 @@ def learning_rate_warning(config, learning_rate: float | None) -> str | None:
 
     A recipe's rates are absolute: 1e-4, a third of MiniLM's (compact BERT's) fine-tuning rate, is
     above what base-size BERT and ALBERT are fine-tuned at (3e-5). Leaving the rates unset picks each
-    family's own (:data:`DISTILL_LEARNING_RATES`), which never warns."""
+    family's own (:data:`DISTILL_LEARNING_RATES`), which never warns. Nor does an ALBERT made by the
+    ``albertize`` stage (its config says so): it starts from averaged, not fine-tuned, weights and is
+    distilled at the rate of the BERT it came from."""
+    from edgebert.compress import albertize
     from edgebert.train import default_learning_rates
     from edgebert.train.finetune import model_family
 
-    if not learning_rate:
+    if not learning_rate or getattr(config, albertize.RECORD_KEY, None):
         return None
     family_lr = default_learning_rates(config)[0]
     if learning_rate <= family_lr:
