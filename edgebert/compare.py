@@ -120,8 +120,13 @@ def compare(models: Sequence[str], data: Any, *, targets: Sequence[str] = ("cpu"
             command: str | None = None, **data_options: Any) -> CompareResult:
     """Compress each of ``models`` for each of ``targets`` on ``data`` and measure them side by side.
 
-    ``recipe`` runs instead of each target's own recipe (e.g. ``quick``). Every input is checked before any work: at least two distinct models, known targets, the data,
-    the output folder. ``max_rows`` caps the benchmarked split (quick runs); training uses the whole
+    ``recipe`` runs instead of each target's own recipe (e.g. ``quick``); a target written
+    ``TARGET:RECIPE`` (e.g. ``cpu:albert``) runs that recipe for that target only, so one model can be
+    compared with itself under two recipes (its BERT ``cpu`` artifact against the ALBERT the ``albert``
+    recipe makes of it). An artifact whose recipe changed the model's architecture (``albertize``) adds a
+    row for that new model's PyTorch fp32 checkpoint too. Every input is checked before any work: at
+    least two distinct variants (two models, or one model and two targets), known targets and recipes,
+    the data, the output folder. ``max_rows`` caps the benchmarked split (quick runs); training uses the whole
     train split. Bench settings (``rounds``, ``warmup``, ``latency_samples``, ``threads``, ``memory``)
     as for :func:`edgebert.bench.bench`.
     """
@@ -133,14 +138,18 @@ def compare(models: Sequence[str], data: Any, *, targets: Sequence[str] = ("cpu"
 
     say = log or (lambda msg: None)
     models = [str(m) for m in models]
-    if len(models) < 2:
-        raise ConfigError(f"compare needs at least two models to compare, got {len(models)}: "
-                          "edgebert compare MODEL_A MODEL_B --data DATA --out DIR")
+    targets = list(dict.fromkeys(targets or ("cpu",)))
+    if not models or len(models) * len(targets) < 2:
+        raise ConfigError(f"compare needs at least two models to compare (or one model and two targets, e.g. "
+                          f"--target cpu --target cpu:albert), got {len(models)} model(s) and {len(targets)} "
+                          "target(s): edgebert compare MODEL_A MODEL_B --data DATA --out DIR")
     dup = sorted({m for m in models if models.count(m) > 1})
     if dup:
         raise ConfigError(f"model {dup[0]!r} is given twice; give each model once.")
-    targets = list(dict.fromkeys(targets or ("cpu",)))
-    plans = {t: plan(t, recipe) for t in targets}  # UnknownTargetError before anything runs
+    plans = {t: plan(*split_target(t, recipe)) for t in targets}  # UnknownTargetError before anything runs
+    labels = {t: column_label(t, plans[t], recipe) for t in targets}
+    if len(set(labels.values())) < len(labels):
+        raise ConfigError(f"two --target values name the same target and recipe ({', '.join(targets)}); give each once.")
     out = Path(out)
     check_compare_out(out, overwrite)
     dataset = data if isinstance(data, Dataset) else load_dataset(data, **data_options)
@@ -150,18 +159,20 @@ def compare(models: Sequence[str], data: Any, *, targets: Sequence[str] = ("cpu"
     artifacts: dict[tuple[str, str], Path] = {}
     for model, slug in zip(models, slugs):
         for t in targets:
-            folder = out / "artifacts" / f"{slug}-{plans[t].target.name}"
+            folder = out / "artifacts" / f"{slug}-{model_slug(labels[t].replace(':', '-'))}"
             say(f"compress {model} for target {t} -> {folder}")
-            compress(model, t, data=dataset, out=folder, recipe=recipe, overwrite=overwrite, seed=seed, progress=progress,
-                     log=log, cache=cache)
+            target, target_recipe = split_target(t, recipe)
+            compress(model, target, data=dataset, out=folder, recipe=target_recipe, overwrite=overwrite, seed=seed,
+                     progress=progress, log=log, cache=cache)
             artifacts[(model, t)] = folder
 
     # what to measure: each model's fine-tuned fp32 checkpoint once, and each artifact's deployed file
     entries: list[dict[str, Any]] = []
     for model, slug in zip(models, slugs):
         first = artifacts[(model, targets[0])]
+        fp32_path = finetuned_variant(first).path
         entries.append({"model": model, "slug": slug, "target": "fp32", "artifact": str(first),
-                        "path": finetuned_variant(first).path, "what": "fine-tuned PyTorch fp32"})
+                        "path": fp32_path, "what": "fine-tuned PyTorch fp32"})
         for t in targets:
             art = artifacts[(model, t)]
             manifest = json.loads((art / "manifest.json").read_text(encoding="utf-8"))
@@ -169,16 +180,21 @@ def compare(models: Sequence[str], data: Any, *, targets: Sequence[str] = ("cpu"
             path = art / deployed if deployed else art
             if deployed and deployed.endswith(".safetensors"):
                 path = path.parent  # a PyTorch checkpoint is benched as its folder
-            entries.append({"model": model, "slug": slug, "target": plans[t].target.name, "artifact": str(art),
-                            "path": str(path), "what": f"{plans[t].target.name} artifact's deployed file"})
+            converted = converted_checkpoint(art, first_fp32=fp32_path)
+            if converted is not None:  # e.g. the ALBERT albertize made: its own fp32 row
+                entries.append({"model": model, "slug": slug, "target": f"{labels[t]} fp32", "artifact": str(art),
+                                "path": str(converted), "what": f"{labels[t]} recipe's PyTorch fp32 model before export"})
+            entries.append({"model": model, "slug": slug, "target": labels[t], "artifact": str(art),
+                            "path": str(path), "what": f"{labels[t]} artifact's deployed file"})
     bench_kw = {k: v for k, v in {"rounds": rounds, "warmup": warmup, "latency_samples": latency_samples,
                                   "threads": threads}.items() if v is not None}
     say(f"bench: {len(entries)} variants, interleaved, on the {split} split")
     result = bench([e["path"] for e in entries], dataset, split=split, out=out / "bench", overwrite=True,
                    memory=memory, progress=progress, command=command, max_rows=max_rows, **bench_kw)
     rows = compare_rows(entries, result.results)
-    results = {"kind": KIND, "models": models, "targets": [plans[t].target.name for t in targets],
-               "recipes": {plans[t].target.name: plans[t].recipe for t in targets}, "data": result.results.get("data"),
+    results = {"kind": KIND, "models": models, "targets": [labels[t] for t in targets],
+               "columns": list(dict.fromkeys(e["target"] for e in entries if e["target"] != "fp32")),
+               "recipes": {labels[t]: plans[t].recipe for t in targets}, "data": result.results.get("data"),
                "environment": result.results.get("environment"), "command": command, "rows": rows,
                "bench": str(out / "bench" / "bench.json")}
     write_json(out / "compare.json", results)
@@ -213,6 +229,43 @@ def compare_rows(entries: Sequence[dict[str, Any]], bench_results: dict[str, Any
     return rows
 
 
+def split_target(entry: str, recipe: str | os.PathLike | None) -> tuple[str, str | os.PathLike | None]:
+    """``(target, recipe)`` of a ``--target`` value: ``TARGET:RECIPE`` names its own recipe, a plain
+    ``TARGET`` runs ``recipe`` (None: the target's own)."""
+    target, sep, own = str(entry).rpartition(":")
+    if sep and len(target) > 1 and own:  # not a Windows drive letter (C:\targets\x.yaml)
+        return target, own
+    return str(entry), recipe
+
+
+def column_label(entry: str, the_plan: Any, recipe: str | os.PathLike | None) -> str:
+    """The table's name of a target entry: the target's name, with ``:recipe`` when the entry names its own."""
+    _, own = split_target(entry, None)
+    return f"{the_plan.target.name}:{the_plan.recipe}" if own is not None else the_plan.target.name
+
+
+def converted_checkpoint(artifact: Path, first_fp32: str) -> Path | None:
+    """The last PyTorch model folder of ``artifact``'s stages when its architecture differs from the
+    fine-tuned model's at ``first_fp32`` (a recipe that converts, e.g. albertize: BERT -> ALBERT), else None."""
+    from edgebert.stages.registry import Artifact
+
+    manifest = json.loads((artifact / "manifest.json").read_text(encoding="utf-8"))
+    states = [s["state"] for s in manifest.get("stages") or [] if isinstance(s.get("state"), dict)]
+    model = states[-1].get("model") if states else None
+    if not model:
+        return None
+    folder = Artifact(root=artifact, model=str(model)).path(str(model))
+
+    def model_type(d: Path) -> str | None:
+        try:
+            return json.loads((Path(d) / "config.json").read_text(encoding="utf-8")).get("model_type")
+        except (OSError, ValueError):
+            return None
+
+    kind = model_type(folder)
+    return folder if kind is not None and kind != model_type(Path(first_fp32)) else None
+
+
 def _f(value: Any, spec: str, scale: float = 1.0) -> str:
     return "n/a" if value is None else format(value * scale, spec)
 
@@ -230,7 +283,7 @@ def compare_markdown(results: dict[str, Any]) -> str:
     lines += ["| target | model | accuracy | macro P | macro R | macro F1 | parameters | size MB | p50 ms | "
               "p99 ms | peak MB |", "|---|---|---|---|---|---|---|---|---|---|---|"]
     notes = []
-    for target in ["fp32", *results["targets"]]:
+    for target in ["fp32", *results.get("columns", results["targets"])]:
         for r in (r for r in results["rows"] if r["target"] == target):
             if r["status"] != "ok":
                 notes.append(f"- {r['model']} ({target}): {r['status']}: {r['reason']}")
@@ -240,7 +293,8 @@ def compare_markdown(results: dict[str, Any]) -> str:
                          f"{_f(r['macro_f1'], '.2f', 100)} | {params} | {_f(r['size_mb'], '.1f')} | "
                          f"{_f(r['p50_ms'], '.2f')} | {_f(r['p99_ms'], '.2f')} | {_f(r['peak_rss_mb'], '.0f')} |")
     lines += ["", "Accuracy and macro precision / recall / F1 in percent, each measured through the file's own "
-              "runtime; fp32 is the fine-tuned PyTorch checkpoint the artifacts were compressed from."]
+              "runtime; fp32 is the fine-tuned PyTorch checkpoint the artifacts were compressed from; "
+              "'TARGET:RECIPE fp32' the model a recipe that changes the architecture made of it, before export."]
     if notes:
         lines += ["", "Not measured:", *notes]
     return "\n".join(lines) + "\n"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
@@ -45,9 +46,43 @@ def test_compare_two_models_end_to_end(tiny_classifier_dir, tiny_albert_classifi
     assert len(bench["variants"]) == 4
 
 
+def test_compare_one_bert_with_the_albert_a_recipe_makes_of_it(tiny_classifier_dir, tiny_sentiment_dir, tmp_path):
+    """--target cpu --target cpu:RECIPE: one model under two recipes; the converted ALBERT gets its own fp32 row."""
+    import yaml
+
+    from edgebert.compare import split_target
+
+    assert split_target("cpu:albert", "quick") == ("cpu", "albert") and split_target("cpu", "quick") == ("cpu", "quick")
+    assert split_target("C:\\t\\x.yaml", None) == ("C:\\t\\x.yaml", None)  # a Windows path, not TARGET:RECIPE
+    recipe = tmp_path / "tiny-albert.yaml"  # the albert recipe sized for the tiny BERT (hidden 32)
+    recipe.write_text(yaml.safe_dump({"name": "tiny-albert", "stages": [
+        {"kind": "finetune", "epochs": 1},
+        {"kind": "albertize", "embedding_size": 16, "num_hidden_groups": 1},
+        {"kind": "distill", "epochs": 1, "augment": 0, "batch_size": 8, "learning_rate": 3e-3, "patience": 0},
+        {"kind": "export-onnx", "fuse": True}, {"kind": "quantize", "mode": "int8-dynamic", "max_accuracy_drop": 100.0}]}))
+    out = tmp_path / "cmp"
+    result = run("compare", tiny_classifier_dir, "--data", tiny_sentiment_dir, "--recipe", "quick", "--target", "cpu",
+                 "--target", f"cpu:{recipe}", "--out", out, "--no-memory", "--rounds", 1, "--latency-samples", 4, "--quiet")
+    assert result.exit_code == 0, result.output
+    res = json.loads((out / "compare.json").read_text())
+    assert res["targets"] == ["cpu", "cpu:tiny-albert"] and res["recipes"] == {"cpu": "quick", "cpu:tiny-albert": "tiny-albert"}
+    assert res["columns"] == ["cpu", "cpu:tiny-albert fp32", "cpu:tiny-albert"]
+    rows = {r["target"]: r for r in res["rows"]}
+    assert set(rows) == {"fp32", "cpu", "cpu:tiny-albert fp32", "cpu:tiny-albert"}
+    assert all(r["status"] == "ok" for r in rows.values()), rows
+    albert = rows["cpu:tiny-albert fp32"]
+    assert albert["runtime"] == "pytorch" and json.loads((Path(albert["path"]) / "config.json").read_text())["model_type"] == "albert"
+    assert albert["parameters"] < rows["fp32"]["parameters"]  # factorised embedding, one shared layer
+    assert rows["cpu:tiny-albert"]["path"].endswith(".onnx") and "int8" in rows["cpu:tiny-albert"]["precision"]
+    assert "cpu:tiny-albert fp32" in (out / "compare.md").read_text()
+    assert (out / "artifacts" / f"{model_slug(str(tiny_classifier_dir))}-cpu-tiny-albert" / "manifest.json").is_file()
+
+
 def test_compare_refuses_bad_input_before_work(tiny_classifier_dir, tiny_sentiment_dir, tmp_path):
     assert_clean_error(run("compare", tiny_classifier_dir, "--data", tiny_sentiment_dir, "--out", tmp_path / "a"),
                        "at least two models")
+    assert_clean_error(run("compare", tiny_classifier_dir, "--data", tiny_sentiment_dir, "--target", "cpu",
+                           "--target", "cpu:no-such-recipe", "--out", tmp_path / "e"), "no-such-recipe")
     assert_clean_error(run("compare", tiny_classifier_dir, tiny_classifier_dir, "--data", tiny_sentiment_dir,
                            "--out", tmp_path / "b"), "given twice")
     assert_clean_error(run("compare", tiny_classifier_dir, "minilm", "--data", tiny_sentiment_dir, "--target", "tpu",

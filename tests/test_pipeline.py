@@ -626,6 +626,13 @@ def test_the_accuracy_budget_holds_end_to_end(tiny_classifier_dir, tiny_sentimen
     quant = result.manifest["stages"][-1]["metrics"]
     assert quant["budget_left_before"] is not None
     assert quant["budget_points"] == pytest.approx(min(1.0, max(0.0, quant["budget_left_before"])))
+    # share_target_budget: false (the albert recipe's): the stage's own cap against its input, whatever is left
+    own = write_recipe(tmp_path / "own.yaml", [{"kind": "finetune"}, {"kind": "export-onnx", "fuse": False},
+                                               {"kind": "quantize", "mode": "int8-dynamic", "max_accuracy_drop": 5.0,
+                                                "share_target_budget": False}])
+    result = compress(str(tiny_classifier_dir), "cpu", data=str(tiny_sentiment_dir), out=tmp_path / "own",
+                      recipe=own, progress=False)
+    assert result.manifest["stages"][-1]["metrics"]["budget_points"] == 5.0
 
 
 # -- refused before any stage runs; a full disk; permissions -------------------------------------------

@@ -11,11 +11,12 @@ NEEDS_TRAINING = True
 
 
 @click.command("compare")
-@click.argument("models", nargs=-1, required=True, metavar="MODEL_A MODEL_B [MODEL...]")
+@click.argument("models", nargs=-1, required=True, metavar="MODEL_A [MODEL_B ...]")
 @data_options
 @click.option("--target", "targets", multiple=True, default=("cpu",), show_default=True,
               help="Target to compress each model for (repeat for several): a name (see 'edgebert targets') or a "
-                   "target .yaml file.")
+                   "target .yaml file; TARGET:RECIPE runs that recipe for it (e.g. cpu:albert: the ALBERT made of "
+                   "the model), so one model can be compared under two recipes.")
 @click.option("--recipe", "recipe", default=None,
               help="Recipe to run for every target instead of each target's own: a name in recipes/ or a .yaml file.")
 @click.option("--out", "out", type=click.Path(file_okay=False), required=True,
@@ -40,11 +41,14 @@ def command(models, data, targets, recipe, out, split, bench_rows, rounds, laten
     Compresses each MODEL for each --target (fine-tuning first where a model has no head for the
     data's labels), then measures every model's fine-tuned fp32 checkpoint and every deployed file
     in one interleaved bench run: accuracy, macro precision / recall / F1, parameters, size, p50 /
-    p99 latency at batch 1 and peak memory, per target.
+    p99 latency at batch 1 and peak memory, per target. Without an ALBERT checkpoint, compare a
+    BERT with the ALBERT the 'albert' recipe makes of it: one model, --target cpu --target cpu:albert
+    (its fp32 ALBERT gets a row too).
 
     \b
-    Example:
-      edgebert compare minilm runs/albert-minilm --data ../shared/data/sst2 --target cpu --target mobile --out runs/compare/sst2
+    Examples:
+      edgebert compare bert-base-uncased albert-base-v2 --data ../shared/data/sst2 --target cpu --target mobile --out runs/compare/sst2
+      edgebert compare runs/minilm-sst2 --data ../shared/data/sst2 --target cpu --target cpu:albert --out runs/compare/bert-albert
     """
     import sys
 

@@ -53,6 +53,11 @@ class QuantizeConfig(StageConfig):
     exclude: list[str] = Field(
         default_factory=list, description="ONNX node names kept in float32 (never quantized / converted)"
     )
+    share_target_budget: bool = Field(
+        True, description="Cap max_accuracy_drop by what the target's accuracy budget has left after the earlier "
+                          "stages (none left: int8 may lose nothing against its input, so layers stay float). "
+                          "false: max_accuracy_drop against the stage's input alone, for recipes whose aim is size "
+                          "(albert: keeping its word embedding float to save a fraction of a point triples the file)")
     try_per_channel: bool = Field(
         True, description="When int8 with per-tensor weights exceeds the budget, try per-channel weights before "
                           "keeping layers in float (int8 modes; kept when fewer layers stay float)")
@@ -128,11 +133,12 @@ def quantize(art: Artifact, cfg: QuantizeConfig, ctx: RunContext) -> StageResult
     alone = {"batch_size": 1} if cfg.mode == "int8-dynamic" else {}
     eval_fn = onnx_accuracy_fn(tokenizer, dev.texts, dev.labels, pairs=dev.text_pairs, max_length=cfg.max_length,
                                **alone)
-    budget = _stage_budget(cfg.max_accuracy_drop, ctx.accuracy_budget_left)
+    budget = _stage_budget(cfg.max_accuracy_drop, ctx.accuracy_budget_left if cfg.share_target_budget else None)
     if budget != cfg.max_accuracy_drop:
         ctx.log(f"quantize: {budget:.2f} points of the target's accuracy budget are left after the earlier stages; "
                 "int8 may spend at most that")
-    settings = cfg.model_dump(exclude={"kind", "try_per_channel", "max_length", "max_accuracy_drop"})
+    settings = cfg.model_dump(exclude={"kind", "try_per_channel", "max_length", "max_accuracy_drop",
+                                       "share_target_budget"})
     report = quantize_with_budget(src, out, eval_fn, **settings, max_accuracy_drop=budget, calibration_feeds=feeds)
     search = None
     if cfg.try_per_channel and not cfg.per_channel and cfg.mode != "fp16" and (
