@@ -14,8 +14,12 @@ same seeds, so the cells differ only in their ALBERT shape.
 
 Then one interleaved `edgebert bench --split dev` of every cell's shipped int8 file beside the
 fine-tuned fp32 model: dev accuracy through the runtime, p50 (batch 1, own length), file size. The
-default is chosen on dev: the smallest int8 file whose dev accuracy is within --budget points (1.5,
-the issue's target) of the fine-tuned model's; if none is, the most accurate. Only the chosen cell
+default is chosen on dev under the issue's size target: the most accurate on dev among the cells
+whose int8 file is at most --size-ratio (0.5) of the `cpu` artifact's (--cpu-artifact-mb, from
+cpu-goals.md). (A first rule, the smallest file within 1.5 dev points of the fine-tuned model, found
+no cell within 1.5 points under the reduced distillation and fell back to the unshared E128-G6: an
+ALBERT in name only, twice the size target. The rule was changed before any test figure existed.)
+Only the chosen cell
 is then benchmarked on test, once, beside the fine-tuned model (no other cell's test accuracy is
 measured). The reduced distillation makes every cell's accuracy a lower bound of what the full
 recipe reaches; the ranking of the cells, not their absolute accuracy, is what the grid is for.
@@ -98,7 +102,8 @@ def markdown(rec: dict) -> str:
             f"{r['dev_distilled']:.4f} | {r['dev_accuracy']:.4f} | {r['drop_points']:+.2f} | {r['agreement']:.4f} | "
             f"{r['size_mb']:.2f} | {r['p50_ms']:.2f} | {r['p50_ratio']:.2f} |")
     t = rec["test"]
-    lines += ["", f"Chosen on dev: **{rec['chosen']}** ({rec['rule']}).", "",
+    lines += ["", f"Chosen on dev: **{rec['chosen']}** ({rec['rule']}); its dev drop is "
+              f"{'within' if rec['chosen_within_budget_on_dev'] else 'over'} the {rec['budget_points']:g}-point target.", "",
               f"Test, measured once for the chosen cell (n={t['n']}): {t['accuracy']:.4f} against the fine-tuned "
               f"model's {t['teacher_accuracy']:.4f} ({t['drop_points']:+.2f} points), macro-F1 {t['macro_f1']:.4f}; "
               f"int8 file {t['size_mb']:.2f} MB, {t['size_vs_cpu']:.2f}x the `cpu` artifact's {rec['cpu_artifact_mb']} MB "
@@ -115,7 +120,10 @@ def main() -> None:
     ap.add_argument("--max-rows", type=int, default=2000, help="training rows each cell distils on (stratified)")
     ap.add_argument("--epochs", type=int, default=3, help="distillation epochs per cell")
     ap.add_argument("--augment", type=int, default=1, help="perturbed copies per training text per epoch")
-    ap.add_argument("--budget", type=float, default=1.5, help="dev accuracy drop allowed to the chosen cell (points)")
+    ap.add_argument("--budget", type=float, default=1.5,
+                    help="accuracy drop the issue's target allows (points): reported, not used to choose")
+    ap.add_argument("--size-ratio", type=float, default=0.5,
+                    help="largest int8 file a cell may have to be chosen, as a fraction of the `cpu` artifact's")
     ap.add_argument("--cells", nargs="*", help="only these cells (names as in the table)")
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--latency-samples", type=int, default=150)
@@ -160,14 +168,16 @@ def main() -> None:
                  drop_points=100 * (ref_acc - v["accuracy"]["accuracy"]), size_mb=v["size_mb"],
                  p50_ms=v["latency"]["p50"], p50_ratio=v["latency"]["p50"] / ref["latency"]["p50"])
         r["file"] = str(Path(r["file"]).relative_to(ROOT))
-    within = [r for r in rows if r["drop_points"] <= args.budget]
-    if within:
-        chosen = min(within, key=lambda r: (r["size_mb"], r["drop_points"]))
-        rule = f"the smallest int8 file within {args.budget} dev points of the fine-tuned model"
+    size_cap = args.size_ratio * args.cpu_artifact_mb
+    small = [r for r in rows if r["size_mb"] <= size_cap]
+    if small:
+        chosen = max(small, key=lambda r: (r["dev_accuracy"], -r["size_mb"]))
+        rule = (f"the most accurate on dev among the int8 files of at most {args.size_ratio:g}x the `cpu` artifact's "
+                f"size ({size_cap:.2f} MB, the issue's size target)")
     else:
-        chosen = min(rows, key=lambda r: r["drop_points"])
-        rule = f"no cell within {args.budget} dev points: the most accurate on dev"
-
+        chosen = min(rows, key=lambda r: r["size_mb"])
+        rule = f"no cell within {size_cap:.2f} MB: the smallest"
+    chosen_within = chosen["drop_points"] <= args.budget
     test = bench([str(teacher), str(ROOT / chosen["file"])], ds, "test", grid / f"{ds}-bench-test", args)
     tv = by_path(test)
     tt, tc = tv[str(teacher.resolve())], tv[str((ROOT / chosen["file"]).resolve())]
@@ -183,7 +193,8 @@ def main() -> None:
                      f"{(time.time() - started) / 60:.0f} min."),
         "teacher": {"path": str(teacher.relative_to(ROOT)), "dev_accuracy": ref_acc, "p50_ms": ref["latency"]["p50"],
                     "size_mb": ref["size_mb"]},
-        "cells": rows, "chosen": chosen["cell"], "rule": rule, "cpu_artifact_mb": args.cpu_artifact_mb,
+        "cells": rows, "chosen": chosen["cell"], "rule": rule,
+        "chosen_within_budget_on_dev": chosen_within, "budget_points": args.budget, "cpu_artifact_mb": args.cpu_artifact_mb,
         "test": {"n": tc["accuracy"].get("n"), "accuracy": tc["accuracy"]["accuracy"],
                  "macro_f1": tc["accuracy"].get("macro_f1"), "teacher_accuracy": tt["accuracy"]["accuracy"],
                  "drop_points": 100 * (tt["accuracy"]["accuracy"] - tc["accuracy"]["accuracy"]),

@@ -33,6 +33,7 @@ def export_mobile(art: Artifact, cfg: ExportMobileConfig, ctx: RunContext) -> St
 
     tokenizer = models.load_tokenizer(model_ref(art, art.model))
     src = art.path(art.onnx)
+    samples_note = _samples_problem(src, model_ref(art, art.model))
     onnx = ctx.work / "model.onnx"
     shutil.copyfile(src, onnx)  # the .ort file is named after its source
     report = run_export(onnx, ctx.work, style=cfg.style, target_platform=cfg.target_platform, tokenizer=tokenizer,
@@ -46,7 +47,10 @@ def export_mobile(art: Artifact, cfg: ExportMobileConfig, ctx: RunContext) -> St
     # The app ships the .ort only; the ONNX file stays where build_engine.sh needs it.
     deploy = {k: v for k, v in art.deploy.items() if not k.endswith(".onnx") or "build_engine.sh" in art.deploy}
     deploy.update({"model.ort": art.rel(ort), "required_operators.config": art.rel(config)})
-    deploy.update({name: art.rel(path) for name, path in _app_guide(ctx.work).items()})
+    deploy.update({name: art.rel(path) for name, path in _app_guide(ctx.work, samples=samples_note is None).items()})
+    if samples_note:
+        ctx.log(f"export-mobile: {samples_note}")
+        metrics["app_samples"] = samples_note
     return StageResult(art.replace(deploy=deploy, primary="model.ort"), metrics=metrics, validation=validation)
 
 
@@ -56,12 +60,36 @@ APP_FILES = {"INTEGRATION.md": ("docs", "mobile.md"),
              "EdgebertClassifier.swift": ("examples", "ios/EdgebertClassifier.swift")}
 
 
-def _app_guide(work) -> dict[str, Any]:
-    """Copy docs/mobile.md and the Kotlin / Swift samples beside the .ort model (where installed)."""
+def _samples_problem(onnx_path: Path, tokenizer_dir: str) -> str | None:
+    """Why the Kotlin / Swift samples cannot run this model, else None. They feed a text-in model its string
+    and tokenize for a token-in one with their port of BERT's WordPiece (edgebert/runtime/wordpiece.py),
+    which refuses any other tokenizer (an ALBERT's SentencePiece Unigram)."""
+    import onnx
+
+    from edgebert.errors import ModelLoadError
+    from edgebert.runtime.textin import TEXT_INPUT
+    from edgebert.runtime.wordpiece import read_settings
+
+    if TEXT_INPUT in [i.name for i in onnx.load(str(onnx_path), load_external_data=False).graph.input]:
+        return None
+    try:
+        read_settings(tokenizer_dir)
+    except ModelLoadError as e:
+        return ("the Kotlin / Swift samples are left out: for a token-in model they tokenize with their port of "
+                f"BERT's WordPiece, and {str(e)[0].lower()}{str(e)[1:]} The default mobile recipe puts the tokenizer "
+                "in the model (text-in), which the samples run.")
+    return None
+
+
+def _app_guide(work, samples: bool = True) -> dict[str, Any]:
+    """Copy docs/mobile.md and, where they can run the model (``samples``), the Kotlin / Swift samples beside
+    the .ort model (where installed)."""
     from edgebert.targets import source_dir
 
     out = {}
     for name, (folder, rel) in APP_FILES.items():
+        if not samples and name != "INTEGRATION.md":
+            continue
         src = source_dir(folder) / rel
         if src.is_file():
             shutil.copyfile(src, work / name)

@@ -6,13 +6,17 @@
 //     the spec is docs/tokenization.md;
 //   * inference: edgebert.runtime.Classifier (inputs by the session's input names, softmax,
 //     arg-max, threshold -> unknown label).
-// Gradle: implementation("com.microsoft.onnxruntime:onnxruntime-android:<version>")
+// Gradle: implementation("com.microsoft.onnxruntime:onnxruntime-android:<version>"); for a text-in
+// artifact (the mobile recipe's default: the tokenizer is in the model) also
+// implementation("com.microsoft.onnxruntime:onnxruntime-extensions-android:<version>") (token-in apps
+// without it: delete the OrtxPackage import and the line that registers it).
 // Needs API 24+ (String.codePoints, Optional). Setup and usage: docs/mobile.md.
 package com.example.edgebert
 
 import ai.onnxruntime.OnnxTensor
 import ai.onnxruntime.OrtEnvironment
 import ai.onnxruntime.OrtSession
+import ai.onnxruntime.extensions.OrtxPackage
 import android.content.Context
 import java.nio.LongBuffer
 import java.text.Normalizer
@@ -252,13 +256,14 @@ class WordPieceTokenizer(private val vocab: Map<String, Int>, private val settin
 data class Prediction(val label: String, val score: Double, val index: Int, val abstained: Boolean)
 
 /**
- * An artifact folder read through [read] (relative path -> bytes): manifest.json, labels.json,
- * tokenizer/vocab.txt, tokenizer/tokenizer.json and the model named by deploy.model.
+ * An artifact folder read through [read] (relative path -> bytes): manifest.json, labels.json, the model
+ * named by deploy.model and, for a token-in model, tokenizer/vocab.txt and tokenizer/tokenizer.json. A
+ * text-in model (deploy.input_names is ["text"]) takes the string itself: no tokenizer in the app.
  */
 class EdgebertClassifier(read: (String) -> ByteArray, threads: Int = 2) : AutoCloseable {
     private val env = OrtEnvironment.getEnvironment()
     private val session: OrtSession
-    private val tokenizer: WordPieceTokenizer
+    private val tokenizer: WordPieceTokenizer?  // null: text-in
     val labels: List<String>
     private val maxLength: Int
     private val threshold: Double?
@@ -272,8 +277,12 @@ class EdgebertClassifier(read: (String) -> ByteArray, threads: Int = 2) : AutoCl
         unknownLabel = deploy.optString("unknown_label", "unknown")
         val names = JSONObject(text("labels.json")).getJSONArray("labels")
         labels = List(names.length()) { names.getString(it) }
-        tokenizer = WordPieceTokenizer.fromFiles(text("tokenizer/vocab.txt"), text("tokenizer/tokenizer.json"))
+        val inputNames = deploy.optJSONArray("input_names")
+        val textIn = inputNames != null && (0 until inputNames.length()).any { inputNames.getString(it) == "text" }
+        tokenizer = if (textIn) null else
+            WordPieceTokenizer.fromFiles(text("tokenizer/vocab.txt"), text("tokenizer/tokenizer.json"))
         session = OrtSession.SessionOptions().use { options ->
+            if (textIn) options.registerCustomOpLibrary(OrtxPackage.getLibraryPath())  // the in-graph tokenizer
             options.setIntraOpNumThreads(threads)
             options.addConfigEntry("session.intra_op.allow_spinning", "0")  // no busy-waiting threads
             env.createSession(read(deploy.optString("model", "model/model.ort")), options)
@@ -281,12 +290,16 @@ class EdgebertClassifier(read: (String) -> ByteArray, threads: Int = 2) : AutoCl
     }
 
     fun predict(text: String): Prediction {
-        val enc = tokenizer.encode(text, maxLength)
-        val shape = longArrayOf(1, enc.inputIds.size.toLong())
-        val rows = mapOf("input_ids" to enc.inputIds, "attention_mask" to enc.attentionMask,
-                         "token_type_ids" to enc.tokenTypeIds)
-        // only the inputs the graph declares, by name
-        val inputs = session.inputNames.associateWith { OnnxTensor.createTensor(env, LongBuffer.wrap(rows.getValue(it)), shape) }
+        val inputs = if (tokenizer == null) {
+            mapOf("text" to OnnxTensor.createTensor(env, arrayOf(text), longArrayOf(1)))  // text-in: one string
+        } else {
+            val enc = tokenizer.encode(text, maxLength)
+            val shape = longArrayOf(1, enc.inputIds.size.toLong())
+            val rows = mapOf("input_ids" to enc.inputIds, "attention_mask" to enc.attentionMask,
+                             "token_type_ids" to enc.tokenTypeIds)
+            // only the inputs the graph declares, by name
+            session.inputNames.associateWith { OnnxTensor.createTensor(env, LongBuffer.wrap(rows.getValue(it)), shape) }
+        }
         try {
             session.run(inputs).use { result ->
                 @Suppress("UNCHECKED_CAST")

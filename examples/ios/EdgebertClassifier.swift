@@ -10,7 +10,10 @@
 // Strings by canonical equivalence ("é" == "e\u{301}") and counts grapheme clusters, while the
 // tokenizer must match code points exactly.
 // Dependency: CocoaPods `pod 'onnxruntime-objc'` (or a bridging header with #import <onnxruntime.h>),
-// or Swift Package Manager `onnxruntime-swift-package-manager`. Setup and usage: docs/mobile.md.
+// or Swift Package Manager `onnxruntime-swift-package-manager`; for a text-in artifact (the mobile recipe's
+// default: the tokenizer is in the model) also `pod 'onnxruntime-extensions-c'` and a bridging header with
+// #import <onnxruntime_extensions.h> (token-in apps without it: delete the line that registers
+// RegisterCustomOps). Setup and usage: docs/mobile.md.
 
 import Foundation
 #if canImport(OnnxRuntimeBindings)
@@ -286,13 +289,14 @@ struct Prediction {
     let abstained: Bool
 }
 
-/// An artifact folder: manifest.json, labels.json, tokenizer/vocab.txt, tokenizer/tokenizer.json
-/// and the model named by deploy.model.
+/// An artifact folder: manifest.json, labels.json, the model named by deploy.model and, for a token-in
+/// model, tokenizer/vocab.txt and tokenizer/tokenizer.json. A text-in model (deploy.input_names is
+/// ["text"]) takes the string itself: no tokenizer in the app.
 final class EdgebertClassifier {
     let labels: [String]
     private let env: ORTEnv
     private let session: ORTSession
-    private let tokenizer: WordPieceTokenizer
+    private let tokenizer: WordPieceTokenizer?  // nil: text-in
     private let maxLength: Int
     private let threshold: Double?
     private let unknownLabel: String
@@ -307,10 +311,12 @@ final class EdgebertClassifier {
         let labelsFile = try JSONSerialization.jsonObject(with: data("labels.json")) as? [String: Any]
         guard let names = labelsFile?["labels"] as? [String] else { throw EdgebertError.badFile("labels.json") }
         labels = names
-        tokenizer = try WordPieceTokenizer.fromFiles(vocabTxt: data("tokenizer/vocab.txt"),
-                                                     tokenizerJson: data("tokenizer/tokenizer.json"))
+        let textIn = (deploy["input_names"] as? [String]) == ["text"]
+        tokenizer = textIn ? nil : try WordPieceTokenizer.fromFiles(vocabTxt: data("tokenizer/vocab.txt"),
+                                                                    tokenizerJson: data("tokenizer/tokenizer.json"))
         env = try ORTEnv(loggingLevel: .warning)
         let options = try ORTSessionOptions()
+        if textIn { try options.registerCustomOps(functionPointer: RegisterCustomOps) }  // the in-graph tokenizer
         try options.setIntraOpNumThreads(threads)
         try options.addConfigEntry(withKey: "session.intra_op.allow_spinning", value: "0")  // no busy-waiting
         let model = dir.appendingPathComponent(deploy["model"] as? String ?? "model/model.ort").path
@@ -318,15 +324,23 @@ final class EdgebertClassifier {
     }
 
     func predict(_ text: String) throws -> Prediction {
+        var inputs: [String: ORTValue] = [:]
+        guard let tokenizer = tokenizer else {  // text-in: one string
+            inputs["text"] = try ORTValue(tensorStringData: [text], shape: [1])
+            return try run(inputs)
+        }
         let enc = try tokenizer.encode(text, maxLength: maxLength)
         let rows = ["input_ids": enc.inputIds, "attention_mask": enc.attentionMask, "token_type_ids": enc.tokenTypeIds]
         let shape: [NSNumber] = [1, NSNumber(value: enc.inputIds.count)]
-        var inputs: [String: ORTValue] = [:]
         for name in try session.inputNames() {  // only the inputs the graph declares, by name
             guard let row = rows[name] else { throw EdgebertError.unsupported("model input \(name)") }
             let bytes = row.withUnsafeBytes { NSMutableData(bytes: $0.baseAddress!, length: $0.count) }
             inputs[name] = try ORTValue(tensorData: bytes, elementType: .int64, shape: shape)
         }
+        return try run(inputs)
+    }
+
+    private func run(_ inputs: [String: ORTValue]) throws -> Prediction {
         let outputNames = try session.outputNames()
         let outputName = outputNames.contains("logits") ? "logits" : outputNames[0]
         let outputs = try session.run(withInputs: inputs, outputNames: [outputName], runOptions: nil)

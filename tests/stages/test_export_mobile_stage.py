@@ -19,3 +19,22 @@ def test_stage_runs_and_is_recorded(arch, request, tmp_path):
     assert any(line.startswith("ai.onnx") for line in rec["metrics"]["required_operators"])
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["deploy"]["model"] == "model/model.ort" and manifest["deploy"]["format"] == "ort"
+
+
+def test_a_sentencepiece_token_in_artifact_ships_no_wordpiece_samples(tiny_sentiment_dir, tmp_path):
+    """The samples port BERT's WordPiece for token-in models: an ALBERT with its SentencePiece tokenizer gets the
+    guide and the reason instead of samples that would refuse it at load."""
+    import yaml
+
+    from conftest import REPO
+    from edgebert.pipeline import compress
+
+    recipe = tmp_path / "spm-mobile.yaml"
+    recipe.write_text(yaml.safe_dump({"name": "spm-mobile", "stages": [
+        {"kind": "finetune", "epochs": 1}, *RECIPE[:2], {"kind": "export-mobile", "check_usability": False}]}))
+    result = compress(str(REPO / "tests" / "data" / "tiny-albert-spm"), "mobile", data=str(tiny_sentiment_dir),
+                      out=tmp_path / "art", recipe=recipe, progress=False)
+    files = sorted(p.name for p in (tmp_path / "art" / "model").iterdir())
+    assert files == ["INTEGRATION.md", "model.ort", "required_operators.config"]
+    note = result.manifest["stages"][-1]["metrics"]["app_samples"]
+    assert "Unigram" in note and "text-in" in note

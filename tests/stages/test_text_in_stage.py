@@ -41,6 +41,7 @@ def test_int8_text_in_ort_through_the_pipeline(request, tmp_path):
     assert v["token_mismatches"] == 0 and v["label_mismatches"] == 0 and v["texts"] > 0
     assert rec["metrics"]["tokenizer"] and by_kind["export-mobile"]["validation"]["label_agreement"] == 1.0
     assert manifest["deploy"]["model"].endswith(".ort") and "model.ort" in files
+    assert {"EdgebertClassifier.kt", "EdgebertClassifier.swift"} <= set(files)  # they feed a text-in model its string
     clf = Classifier.load(out)
     assert clf.text_in
     labels = [p.label for p in clf.predict(["a great film", "a dull and boring film"])]
