@@ -105,9 +105,10 @@ def compress(model: str = DEFAULT_MODEL, target: str = DEFAULT_TARGET, *, data: 
     get_spec(config)  # UnsupportedArchitectureError before any work
     models.check_weights(model)  # a truncated weights file is reported before the output folder is claimed
     the_plan = the_plan.for_model(config)
-    check_model(the_plan.stages, config, f"recipe '{the_plan.recipe}'")  # e.g. fusion of a RoBERTa, too many layers
     check_token_limits(the_plan.stages, the_plan.target, config, f"recipe '{the_plan.recipe}'")
     dataset = data if isinstance(data, Dataset) else load_dataset(data, **data_options)
+    # e.g. fusion of a RoBERTa, too many layers, a text-in graph for sentence pairs
+    check_model(the_plan.stages, config, f"recipe '{the_plan.recipe}'", text_pair=dataset.text_pair_column is not None)
     if any(s.kind in ("finetune", "distill") for s in the_plan.stages):
         dataset.check_trainable()
     trained = models.model_labels(config)

@@ -47,6 +47,11 @@ __all__ = ["TOKEN_INPUTS", "make_text_in", "tokenizer_graph", "tokenizer_kind", 
 
 #: the classifier inputs the tokenizer graph fills, (batch, sequence) int64 each
 TOKEN_INPUTS = ("input_ids", "attention_mask", "token_type_ids")
+#: why a sentence-pair model is not made text-in (the text-in stage says it before any stage runs)
+PAIR_REFUSAL = ("Text-in models take single texts: onnxruntime-extensions' BertTokenizer does not truncate sentence "
+                "pairs as the Hugging Face tokenizer does (longest first), so a long pair would be classified on "
+                "other tokens than in training. Export this pair model token-in (the app tokenizes; see "
+                "docs/tokenization.md).")
 _WORDPIECE, _SENTENCEPIECE = "wordpiece", "sentencepiece"
 
 
@@ -331,10 +336,7 @@ def make_text_in(onnx_path: str | os.PathLike, tokenizer_dir: str | os.PathLike,
 
     onnx_path, out_path, tokenizer_dir = Path(onnx_path), Path(out_path), Path(tokenizer_dir)
     if text_pair:
-        raise ConfigError("Text-in models take single texts: onnxruntime-extensions' BertTokenizer does not truncate "
-                          "sentence pairs as the Hugging Face tokenizer does (longest first), so a long pair would "
-                          "be classified on other tokens than in training. Export this pair model token-in (the "
-                          "app tokenizes; see docs/tokenization.md).")
+        raise ConfigError(PAIR_REFUSAL)
     if not onnx_path.is_file():
         raise ModelNotFoundError(f"'{onnx_path}' is not a file. Export the classifier first: "
                                  "edgebert.export.export_onnx(model, tokenizer, PATH)")

@@ -297,9 +297,10 @@ def resolve_for_model(stages: Sequence[StageConfig], config) -> list[StageConfig
     return out
 
 
-def check_model(stages: Sequence[StageConfig], config, source: str = "recipe") -> None:
-    """Each stage's ``check`` against the model it will get (in order): errors name the stage."""
-    shape = model_shape(config)
+def check_model(stages: Sequence[StageConfig], config, source: str = "recipe", text_pair: bool | None = None) -> None:
+    """Each stage's ``check`` against the model it will get (in order): errors name the stage.
+    ``text_pair``: whether the data are sentence pairs (None: not known yet), as ``shape["text_pair"]``."""
+    shape = {**model_shape(config), "text_pair": text_pair}
     for i, cfg in enumerate(stages, start=1):
         stage = get_stage(cfg.kind)
         if stage.check is None:

@@ -15,6 +15,7 @@ from typing import Literal
 from pydantic import Field
 
 from edgebert.config import StageConfig
+from edgebert.errors import ConfigError
 from edgebert.stages._shared import NEEDS_ONNX
 from edgebert.stages.registry import Artifact, RunContext, StageResult, forbids, model_ref, register_stage
 
@@ -28,9 +29,12 @@ class TextInConfig(StageConfig):
 
 
 def _check_text_in(cfg: TextInConfig, shape) -> None:
-    """The operator library is needed to build and check the graph: say so before any stage runs."""
+    """Single texts, and the operator library to build and check the graph: said before any stage runs."""
+    from edgebert.export.textin import PAIR_REFUSAL
     from edgebert.runtime.textin import extensions_library
 
+    if shape.get("text_pair"):
+        raise ConfigError(PAIR_REFUSAL)
     extensions_library()  # MissingDependencyError naming the extra
 
 

@@ -46,3 +46,22 @@ def test_int8_text_in_ort_through_the_pipeline(request, tmp_path):
     assert clf.text_in
     labels = [p.label for p in clf.predict(["a great film", "a dull and boring film"])]
     assert set(labels) <= {"positive", "negative"}
+
+
+def test_a_sentence_pair_task_is_refused_before_any_stage_runs(tiny_bert_dir, tiny_pair_dir, tmp_path):
+    """The in-graph tokenizer takes single texts: a pair task fails at plan time, not after fine-tuning."""
+    from edgebert.errors import ConfigError
+    from edgebert.pipeline import compress
+
+    with pytest.raises(ConfigError, match="stage 4 \\(text-in\\): Text-in models take single texts"):
+        compress(str(tiny_bert_dir), "mobile", data=str(tiny_pair_dir), out=tmp_path / "art",
+                 recipe=_recipe(tmp_path), progress=False)
+    assert not (tmp_path / "art").exists()
+
+
+def _recipe(tmp_path):
+    import yaml
+
+    path = tmp_path / "pair-text-in.yaml"
+    path.write_text(yaml.safe_dump({"name": "pair-text-in", "stages": [{"kind": "finetune", "epochs": 1}, *RECIPE[:3]]}))
+    return path
