@@ -142,3 +142,30 @@ def test_calibrate_for_out_of_scope_recall(oos_model, tiny_sentiment_dir, tmp_pa
     # a model without the class is refused with what to do
     result = CliRunner().invoke(main, ["calibrate", str(art), "--data", str(tiny_sentiment_dir), "--oos-recall", "0.9"])
     assert result.exit_code == 2 and "--oos-data" in result.output
+
+
+def test_bench_reports_out_of_scope_metrics_with_the_calibrated_threshold(oos_model, tiny_sentiment_dir, tmp_path):
+    """bench --oos-data scores in-scope accuracy and out-of-scope recall per variant; an artifact's calibrated
+    threshold is applied to its deployed file as predict applies it (below it: not answered = out of scope)."""
+    from click.testing import CliRunner
+
+    from conftest import build_runtime_artifact
+    from edgebert.cli.main import main
+
+    model, oos = oos_model
+    art = build_runtime_artifact(model, tmp_path / "art")
+    manifest_path = art / "manifest.json"
+    manifest = json.loads(manifest_path.read_text())
+    manifest["deploy"]["threshold"] = 0.999  # nearly nothing is answered: every out-of-scope text is caught
+    manifest_path.write_text(json.dumps(manifest))
+    out = tmp_path / "bench"
+    result = CliRunner().invoke(main, ["bench", str(model), str(art), "--data", str(tiny_sentiment_dir), "--oos-data",
+                                       str(oos), "--out", str(out), "--no-memory", "--rounds", "1",
+                                       "--latency-samples", "4", "--quiet"])
+    assert result.exit_code == 0, result.output
+    variants = {v["kind"]: v for v in json.loads((out / "bench.json").read_text())["variants"]}
+    plain, calibrated = variants["hf"]["accuracy"], variants["onnx"]["accuracy"]
+    assert plain["out_of_scope"]["out_of_scope_n"] == 6 and calibrated["out_of_scope"]["out_of_scope_recall"] == 1.0
+    assert calibrated["out_of_scope"]["in_scope_accuracy"] < plain["out_of_scope"]["in_scope_accuracy"]
+    assert any("0.999" in n for n in variants["onnx"]["notes"])
+    assert "OOS recall" in (out / "bench.md").read_text() and "out_of_scope_recall" in (out / "bench.csv").read_text()

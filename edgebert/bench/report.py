@@ -13,10 +13,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
 
+#: out-of-scope metrics (data with an out-of-scope class: edgebert.metrics.out_of_scope_metrics)
+OOS_FIELDS = ("in_scope_accuracy", "out_of_scope_recall", "out_of_scope_precision")
 #: columns of bench.csv / report rows, in order
 CSV_COLUMNS = (
     "device", "name", "role", "baseline", "runtime", "precision", "target_device", "provider", "status", "error",
-    "accuracy", "macro_f1", "macro_precision", "macro_recall", "agreement", "n",
+    "accuracy", "macro_f1", "macro_precision", "macro_recall", "agreement", "n", *OOS_FIELDS,
     "p10_ms", "p25_ms", "p50_ms", "p75_ms", "p90_ms", "p99_ms", "mean_ms", "std_ms", "min_ms",
     "max_ms", "iqr_ms", "latency_runs", "ratio_vs_reference",
     "fixed_seq_len", "fixed_p50_ms", "fixed_p90_ms", "fixed_p99_ms",
@@ -49,6 +51,7 @@ def variant_rows(results: dict[str, Any]) -> list[dict[str, Any]]:
             "accuracy": acc.get("accuracy"), "macro_f1": acc.get("macro_f1"),
             "macro_precision": acc.get("macro_precision"), "macro_recall": acc.get("macro_recall"),
             "agreement": acc.get("agreement"), "n": acc.get("n"),
+            **{k: (acc.get("out_of_scope") or {}).get(k) for k in OOS_FIELDS},
             **{f"{k}_ms": lat.get(k) for k in ("p10", "p25", "p50", "p75", "p90", "p99", "mean", "std",
                                                "min", "max", "iqr")},
             "latency_runs": lat.get("n"), "ratio_vs_reference": lat.get("ratio_vs_reference"),
@@ -99,8 +102,10 @@ def markdown_table(rows: Sequence[dict[str, Any]]) -> str:
     """The comparison table (one line per variant); failed / skipped rows say so and why below."""
     fixed = any(r.get("fixed_p50_ms") is not None for r in rows)
     seq = next((r["fixed_seq_len"] for r in rows if r.get("fixed_seq_len")), None)
-    head = ["variant", "runtime", "precision", "accuracy", "macro-F1", "agreement",
-            "p50 ms [p10–p90]", "p90 ms", "p99 ms", "speed-up vs ref"]
+    oos = any(r.get("out_of_scope_recall") is not None for r in rows)
+    head = ["variant", "runtime", "precision", "accuracy", "macro-F1", "agreement"]
+    head += ["in-scope acc.", "OOS recall"] if oos else []
+    head += ["p50 ms [p10–p90]", "p90 ms", "p99 ms", "speed-up vs ref"]
     if fixed:
         head.append(f"p50 ms @{seq} tok")
     head += ["throughput /s", "peak RSS MB", "size MB", "load s"]
@@ -115,8 +120,10 @@ def markdown_table(rows: Sequence[dict[str, Any]]) -> str:
         if r.get("p50_ms") is not None:
             spread = f"{_ms(r['p50_ms'])} [{_ms(r.get('p10_ms'))}–{_ms(r.get('p90_ms'))}]"
         cells = [name, r.get("runtime") or "–", r.get("precision") or "–", _num(r.get("accuracy"), ".4f"),
-                 _num(r.get("macro_f1"), ".4f"), _num(r.get("agreement"), ".3f"), spread,
-                 _ms(r.get("p90_ms")), _ms(r.get("p99_ms")), _speedup(r.get("ratio_vs_reference"))]
+                 _num(r.get("macro_f1"), ".4f"), _num(r.get("agreement"), ".3f")]
+        if oos:
+            cells += [_num(r.get("in_scope_accuracy"), ".4f"), _num(r.get("out_of_scope_recall"), ".4f")]
+        cells += [spread, _ms(r.get("p90_ms")), _ms(r.get("p99_ms")), _speedup(r.get("ratio_vs_reference"))]
         if fixed:
             cells.append(_ms(r.get("fixed_p50_ms")))
         cells += [_num(r.get("throughput_mean"), ".1f"), _num(r.get("peak_rss_mb"), ".0f"),

@@ -55,7 +55,7 @@ class _Variant:
     fixed_ns: list[int] = field(default_factory=list)
     throughput: list[float] = field(default_factory=list)
     metrics: dict[str, Any] | None = None
-    predicted: list[str] | None = None  # predicted label names, in split row order
+    predicted: list[str | None] | None = None  # predicted label names (None: not answered), in split row order
     memory: dict[str, Any] | None = None
     providers: list[str] | None = None  # onnxruntime's providers that ran the model (None: not onnxruntime)
     provider_fallback: str | None = None  # the sentence saying the model ran on another provider than asked
@@ -157,8 +157,10 @@ def _relabel(split, dataset_labels: list[str], model_labels: list[str]):
                  text_pairs=split.text_pairs)
 
 
-def _score(v: _Variant, split, tokenizer, *, batch: int, max_length: int) -> None:
-    """Accuracy / macro P-R-F1 of ``v`` through its own runtime (length-sorted batches)."""
+def _score(v: _Variant, split, tokenizer, *, batch: int, max_length: int, out_of_scope_label: str | None = None) -> None:
+    """Accuracy / macro P-R-F1 of ``v`` through its own runtime (length-sorted batches). Below the variant's
+    calibrated threshold a text is not answered (index -1: wrong, and an out-of-scope answer). With
+    ``out_of_scope_label`` (data with an out-of-scope class): in-scope accuracy and out-of-scope recall too."""
     from edgebert.data import collate_batches
     from edgebert.metrics import classification_metrics
 
@@ -171,9 +173,13 @@ def _score(v: _Variant, split, tokenizer, *, batch: int, max_length: int) -> Non
         if logits.ndim != 2 or logits.shape[1] != len(labels):
             raise DataError(f"the model returns logits of shape {tuple(logits.shape)}, expected "
                             f"(batch, {len(labels)}) for its {len(labels)} labels")
-        pred[rows] = logits.argmax(-1)
-    v.metrics = classification_metrics(split.labels, pred, labels)
-    v.predicted = [labels[i] for i in pred]
+        answer = logits.argmax(-1)
+        if v.spec.threshold is not None:
+            z = np.exp(logits - logits.max(-1, keepdims=True))
+            answer = np.where((z / z.sum(-1, keepdims=True)).max(-1) < v.spec.threshold, -1, answer)
+        pred[rows] = answer
+    v.metrics = classification_metrics(split.labels, pred, labels, out_of_scope_label=out_of_scope_label)
+    v.predicted = [labels[i] if i >= 0 else None for i in pred]
 
 
 def bench(paths: Sequence[str | os.PathLike], data: Any, *, split: str = "test", baselines: bool = False,
@@ -245,7 +251,7 @@ def bench(paths: Sequence[str | os.PathLike], data: Any, *, split: str = "test",
 
     with protocol.torch_threads(threads):
         _load_and_score(live, inputs, the_split, ds.label_names, progress_bar, threads=threads, batch=batch,
-                        max_length=max_length, warmup=warmup)
+                        max_length=max_length, warmup=warmup, out_of_scope_label=ds.out_of_scope_label)
         _time_rounds(live, rounds, len(rows), progress_bar)
     for v in live:  # free the models before the memory workers start
         if v.runner is not None:
@@ -386,7 +392,8 @@ class _Progress:
 
 
 def _load_and_score(live: list[_Variant], inputs: _Inputs, the_split, dataset_labels: list[str],
-                    progress_bar: _Progress, *, threads: int, batch: int, max_length: int, warmup: int) -> None:
+                    progress_bar: _Progress, *, threads: int, batch: int, max_length: int, warmup: int,
+                    out_of_scope_label: str | None = None) -> None:
     """1. load + accuracy, one variant at a time; each variant's timing inputs prepared and warmed up."""
     for v in live:
         progress_bar.phase(v.spec.name, "load")
@@ -404,7 +411,8 @@ def _load_and_score(live: list[_Variant], inputs: _Inputs, the_split, dataset_la
         try:
             prepared = inputs.get(v.spec.tokenizer_dir)
             split_v = _relabel(the_split, dataset_labels, v.spec.label_names)
-            _score(v, split_v, prepared["tokenizer"], batch=batch, max_length=max_length)
+            _score(v, split_v, prepared["tokenizer"], batch=batch, max_length=max_length,
+                   out_of_scope_label=out_of_scope_label)
             v.latency_inputs = [v.runner.prepare(e) for e in prepared["latency"]]
             v.fixed_inputs = [v.runner.prepare(e) for e in prepared["fixed"]]
             v.throughput_inputs = [v.runner.prepare(e) for e in prepared["throughput"]]

@@ -23,7 +23,10 @@ A variant::
     provider_fallback (why it ran on another provider than the device asked for, or None; optional),
     status (ok | failed | skipped), error, notes, label_names, files, size_bytes, size_mb,
     load_s (cold load in the memory worker), load_s_in_process,
-    accuracy       {n, accuracy, macro_precision, macro_recall, macro_f1, agreement} | None
+    accuracy       {n, accuracy, macro_precision, macro_recall, macro_f1, agreement,
+                    out_of_scope: {in_scope_n, out_of_scope_n, in_scope_accuracy, out_of_scope_recall,
+                    out_of_scope_precision} (data with an out-of-scope class only)} | None
+    threshold      the artifact's calibrated confidence threshold applied to its deployed file | None
     latency        {n, mean, std, min, p10, p25, p50, p75, p90, p99, max, iqr, ratio_vs_reference} | None  (ms)
     latency_fixed  same keys + seq_len | None (only with --seq-len)
     throughput     {rounds, batch, samples_per_round, mean, min, max, std} | None  (samples/s)

@@ -82,6 +82,7 @@ class VariantSpec:
     torch_compile: str | None = None  # torch.compile mode where the folder's torch_compile.json enables it
     compile_note: str | None = None  # the note (in notes) saying it runs compiled; dropped if compiling fails
     budgets: dict[str, Any] | None = None  # the artifact target's latency / memory budgets (its deployed file)
+    threshold: float | None = None  # the artifact's calibrated confidence threshold (its deployed file): below, no answer
 
     def to_json(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -270,6 +271,13 @@ def _artifact_variants(root: Path, source: str) -> list[VariantSpec]:
         for spec in out:
             if Path(spec.path).resolve() in deployed:
                 spec.budgets = dict(budgets)
+    deploy = (_read_json(root / "manifest.json") or {}).get("deploy") or {}
+    if isinstance(deploy, dict) and isinstance(deploy.get("threshold"), (int, float)) and deploy.get("model"):
+        for spec in out:  # calibrated on the deployed file: answered as predict / serve answer
+            if Path(spec.path).resolve() == (root / str(deploy["model"])).resolve():
+                spec.threshold = float(deploy["threshold"])
+                spec.notes.append(f"answers below the calibrated confidence {spec.threshold:g} count as "
+                                  f"'{deploy.get('unknown_label') or 'unknown'}' (not answered), as predict / serve")
     if not out:
         content = ", ".join(sorted(c.name for c in model_dir.iterdir())[:12]) or "nothing"
         raise ConfigError(f"Artifact '{root}' has no deployable model in model/ (it contains: {content}). "
