@@ -147,7 +147,7 @@ def compare(models: Sequence[str], data: Any, *, targets: Sequence[str] = ("cpu"
     if dup:
         raise ConfigError(f"model {dup[0]!r} is given twice; give each model once.")
     plans = {t: plan(*split_target(t, recipe)) for t in targets}  # UnknownTargetError before anything runs
-    labels = {t: column_label(t, plans[t], recipe) for t in targets}
+    labels = {t: column_label(t, plans[t]) for t in targets}
     if len(set(labels.values())) < len(labels):
         raise ConfigError(f"two --target values name the same target and recipe ({', '.join(targets)}); give each once.")
     out = Path(out)
@@ -238,7 +238,7 @@ def split_target(entry: str, recipe: str | os.PathLike | None) -> tuple[str, str
     return str(entry), recipe
 
 
-def column_label(entry: str, the_plan: Any, recipe: str | os.PathLike | None) -> str:
+def column_label(entry: str, the_plan: Any) -> str:
     """The table's name of a target entry: the target's name, with ``:recipe`` when the entry names its own."""
     _, own = split_target(entry, None)
     return f"{the_plan.target.name}:{the_plan.recipe}" if own is not None else the_plan.target.name
