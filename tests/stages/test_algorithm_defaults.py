@@ -20,8 +20,8 @@ PAIRS = [
     (prune, PruneConfig, set()),
     (sparsify_, SparsifyConfig, set()),
     (distill, DistillConfig, set()),
-    (quantize_with_budget, QuantizeConfig, {"try_per_channel", "max_length"}),
-    (quantize_onnx, QuantizeConfig, {"try_per_channel", "max_length", "max_accuracy_drop"}),
+    (quantize_with_budget, QuantizeConfig, {"try_per_channel", "max_length", "share_target_budget"}),
+    (quantize_onnx, QuantizeConfig, {"try_per_channel", "max_length", "max_accuracy_drop", "share_target_budget"}),
 ]
 
 
