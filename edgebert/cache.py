@@ -150,7 +150,11 @@ def relocate(data: Any, old: str, new: str) -> Any:
 def stage_key(prev: str, cfg, host: str | None = None, revision: str | None = None) -> str:
     """The key of a stage with resolved config ``cfg`` after the stage keyed ``prev`` (``host``, ``revision``:
     what the stage declares beyond its config, e.g. the TensorRT that builds an engine)."""
-    body = json.dumps(cfg.model_dump(mode="json"), sort_keys=True)
+    dumped = cfg.model_dump(mode="json")
+    for name, default in getattr(cfg, "KEYED_FROM_DEFAULT", {}).items():  # added later: keys stay as they were
+        if dumped.get(name) == default:
+            dumped.pop(name)
+    body = json.dumps(dumped, sort_keys=True)
     text = f"{prev}\n{cfg.kind}\n{body}" + (f"\nhost: {host}" if host is not None else "")
     text += f"\nrevision: {revision}" if revision is not None else ""
     return hashlib.sha256(text.encode()).hexdigest()

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, ClassVar, TypeVar
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
@@ -18,9 +18,14 @@ C = TypeVar("C", bound="StageConfig")
 
 
 class StageConfig(BaseModel):
-    """Base of all configs: unknown keys rejected, immutable, JSON round-trippable."""
+    """Base of all configs: unknown keys rejected, immutable, JSON round-trippable.
+
+    ``KEYED_FROM_DEFAULT``: fields added after artifacts were keyed, each with its default; at that value
+    a field is left out of the stage key (:func:`edgebert.cache.stage_key`), so existing artifacts keep
+    their keys and resume, while a recipe that sets it gets a new key."""
 
     model_config = ConfigDict(extra="forbid", frozen=True, validate_default=True)
+    KEYED_FROM_DEFAULT: ClassVar[dict[str, Any]] = {}
 
 
 def format_validation_error(exc: ValidationError, source: str | None = None) -> str:

@@ -11,7 +11,7 @@ manifest.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 from pydantic import Field, model_validator
 
@@ -53,6 +53,7 @@ class QuantizeConfig(StageConfig):
     exclude: list[str] = Field(
         default_factory=list, description="ONNX node names kept in float32 (never quantized / converted)"
     )
+    KEYED_FROM_DEFAULT: ClassVar[dict[str, Any]] = {"share_target_budget": True}
     share_target_budget: bool = Field(
         True, description="Cap max_accuracy_drop by what the target's accuracy budget has left after the earlier "
                           "stages (none left: int8 may lose nothing against its input, so layers stay float). "
