@@ -67,6 +67,22 @@ def test_a_stage_revision_changes_the_key_only_where_the_output_changed():
     assert stage_key("prev", seed1, None, stage.revision(seed1)) != stage_key("prev", seed1)
 
 
+def test_a_field_added_later_changes_the_key_only_when_set():
+    """quantize's share_target_budget came after artifacts were keyed: at its default the key is the one
+    the config had without it (they resume); set to false, another key."""
+    import hashlib
+    import json
+
+    from edgebert.cache import stage_key
+    from edgebert.stages.quantize import QuantizeConfig
+
+    default = QuantizeConfig()
+    before = {k: v for k, v in default.model_dump(mode="json").items() if k != "share_target_budget"}
+    old_key = hashlib.sha256(f"prev\nquantize\n{json.dumps(before, sort_keys=True)}".encode()).hexdigest()
+    assert stage_key("prev", default) == old_key
+    assert stage_key("prev", QuantizeConfig(share_target_budget=False)) != old_key
+
+
 def test_a_hub_model_is_identified_by_its_cached_revision(monkeypatch):
     import huggingface_hub
 
