@@ -180,7 +180,7 @@ def compare(models: Sequence[str], data: Any, *, targets: Sequence[str] = ("cpu"
             path = art / deployed if deployed else art
             if deployed and deployed.endswith(".safetensors"):
                 path = path.parent  # a PyTorch checkpoint is benched as its folder
-            converted = converted_checkpoint(art, first_fp32=fp32_path)
+            converted = converted_checkpoint(art, manifest, first_fp32=fp32_path)
             if converted is not None:  # e.g. the ALBERT albertize made: its own fp32 row
                 entries.append({"model": model, "slug": slug, "target": f"{labels[t]} fp32", "artifact": str(art),
                                 "path": str(converted), "what": f"{labels[t]} recipe's PyTorch fp32 model before export"})
@@ -244,12 +244,12 @@ def column_label(entry: str, the_plan: Any) -> str:
     return f"{the_plan.target.name}:{the_plan.recipe}" if own is not None else the_plan.target.name
 
 
-def converted_checkpoint(artifact: Path, first_fp32: str) -> Path | None:
-    """The last PyTorch model folder of ``artifact``'s stages when its architecture differs from the
-    fine-tuned model's at ``first_fp32`` (a recipe that converts, e.g. albertize: BERT -> ALBERT), else None."""
+def converted_checkpoint(artifact: Path, manifest: dict[str, Any], first_fp32: str) -> Path | None:
+    """The last PyTorch model folder of ``artifact``'s stages (its ``manifest``) when its architecture differs
+    from the fine-tuned model's at ``first_fp32`` (a recipe that converts, e.g. albertize: BERT -> ALBERT),
+    else None."""
     from edgebert.stages.registry import Artifact
 
-    manifest = json.loads((artifact / "manifest.json").read_text(encoding="utf-8"))
     states = [s["state"] for s in manifest.get("stages") or [] if isinstance(s.get("state"), dict)]
     model = states[-1].get("model") if states else None
     if not model:

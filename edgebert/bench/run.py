@@ -163,6 +163,7 @@ def _score(v: _Variant, split, tokenizer, *, batch: int, max_length: int, out_of
     ``out_of_scope_label`` (data with an out-of-scope class): in-scope accuracy and out-of-scope recall too."""
     from edgebert.data import collate_batches
     from edgebert.metrics import classification_metrics
+    from edgebert.runtime.classifier import softmax
 
     labels = v.spec.label_names or []
     pred = np.full(len(split), -1, dtype=np.int64)
@@ -174,9 +175,8 @@ def _score(v: _Variant, split, tokenizer, *, batch: int, max_length: int, out_of
             raise DataError(f"the model returns logits of shape {tuple(logits.shape)}, expected "
                             f"(batch, {len(labels)}) for its {len(labels)} labels")
         answer = logits.argmax(-1)
-        if v.spec.threshold is not None:
-            z = np.exp(logits - logits.max(-1, keepdims=True))
-            answer = np.where((z / z.sum(-1, keepdims=True)).max(-1) < v.spec.threshold, -1, answer)
+        if v.spec.threshold is not None:  # as predict abstains: top probability below the threshold
+            answer = np.where(softmax(logits).max(-1) < v.spec.threshold, -1, answer)
         pred[rows] = answer
     v.metrics = classification_metrics(split.labels, pred, labels, out_of_scope_label=out_of_scope_label)
     v.predicted = [labels[i] if i >= 0 else None for i in pred]

@@ -265,13 +265,17 @@ def _artifact_variants(root: Path, source: str) -> list[VariantSpec]:
         kind = _file_kind(f)
         if kind is not None:
             out.append(_file_variant(f, kind, label_dir=model_dir, source=source, name=f"{root.name}/{f.name}"))
-    budgets = _target_budgets(root)
+    try:
+        manifest = json.loads((root / "manifest.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        manifest = None
+    budgets = _target_budgets(root, manifest)
     if budgets is not None:
         deployed = budgets.pop("deployed")
         for spec in out:
             if Path(spec.path).resolve() in deployed:
                 spec.budgets = dict(budgets)
-    deploy = (_read_json(root / "manifest.json") or {}).get("deploy") or {}
+    deploy = manifest.get("deploy") if isinstance(manifest, dict) else None
     if isinstance(deploy, dict) and isinstance(deploy.get("threshold"), (int, float)) and deploy.get("model"):
         for spec in out:  # calibrated on the deployed file: answered as predict / serve answer
             if Path(spec.path).resolve() == (root / str(deploy["model"])).resolve():
@@ -285,13 +289,9 @@ def _artifact_variants(root: Path, source: str) -> list[VariantSpec]:
     return out
 
 
-def _target_budgets(root: Path) -> dict[str, Any] | None:
-    """The latency / memory budgets of the artifact's target and the files they apply to (the deployed
-    model, and the TensorRT engine where the target runs one); None without budgets."""
-    try:
-        manifest = json.loads((root / "manifest.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
+def _target_budgets(root: Path, manifest: Any) -> dict[str, Any] | None:
+    """The latency / memory budgets of the artifact's target (its ``manifest``) and the files they apply to
+    (the deployed model, and the TensorRT engine where the target runs one); None without budgets."""
     target = manifest.get("target") if isinstance(manifest, dict) else None
     budgets = (target or {}).get("budgets") if isinstance(target, dict) else None
     if not isinstance(budgets, dict) or not any(budgets.get(k) for k in ("latency_ms", "memory_mb")):

@@ -197,7 +197,7 @@ def export_mobile(onnx_path: str | os.PathLike, out_dir: str | os.PathLike, *, s
 
         {"ort_path", "config_path", "onnx_bytes", "ort_bytes",
          "required_operators": ["ai.onnx;17;Add,...", ...] (the config's operator lines),
-         "max_abs_logit_diff", "label_agreement",
+         "max_abs_logit_diff", "label_agreement", "text_in" (the graph takes strings),
          "usability": mobile_usability(onnx_path)   # when check_usability}
     """
     from onnxruntime.tools.convert_onnx_models_to_ort import OptimizationStyle, convert_onnx_models_to_ort
@@ -287,6 +287,7 @@ def export_mobile(onnx_path: str | os.PathLike, out_dir: str | os.PathLike, *, s
         "required_operators": operators,
         "max_abs_logit_diff": diff,
         "label_agreement": float(np.mean(agree)),
+        "text_in": text_in,
     }
     if check_usability:
         report["usability"] = mobile_usability(onnx_path)

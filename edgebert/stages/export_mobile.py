@@ -33,12 +33,12 @@ def export_mobile(art: Artifact, cfg: ExportMobileConfig, ctx: RunContext) -> St
 
     tokenizer = models.load_tokenizer(model_ref(art, art.model))
     src = art.path(art.onnx)
-    samples_note = _samples_problem(src, model_ref(art, art.model))
     onnx = ctx.work / "model.onnx"
     shutil.copyfile(src, onnx)  # the .ort file is named after its source
     report = run_export(onnx, ctx.work, style=cfg.style, target_platform=cfg.target_platform, tokenizer=tokenizer,
                         **ctx.validation_inputs(), check_usability=cfg.check_usability)
     onnx.unlink()
+    samples_note = _samples_problem(report["text_in"], model_ref(art, art.model))
     ort = ctx.work / Path(report["ort_path"]).name
     config = ctx.work / Path(report["config_path"]).name
     validation = {k: report[k] for k in ("max_abs_logit_diff", "label_agreement")}
@@ -60,17 +60,14 @@ APP_FILES = {"INTEGRATION.md": ("docs", "mobile.md"),
              "EdgebertClassifier.swift": ("examples", "ios/EdgebertClassifier.swift")}
 
 
-def _samples_problem(onnx_path: Path, tokenizer_dir: str) -> str | None:
+def _samples_problem(text_in: bool, tokenizer_dir: str) -> str | None:
     """Why the Kotlin / Swift samples cannot run this model, else None. They feed a text-in model its string
     and tokenize for a token-in one with their port of BERT's WordPiece (edgebert/runtime/wordpiece.py),
     which refuses any other tokenizer (an ALBERT's SentencePiece Unigram)."""
-    import onnx
-
     from edgebert.errors import ModelLoadError
-    from edgebert.runtime.textin import TEXT_INPUT
     from edgebert.runtime.wordpiece import read_settings
 
-    if TEXT_INPUT in [i.name for i in onnx.load(str(onnx_path), load_external_data=False).graph.input]:
+    if text_in:
         return None
     try:
         read_settings(tokenizer_dir)
