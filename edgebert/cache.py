@@ -228,10 +228,12 @@ def first_key(run: dict[str, Any]) -> tuple[str, dict[str, Any]]:
     return hashlib.sha256(json.dumps(inputs, sort_keys=True, default=str).encode()).hexdigest(), inputs["code"]
 
 
-def prepare_out(out: Path, run: dict[str, Any], overwrite: bool) -> Manifest | None:
+def prepare_out(out: Path, run: dict[str, Any], overwrite: bool, keep: tuple[str, ...] = ()) -> Manifest | None:
     """The previous manifest of this same run (to resume / skip), or None; refuses another run's folder.
-    ``out`` is a folder (compress checked it) whose run lock this run holds."""
-    if not out.is_dir() or not any(p.name != LOCK_NAME for p in out.iterdir()):
+    ``out`` is a folder (compress checked it) whose run lock this run holds; entries named in ``keep``
+    (a search's candidates) are neither counted nor removed."""
+    spared = (LOCK_NAME, *keep)
+    if not out.is_dir() or not any(p.name not in spared for p in out.iterdir()):
         return None
     try:
         previous: Manifest | None = read_manifest(out / MANIFEST_NAME)
@@ -249,7 +251,7 @@ def prepare_out(out: Path, run: dict[str, Any], overwrite: bool) -> Manifest | N
     produced = bool(previous.done_stages())
     if overwrite or (differs and not produced):  # everything but the lock this run holds
         for p in out.iterdir():
-            if p.name == LOCK_NAME:
+            if p.name in spared:
                 continue
             if p.is_dir() and not p.is_symlink():
                 shutil.rmtree(p)

@@ -158,6 +158,7 @@ class Manifest(_Block):
     deployed_scores: list[Open] | None = None
     summary: Summary | None = None
     calibration: Open | None = None
+    search: Open | None = None                # compress --search: the shapes timed and trained, and the choice
 
     @classmethod
     def new(cls, **fields: Any) -> Manifest:

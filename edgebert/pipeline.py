@@ -82,14 +82,15 @@ def compress(model: str = DEFAULT_MODEL, target: str = DEFAULT_TARGET, *, data: 
              out: str | os.PathLike | None = None, recipe: str | os.PathLike | None = None,
              overwrite: bool = False, seed: int = 0, progress: bool = True,
              log: Callable[[str], None] | None = None, cache: str | os.PathLike | bool = True,
-             **data_options: Any) -> CompressResult:
+             keep: tuple[str, ...] = (), **data_options: Any) -> CompressResult:
     """Run the target's recipe (or ``recipe``) on ``model`` with ``data``; write the artifact to ``out``.
 
     Every input is checked before anything heavy runs: the target and recipe (known stages, a
     possible order, values in range), the model (resolvable, an architecture edgebert can export),
     the data, and the output folder (empty, or this same run to resume). See the module docstring
     for the folder. ``cache``: the stage cache shared with other runs (``True``: beside ``out``, see
-    :mod:`edgebert.cache`; a folder; ``False``: none).
+    :mod:`edgebert.cache`; a folder; ``False``: none). ``keep``: entries of ``out`` that are not this
+    run's and stay (:mod:`edgebert.search` keeps its candidates there).
     """
     from edgebert import models
     from edgebert.artifact import check_writable, host_info, library_versions, now_iso, sha256_tree, staged_dir, write_text
@@ -136,7 +137,7 @@ def compress(model: str = DEFAULT_MODEL, target: str = DEFAULT_TARGET, *, data: 
         say(f"Not using the stage cache {cache_dir}: {why_not} (--cache DIR names another, --no-cache none)")
         cache_dir = None
     with stage_cache.run_lock(root):  # the lock first, then the folder's state: no other run can start in between
-        previous = stage_cache.prepare_out(out, run, overwrite)
+        previous = stage_cache.prepare_out(out, run, overwrite, keep)
         stage_cache.remove_leftovers(root)
         old_stages = {s.index: s for s in previous.done_stages()} if previous is not None else {}
 

@@ -28,6 +28,7 @@ class Plan:
     target: Any                      # TargetProfile
     recipe: str
     stages: list[Any]                # resolved StageConfigs
+    search: Any = None               # the recipe's SearchSpace (None: the recipe has no search block)
 
     def to_yaml(self, seed: int = 0, model: str | None = None) -> str:
         """The recipe as it would run with run seed ``seed`` (each stage's seed shifted by it), as a
@@ -41,12 +42,14 @@ class Plan:
         if seed:
             notes.append(f"# stage seeds include run seed {seed}: run this file with --seed 0 to use them as they are")
         body = {"name": self.recipe, "stages": [_with_run_seed(s, seed).model_dump(mode="json") for s in self.stages]}
+        if self.search is not None:
+            body["search"] = self.search.model_dump(mode="json")
         return "\n".join(notes) + "\n" + yaml.safe_dump(body, sort_keys=False)
 
     def for_model(self, config) -> Plan:
         """This plan with the stages' model-dependent defaults filled in for the input model's
         ``config`` (distillation's learning rates per model family)."""
-        return Plan(self.target, self.recipe, resolve_for_model(self.stages, config))
+        return Plan(self.target, self.recipe, resolve_for_model(self.stages, config), self.search)
 
 
 def plan(target: str = DEFAULT_TARGET, recipe: str | os.PathLike | None = None) -> Plan:
@@ -56,7 +59,10 @@ def plan(target: str = DEFAULT_TARGET, recipe: str | os.PathLike | None = None) 
     name, stages = load_recipe(recipe) if recipe is not None else target_recipe(profile)
     stages = resolve_stages(stages, profile)
     check_order(stages, f"recipe '{name}' for target '{profile.name}'")
-    return Plan(profile, name, stages)
+    search = None
+    if recipe is not None or isinstance(profile.recipe, str):
+        search = _read_recipe(recipe_file(recipe if recipe is not None else profile.recipe))[1].search
+    return Plan(profile, name, stages, search)
 
 
 def _with_run_seed(cfg, seed: int):
@@ -70,7 +76,12 @@ def _with_run_seed(cfg, seed: int):
 
 def load_recipe(name_or_path: str | os.PathLike) -> tuple[str, list[StageConfig]]:
     """(name, typed stage configs) of a recipe name or file; errors name the file and the stage."""
-    path = recipe_file(name_or_path)
+    path, recipe = _read_recipe(recipe_file(name_or_path))
+    return recipe.name, parse_stages(recipe.stages, str(path))
+
+
+def _read_recipe(path):
+    """(path, the recipe file's Recipe): keys checked, stages not yet typed."""
     data = load_yaml(path)
     if isinstance(data, list):  # a bare list of stages is a recipe too
         data = {"name": path.stem, "stages": data}
@@ -79,7 +90,7 @@ def load_recipe(name_or_path: str | os.PathLike) -> tuple[str, list[StageConfig]
     recipe = build_config(Recipe, data, source=str(path))
     if recipe.name != path.stem:
         raise ConfigError(f"{path}: name '{recipe.name}' must equal the file name ('{path.stem}').")
-    return recipe.name, parse_stages(recipe.stages, str(path))
+    return path, recipe
 
 
 def _one_line(entry: Any, where: str, exc: ConfigError) -> str:

@@ -115,12 +115,47 @@ class TargetProfile(StageConfig):
     source: str | None = Field(None, description="File the profile was read from (filled in on load)")
 
 
+class SearchSpace(StageConfig):
+    """The shapes ``compress --search`` tries in place of the recipe's ``prune`` stage (see :mod:`edgebert.search`).
+
+    Each list is the levels of one lever, from least to most removed; a shape takes one level of each."""
+
+    layers: list[int] = Field([0, 1, 2, 3], description="Whole layers dropped (by measured importance, the top "
+                                                         "layer never dropped): the levels tried")
+    heads: list[float] = Field([0.0, 0.25, 0.5, 0.75], description="Fractions of attention heads removed")
+    ffn: list[float] = Field([0.0, 0.25, 0.5, 0.75], description="Fractions of FFN neurons removed")
+    budget_minutes: float = Field(240.0, gt=0, description="Wall-clock budget of the whole search (--search-budget); "
+                                                           "no candidate starts that its estimated time would overrun")
+    proxy_rows: int = Field(512, ge=16, description="Dev texts the untrained-shape ranking (KL to the fine-tuned "
+                                                    "model after pruning, before training) is measured on")
+    latency_rows: int = Field(64, ge=4, description="Dev texts each shape is timed on, one at a time (batch 1)")
+    latency_rounds: int = Field(3, ge=1, description="Rounds over those texts per timing (the median is kept)")
+    min_gain: float = Field(0.03, ge=0, lt=1, description="A step must save at least this share of the current "
+                                                         "shape's latency to join the chain")
+
+    @model_validator(mode="after")
+    def _levels(self):
+        for name in ("layers", "heads", "ffn"):
+            levels = getattr(self, name)
+            if not levels or levels[0] != 0:
+                raise ValueError(f"{name}: the levels start at 0 (the unpruned shape), got {levels}")
+            if any(b <= a for a, b in zip(levels, levels[1:])):
+                raise ValueError(f"{name}: the levels must increase, got {levels}")
+        if any(not 0 <= f < 1 for f in self.heads + self.ffn):
+            raise ValueError("heads and ffn levels are fractions removed, each in [0, 1)")
+        if any(n < 0 for n in self.layers):
+            raise ValueError("layers levels count the layers dropped, each >= 0")
+        return self
+
+
 class Recipe(StageConfig):
     """An ordered list of stage configs."""
 
     name: str = Field(description="Recipe name; must equal the file name without .yaml")
     description: str = Field("", description="What the recipe does and why")
     stages: list[dict[str, Any]] = Field(description="Stage configs in order, each with a 'kind'")
+    search: SearchSpace | None = Field(
+        None, description="The shapes compress --search tries in place of the prune stage's (default: SearchSpace())")
 
 
 def _named(name_or_path: str | os.PathLike, folder: Path) -> Path | None:

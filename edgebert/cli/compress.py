@@ -35,9 +35,17 @@ NEEDS_TRAINING = True
                    "fine-tuning the same model on the same data for another target) is taken from it [default: "
                    ".edgebert-stage-cache beside the artifact folder; files are hard links, no second copy].")
 @click.option("--no-cache", is_flag=True, help="Neither use nor fill the stage cache.")
+@click.option("--search", "search", is_flag=True,
+              help="Choose the prune stage's shape (layers, heads, FFN neurons kept) per run: the fastest one, timed "
+                   "here as int8 ONNX before any training, whose deployed file stays within the target's accuracy "
+                   "budget on dev (binary search along a chain of shapes; the recipe's 'search' block sets the "
+                   "levels). Candidates stay under OUT/search/; the manifest records every one.")
+@click.option("--search-budget", "search_budget", type=click.FloatRange(min=1), default=None, metavar="MINUTES",
+              help="Wall-clock budget of --search [default: the recipe's search.budget_minutes, 240]; no candidate "
+                   "starts that would overrun it, and the fastest one that passed is kept.")
 @click.option("--quiet", is_flag=True, help="No progress bars.")
-def command(model, target, data, out, recipe, print_recipe, list_stages, seed, overwrite, cache, no_cache, quiet,
-            **kwargs):
+def command(model, target, data, out, recipe, print_recipe, list_stages, seed, overwrite, cache, no_cache, search,
+            search_budget, quiet, **kwargs):
     """Compress a classifier for a target device and write one artifact folder.
 
     Runs the target's recipe (e.g. finetune -> prune -> distill -> export-onnx -> quantize for
@@ -51,6 +59,7 @@ def command(model, target, data, out, recipe, print_recipe, list_stages, seed, o
       edgebert compress --model runs/minilm-sst2 --target cpu --data ../shared/data/sst2
       edgebert compress --model albert-base-v2 --target jetson --data ../shared/data/banking77
       edgebert compress --target mobile --print-recipe
+      edgebert compress --model runs/minilm-sst2 --data ../shared/data/sst2 --search --search-budget 120
     """
     import shlex
     import sys
@@ -78,13 +87,25 @@ def command(model, target, data, out, recipe, print_recipe, list_stages, seed, o
                        f"per model family): {exc}", err=True)
         click.echo(the_plan.to_yaml(seed, model=resolved_for), nl=False)
         return
+    if search_budget is not None and not search:
+        from edgebert.errors import ConfigError
+
+        raise ConfigError("--search-budget sets the budget of --search; pass --search too.")
     out = out or str(pipeline.default_out(model, the_plan.target.name))
     click.echo(f"Compressing {model} for target {the_plan.target.name} (recipe {the_plan.recipe}: "
-               f"{' -> '.join(s.kind for s in the_plan.stages)}) into {out}", err=True)
-    result = pipeline.compress(model, target, data=data, out=out, recipe=recipe, overwrite=overwrite, seed=seed,
-                               cache=False if no_cache else (cache or True),
-                               progress=not quiet and sys.stderr.isatty(),
-                               log=lambda msg: click.echo(msg, err=True), **data_kw)
+               f"{' -> '.join(s.kind for s in the_plan.stages)}) into {out}"
+               + (", searching the prune stage's shape" if search else ""), err=True)
+    common = dict(data=data, out=out, recipe=recipe, overwrite=overwrite, seed=seed,
+                  cache=False if no_cache else (cache or True), progress=not quiet and sys.stderr.isatty(),
+                  log=lambda msg: click.echo(msg, err=True), **data_kw)
+    if search:
+        from edgebert.search import search as run_search
+        from edgebert.search import search_table
+
+        result = run_search(model, target, budget_minutes=search_budget, **common)
+        click.echo(search_table(result.search) + "\n")
+    else:
+        result = pipeline.compress(model, target, **common)
     click.echo(pipeline.report_markdown(result.manifest))
     deploy = result.manifest["deploy"]
     click.echo(f"Artifact: {result.out}  (deploy {deploy['model']}, {deploy['runtime']} {deploy['precision']})")
