@@ -445,6 +445,8 @@ def search(model: str, target: str, *, data: Any, out: str | os.PathLike, recipe
         "chain": [s.name for s in chain], "candidates": [trained[i] for i in sorted(trained)],
         "chosen": {**trained[chosen], "test_accuracy": test},
     }
+    block["plot"] = f"{SEARCH_DIRNAME}/frontier.png"
+    plot_search(block, out / block["plot"])
     manifest = read_manifest(out)
     manifest.search = block
     write_manifest(out / "manifest.json", manifest)
@@ -520,3 +522,49 @@ def _check_out(out: Path, overwrite: bool) -> None:
     if not overwrite and not (out / SEARCH_DIRNAME).is_dir():
         raise OutputExistsError(f"Output folder '{out}' holds a compress artifact that no search wrote. Choose "
                                 "another --out, or pass --overwrite to replace it.")
+
+
+def plot_search(block: dict[str, Any], path: str | os.PathLike) -> Path:
+    """Two panels: every shape timed before training (predicted ms against KL to the fine-tuned model, the
+    chain joined), and every candidate trained (measured ms against dev accuracy, the budget line, the
+    choice starred)."""
+    import matplotlib
+
+    matplotlib.use("Agg", force=False)
+    import matplotlib.pyplot as plt
+
+    fig, (left, right) = plt.subplots(1, 2, figsize=(12, 5), dpi=110)
+    rows = block["table"]
+    left.scatter([r["latency_ms"] for r in rows], [r["kl"] for r in rows], color="0.6", s=30, label="shape timed")
+    chain = {name: i for i, name in enumerate(block["chain"])}
+    on_chain = sorted((r for r in rows if r["shape"]["name"] in chain), key=lambda r: chain[r["shape"]["name"]])
+    left.plot([r["latency_ms"] for r in on_chain], [r["kl"] for r in on_chain], "o-", color="tab:blue", label="chain")
+    for r in on_chain:
+        left.annotate(r["shape"]["name"], (r["latency_ms"], r["kl"]), fontsize=7, xytext=(3, 3),
+                      textcoords="offset points")
+    left.set_xlabel("predicted p50, int8 ONNX before training (ms)")
+    left.set_ylabel("KL to the fine-tuned model before training (nats)")
+    left.set_title("latency table", fontsize=10)
+    left.grid(True, alpha=0.3)
+    left.legend(fontsize=8)
+    cands = [c for c in block["candidates"] if c.get("dev_accuracy") is not None]
+    for c in cands:
+        right.scatter(c["measured_ms"], c["dev_accuracy"], color="tab:green" if c["passed"] else "tab:red", s=40)
+        right.annotate(c["name"], (c["measured_ms"], c["dev_accuracy"]), fontsize=7, xytext=(3, 3),
+                       textcoords="offset points")
+    chosen = block["chosen"]
+    if chosen.get("dev_accuracy") is not None:
+        right.scatter(chosen["measured_ms"], chosen["dev_accuracy"], marker="*", s=250, color="gold",
+                      edgecolors="black", zorder=3, label="chosen")
+    floor = block["teacher_dev_accuracy"] - block["accuracy_budget_points"] / 100
+    right.axhline(block["teacher_dev_accuracy"], color="0.4", lw=1, label="fine-tuned (dev)")
+    right.axhline(floor, color="tab:red", lw=1, ls="--", label="budget")
+    right.set_xlabel("measured p50 of the deployed file (ms)")
+    right.set_ylabel("dev accuracy of the deployed file")
+    right.set_title("candidates trained (green: within budget)", fontsize=10)
+    right.grid(True, alpha=0.3)
+    right.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+    return Path(path)

@@ -131,6 +131,7 @@ def test_search_end_to_end_on_the_tiny_model(tiny_classifier_dir, tiny_sentiment
         assert (tmp_path / "art" / "search").is_dir() and json.loads(
             (out / "search" / c["folder"].split("/search/")[-1] / "manifest.json").read_text())["status"] == "complete"
     assert "Chosen:" in res.output
+    assert (out / block["plot"]).stat().st_size > 10_000
     # a second run resumes: nothing is trained again
     again = CliRunner().invoke(cli, ["compress", "--model", str(tiny_classifier_dir), "--data", str(tiny_sentiment_dir),
                                      "--recipe", str(_search_recipe(tmp_path)), "--out", str(out), "--search",
