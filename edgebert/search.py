@@ -417,7 +417,7 @@ def search(model: str, target: str, *, data: Any, out: str | os.PathLike, recipe
     while (mid := next_candidate(lo, hi)) is not None:
         slowest = max([t["seconds"] for i, t in trained.items() if i > 0] or [0.0])
         left = budget_s - (time.perf_counter() - started)
-        if slowest and slowest > left:
+        if left <= 0 or (slowest and slowest > left):
             stopped = (f"budget: {left / 60:.1f} of {space.budget_minutes:g} minutes left, a candidate took up to "
                        f"{slowest / 60:.1f}")
             say(f"search: stopping, {stopped}")

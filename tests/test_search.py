@@ -159,3 +159,16 @@ def test_search_refuses_a_folder_of_other_files_before_any_work(tiny_classifier_
         search(str(tiny_classifier_dir), "cpu", data=str(tiny_sentiment_dir), out=tmp_path / "art",
                recipe=_search_recipe(tmp_path))
     assert sorted(p.name for p in (tmp_path / "art").iterdir()) == ["notes.txt"]
+
+
+def test_a_spent_budget_keeps_the_base_and_says_why(tiny_classifier_dir, tiny_sentiment_dir, tmp_path):
+    from edgebert.search import search
+
+    res = search(str(tiny_classifier_dir), "cpu", data=str(tiny_sentiment_dir), out=tmp_path / "art",
+                 recipe=_search_recipe(tmp_path), budget_minutes=1e-4, progress=False)
+    assert [c["chain_index"] for c in res.search["candidates"]] == [0]
+    assert res.search["chosen"]["chain_index"] == 0
+    if len(res.search["chain"]) > 1:  # a candidate was due, and the budget stopped it
+        assert res.search["stopped"].startswith("budget")
+    kinds = [s["kind"] for s in res.manifest["stages"]]
+    assert "prune" not in kinds and "distill" not in kinds
