@@ -28,9 +28,19 @@ vectors, and nothing else in the model depends on the vocabulary (a sequence cla
 output embedding tied to it; :func:`prune_vocabulary` checks this). :func:`validate_pruned_vocabulary`
 measures it, and what changes on unseen text.
 
-Scope: WordPiece tokenizers (BERT, MiniLM) with a fast tokenizer (``tokenizer.json``). SentencePiece
-(ALBERT's Unigram) and byte-level BPE are refused with a ConfigError; the model side (BERT and ALBERT
-embeddings) is architecture-independent.
+SentencePiece Unigram tokenizers (ALBERT's ``spiece.model`` and its fast ``tokenizer.json``) are pruned
+alike. The single-character rule keeps every one-character piece and its word-initial ``▁x`` form (and
+every byte piece of a byte-fallback model); ``keep_top`` takes the highest-scoring other pieces. Why the
+given texts' logits do not change: Unigram picks the segmentation with the highest total score (Viterbi).
+Every path through the pruned vocabulary was a path through the full one, and the path the full vocabulary
+chose uses kept pieces only, so it is still there and still the best; a character no piece holds costs
+every path the same unknown-token score, so it cannot tip the choice either. ``spiece.model`` (the slow
+tokenizer's and the in-graph SentencePiece operator's file) is rewritten with the same pieces, scores and
+ids as ``tokenizer.json``.
+
+Scope: WordPiece and SentencePiece Unigram tokenizers with a fast tokenizer (``tokenizer.json``).
+Byte-level BPE (RoBERTa) is refused with a ConfigError; the model side (BERT and ALBERT embeddings) is
+architecture-independent.
 """
 
 from __future__ import annotations
@@ -61,6 +71,12 @@ __all__ = [
 _CONFIG_TOKEN_IDS = ("pad_token_id", "bos_token_id", "eos_token_id", "sep_token_id", "cls_token_id",
                      "unk_token_id", "mask_token_id")
 
+#: folders that pruned SentencePiece tokenizers read their spiece.model from (see prune_vocabulary)
+_TOKENIZER_FOLDERS: list[tempfile.TemporaryDirectory] = []
+
+#: SentencePiece's word-boundary mark (Metaspace)
+_SPACE = "\u2581"
+
 #: reserved placeholders (``[unused12]``, ``[PAD]``-like names): BertPreTokenizer splits ``[`` and ``]``
 #: off as punctuation, so no text reaches them unless they are special or added tokens
 _PLACEHOLDER = re.compile(r"^\[[^\]]+\]$")
@@ -85,6 +101,8 @@ class VocabPruneReport:
     kept_old_ids: list[int] = field(repr=False)
     #: old special-token ids -> new ones (``{"[PAD]": [0, 0], "[UNK]": [100, 1], ...}``)
     special_ids: dict[str, list[int]] = field(default_factory=dict)
+    #: a SentencePiece Unigram vocabulary (else WordPiece)
+    sentencepiece: bool = False
 
     def embedding_bytes(self, bytes_per_value: int = 4, *, after: bool = True) -> int:
         """Bytes of the word-embedding table (4: fp32, 1: int8 weights, scales not counted)."""
@@ -108,7 +126,7 @@ class VocabPruneReport:
 # ---------------------------------------------------------------------------------------------
 
 def _tokenizer_json(tokenizer) -> dict[str, Any]:
-    """The fast tokenizer's full description (``tokenizer.json``), checked to be WordPiece."""
+    """The fast tokenizer's full description (``tokenizer.json``), checked to be WordPiece or Unigram."""
     if not getattr(tokenizer, "is_fast", False):
         raise ConfigError(
             f"Vocabulary pruning needs a fast tokenizer (a tokenizer.json); got {type(tokenizer).__name__}. "
@@ -116,13 +134,42 @@ def _tokenizer_json(tokenizer) -> dict[str, Any]:
         )
     tj = json.loads(tokenizer.backend_tokenizer.to_str())
     kind = (tj.get("model") or {}).get("type")
-    if kind != "WordPiece":
-        what = {"Unigram": "SentencePiece Unigram (e.g. ALBERT)", "BPE": "BPE (e.g. RoBERTa)"}.get(kind, str(kind))
+    if kind not in ("WordPiece", "Unigram"):
+        what = {"BPE": "BPE (e.g. RoBERTa)"}.get(kind, str(kind))
         raise UnsupportedTokenizerError(
-            f"Vocabulary pruning supports WordPiece tokenizers (BERT, MiniLM) only; this tokenizer is {what}, "
-            "which is not supported yet. Leave vocabulary pruning out for this model."
+            f"Vocabulary pruning supports WordPiece (BERT, MiniLM) and SentencePiece Unigram (ALBERT) tokenizers; "
+            f"this tokenizer is {what}, which is not supported yet. Leave vocabulary pruning out for this model."
         )
     return tj
+
+
+def _vocab(tj: dict[str, Any]) -> dict[str, int]:
+    """token -> id of a WordPiece (a mapping) or Unigram (a list of [piece, score]) vocabulary."""
+    vocab = tj["model"]["vocab"]
+    if tj["model"]["type"] == "Unigram":
+        return {piece: i for i, (piece, _score) in enumerate(vocab)}
+    return dict(vocab)
+
+
+def _character_ids(tj: dict[str, Any]) -> list[int]:
+    """Ids of the pieces an unseen word can always fall back to: single characters and their word-piece /
+    word-initial forms (and a byte-fallback model's byte pieces)."""
+    model = tj["model"]
+    if model["type"] == "Unigram":
+        byte = re.compile(r"^<0x[0-9A-F]{2}>$") if model.get("byte_fallback") else None
+        return [i for i, (t, _) in enumerate(model["vocab"])
+                if len(t) == 1 or (len(t) == 2 and t[0] == _SPACE) or (byte is not None and byte.match(t))]
+    prefix = model.get("continuing_subword_prefix", "##")
+    return [i for t, i in model["vocab"].items() if len(t) == 1 or (t.startswith(prefix) and len(t) == len(prefix) + 1)]
+
+
+def _frequency_order(tj: dict[str, Any]) -> list[tuple[str, int]]:
+    """(token, id), most frequent first: WordPiece lists pieces roughly by frequency; Unigram scores them
+    (log probabilities)."""
+    model = tj["model"]
+    if model["type"] == "Unigram":
+        return [(t, i) for i, (t, _) in sorted(enumerate(model["vocab"]), key=lambda x: (-x[1][1], x[0]))]
+    return sorted(model["vocab"].items(), key=lambda item: item[1])
 
 
 def _special_tokens(tokenizer, tj: dict[str, Any]) -> list[str]:
@@ -185,8 +232,7 @@ def kept_token_ids(tokenizer, texts: Iterable[str | Sequence[str]], *, keep_top:
     if isinstance(keep_top, bool) or not isinstance(keep_top, int) or keep_top < 0:
         raise ConfigError(f"keep_top must be a whole number >= 0 (0 keeps no extra tokens); got {keep_top!r}.")
     tj = _tokenizer_json(tokenizer)
-    vocab: dict[str, int] = tj["model"]["vocab"]
-    prefix = tj["model"].get("continuing_subword_prefix", "##")
+    vocab = _vocab(tj)
     strings = _flatten(texts)
     if not strings:
         raise ConfigError("No texts given: vocabulary pruning keeps the tokens of the training (and dev) texts, "
@@ -203,7 +249,7 @@ def kept_token_ids(tokenizer, texts: Iterable[str | Sequence[str]], *, keep_top:
     if missing:
         # tokenizer.add_tokens(...) numbers new tokens after the WordPiece vocabulary; renumbering them
         # would need their own block after the kept pieces
-        raise ConfigError(f"Tokens {missing} were added to the tokenizer outside its WordPiece vocabulary; vocabulary "
+        raise ConfigError(f"Tokens {missing} were added to the tokenizer outside its vocabulary; vocabulary "
                           "pruning does not support added tokens yet.")
     keep((vocab[t] for t in specials), "special")
     size = len(vocab)
@@ -214,12 +260,11 @@ def kept_token_ids(tokenizer, texts: Iterable[str | Sequence[str]], *, keep_top:
         for enc in encoder.encode_batch(strings[start:start + batch_size], add_special_tokens=False):
             keep(enc.ids, "texts")
 
-    keep((i for t, i in vocab.items()
-          if len(t) == 1 or (t.startswith(prefix) and len(t) == len(prefix) + 1)), "characters")
+    keep(_character_ids(tj), "characters")
 
     if keep_top:
         added = 0
-        for t, i in sorted(vocab.items(), key=lambda item: item[1]):
+        for t, i in _frequency_order(tj):
             if added == keep_top:
                 break
             if i in kept or _PLACEHOLDER.match(t):
@@ -257,22 +302,30 @@ def _remap_post_processor(post: dict[str, Any] | None, old_to_new: dict[int, int
 def _write_pruned_tokenizer(tokenizer, tj: dict[str, Any], kept: list[int], folder: Path) -> None:
     """Save ``tokenizer`` to ``folder`` with only the ``kept`` tokens, renumbered in order."""
     old_to_new = {old: new for new, old in enumerate(kept)}
-    id_to_token = {i: t for t, i in tj["model"]["vocab"].items()}
+    unigram = tj["model"]["type"] == "Unigram"
+    id_to_token = {i: t for t, i in _vocab(tj).items()}
     new_vocab = [id_to_token[i] for i in kept]
-    if any("\n" in t or "\r" in t for t in new_vocab):
+    if not unigram and any("\n" in t or "\r" in t for t in new_vocab):
         raise CompressionError("A kept token holds a line break; vocab.txt cannot list it.")
 
-    tokenizer.save_pretrained(folder)  # tokenizer_config.json, special_tokens_map.json as this class writes them
+    tokenizer.save_pretrained(folder)  # tokenizer_config.json, special_tokens_map.json (spiece.model) as this class writes them
     tj = copy.deepcopy(tj)
-    tj["model"]["vocab"] = {t: i for i, t in enumerate(new_vocab)}
+    if unigram:
+        tj["model"]["vocab"] = [tj["model"]["vocab"][i] for i in kept]
+        if tj["model"].get("unk_id") is not None:
+            tj["model"]["unk_id"] = old_to_new[tj["model"]["unk_id"]]
+        if (folder / "spiece.model").is_file():
+            _prune_sentencepiece(folder / "spiece.model", kept, [t for t, _ in tj["model"]["vocab"]])
+    else:
+        tj["model"]["vocab"] = {t: i for i, t in enumerate(new_vocab)}
     for added in tj.get("added_tokens", []):
         added["id"] = old_to_new[added["id"]]
     _remap_post_processor(tj.get("post_processor"), old_to_new)
     if tj.get("padding"):
         tj["padding"]["pad_id"] = old_to_new[tj["padding"]["pad_id"]]
     (folder / "tokenizer.json").write_text(json.dumps(tj, ensure_ascii=False, indent=2), encoding="utf-8")
-    # the slow tokenizer and the apps' WordPiece ports read ids from vocab.txt: line i is id i
-    (folder / "vocab.txt").write_text("".join(t + "\n" for t in new_vocab), encoding="utf-8")
+    if not unigram:  # the slow tokenizer and the apps' WordPiece ports read ids from vocab.txt: line i is id i
+        (folder / "vocab.txt").write_text("".join(t + "\n" for t in new_vocab), encoding="utf-8")
 
     config_path = folder / "tokenizer_config.json"
     if config_path.is_file():
@@ -285,6 +338,33 @@ def _write_pruned_tokenizer(tokenizer, tj: dict[str, Any], kept: list[int], fold
         added = json.loads(added_path.read_text(encoding="utf-8"))
         added_path.write_text(json.dumps({t: old_to_new[i] for t, i in added.items()}, ensure_ascii=False),
                               encoding="utf-8")
+
+
+def _prune_sentencepiece(path: Path, kept: list[int], pieces: list[str]) -> None:
+    """Rewrite the SentencePiece model at ``path`` with only the ``kept`` pieces (renumbered in order), its
+    special ids following; ``pieces`` are tokenizer.json's kept pieces, which it must list alike."""
+    from sentencepiece import sentencepiece_model_pb2
+
+    proto = sentencepiece_model_pb2.ModelProto()
+    proto.ParseFromString(path.read_bytes())
+    if len(proto.pieces) <= max(kept) or [proto.pieces[i].piece for i in kept] != pieces:
+        raise CompressionError(f"{path.name} and tokenizer.json list different pieces; they do not belong together.")
+    old_to_new = {old: new for new, old in enumerate(kept)}
+    spec = proto.trainer_spec
+    for name in ("unk_id", "bos_id", "eos_id", "pad_id"):
+        old = getattr(spec, name)
+        if old >= 0:
+            if old not in old_to_new:
+                raise CompressionError(f"{path.name}: {name} {old} is not a kept piece.")
+            setattr(spec, name, old_to_new[old])
+    kept_pieces = [proto.pieces[i] for i in kept]
+    new_pieces = [type(p)() for p in kept_pieces]
+    for new, old in zip(new_pieces, kept_pieces):
+        new.CopyFrom(old)
+    del proto.pieces[:]
+    proto.pieces.extend(new_pieces)
+    spec.vocab_size = len(kept)
+    path.write_bytes(proto.SerializeToString())
 
 
 def _pruned_model(model, kept: list[int]):
@@ -339,8 +419,9 @@ def prune_vocabulary(model, tokenizer, texts: Iterable[str | Sequence[str]], *, 
     """
     tj = _tokenizer_json(tokenizer)
     emb = _word_embeddings(model)
-    size = len(tj["model"]["vocab"])
-    if max(tj["model"]["vocab"].values()) >= emb.num_embeddings:
+    vocab = _vocab(tj)
+    size = len(vocab)
+    if max(vocab.values()) >= emb.num_embeddings:
         raise ConfigError(
             f"The tokenizer's vocabulary ({size} tokens) is larger than the model's embedding table "
             f"({emb.num_embeddings} rows): they do not belong together. Pass the tokenizer saved with the model."
@@ -350,11 +431,16 @@ def prune_vocabulary(model, tokenizer, texts: Iterable[str | Sequence[str]], *, 
     kept, counts = kept_token_ids(tokenizer, texts, keep_top=keep_top, also=config_ids)
 
     new_model = _pruned_model(model, kept)
-    with tempfile.TemporaryDirectory(prefix="edgebert-vocab-") as tmp:
-        _write_pruned_tokenizer(tokenizer, tj, kept, Path(tmp))
-        # the same class reads the files back, so the returned tokenizer is exactly what a reload gives
-        new_tokenizer = type(tokenizer).from_pretrained(tmp)
-    vocab = tj["model"]["vocab"]
+    # The same class reads the files back, so the returned tokenizer is exactly what a reload gives. A
+    # SentencePiece tokenizer keeps reading its spiece.model from that folder (save_pretrained copies it
+    # from there), so the folder lives as long as the process (removed at exit).
+    folder = tempfile.TemporaryDirectory(prefix="edgebert-vocab-")
+    _write_pruned_tokenizer(tokenizer, tj, kept, Path(folder.name))
+    new_tokenizer = type(tokenizer).from_pretrained(folder.name)
+    if (Path(folder.name) / "spiece.model").is_file():
+        _TOKENIZER_FOLDERS.append(folder)
+    else:
+        folder.cleanup()
     new_vocab = new_tokenizer.get_vocab()
     report = VocabPruneReport(
         vocab_size_before=size, vocab_size_after=len(kept),
@@ -362,6 +448,7 @@ def prune_vocabulary(model, tokenizer, texts: Iterable[str | Sequence[str]], *, 
         kept_top=counts["top"], embedding_dim=int(emb.embedding_dim), embedding_rows_before=int(emb.num_embeddings),
         kept_old_ids=kept,
         special_ids={t: [vocab[t], new_vocab[t]] for t in tokenizer.all_special_tokens},
+        sentencepiece=tj["model"]["type"] == "Unigram",
     )
     return new_model, new_tokenizer, report
 

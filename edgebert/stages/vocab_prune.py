@@ -6,8 +6,8 @@ texts use a fraction of it (BANKING77: 4,354 of 30,522 tokens).
 
 Validated like every change: on the texts it was pruned for, the logits must stay the same (the kept rows are
 copied), else the run fails. How unseen text tokenizes differently is measured on the test split where there
-is one (a report, nothing is chosen on it). WordPiece tokenizers only: a SentencePiece (ALBERT) tokenizer is
-left whole and the stage says so (skipped).
+is one (a report, nothing is chosen on it). WordPiece (BERT) and SentencePiece Unigram (ALBERT: tokenizer.json and
+spiece.model alike) tokenizers; another kind (byte-level BPE) is left whole and the stage says so (skipped).
 """
 
 from __future__ import annotations
@@ -58,7 +58,8 @@ def vocab_prune(art: Artifact, cfg: VocabPruneConfig, ctx: RunContext) -> StageR
         unseen = tokenization_changes(loaded.tokenizer, tokenizer, list(test.texts)).to_dict()
     loaded.model, loaded.tokenizer = model, tokenizer
     out = save(loaded, ctx)
-    write_vocab_txt(out)  # apps and the runtime's WordPiece read vocab.txt; not every tokenizer class writes it
+    if not report.sentencepiece:  # SentencePiece: apps and the in-graph tokenizer read spiece.model instead
+        write_vocab_txt(out)  # apps and the runtime's WordPiece read vocab.txt; not every tokenizer class writes it
     metrics = {"vocab_size_before": report.vocab_size_before, "vocab_size": report.vocab_size_after,
                "embedding_bytes_before": report.embedding_bytes(after=False), "embedding_bytes": report.embedding_bytes(),
                "unseen_test_tokenization": unseen,

@@ -11,6 +11,7 @@ import copy
 import json
 import shutil
 import string
+from pathlib import Path
 
 import pytest
 from conftest import NEGATIVE, POSITIVE, WORDS, build_wordpiece_tokenizer, tiny_albert_config, tiny_bert_config
@@ -264,19 +265,92 @@ def test_refuses_a_slow_tokenizer(tokenizer, tmp_path):
         prune_vocabulary(_classifier("bert", len(tokenizer)), slow, TEXTS)
 
 
-def test_refuses_sentencepiece_unigram():
+def test_refuses_byte_level_bpe():
     from tokenizers import Tokenizer
-    from tokenizers.models import Unigram
+    from tokenizers.models import BPE
     from transformers import PreTrainedTokenizerFast
 
-    unigram = Tokenizer(Unigram([("<unk>", 0.0), ("<pad>", 0.0), ("▁a", -1.0), ("a", -2.0)], unk_id=0))
-    tokenizer = PreTrainedTokenizerFast(tokenizer_object=unigram, unk_token="<unk>", pad_token="<pad>")
-    with pytest.raises(ConfigError, match="Unigram .*not supported yet") as caught:
-        prune_vocabulary(_classifier("albert", 4), tokenizer, ["a"])
+    bpe = Tokenizer(BPE({"<unk>": 0, "<pad>": 1, "a": 2, "b": 3, "ab": 4}, [("a", "b")], unk_token="<unk>"))
+    tokenizer = PreTrainedTokenizerFast(tokenizer_object=bpe, unk_token="<unk>", pad_token="<pad>")
+    with pytest.raises(ConfigError, match="BPE .*not supported yet") as caught:
+        prune_vocabulary(_classifier("albert", 5), tokenizer, ["ab"])
     # the type the vocab-prune stage skips on (anything else it raises)
     from edgebert.errors import UnsupportedTokenizerError
 
     assert isinstance(caught.value, UnsupportedTokenizerError)
+
+
+SPM_CHECKPOINT = Path(__file__).resolve().parents[1] / "data" / "tiny-albert-spm"
+SPM_UNSEEN = ["zebras quickly jumped over my account", "Unbelievable!! 42 refunds?", "où est ma carte"]
+
+
+@pytest.fixture(scope="module")
+def spm_pruned(tmp_path_factory):
+    """The committed ALBERT checkpoint (albert-base-v2's files, a SentencePiece Unigram model) pruned to the tiny
+    task's texts and saved."""
+    from transformers import AlbertForSequenceClassification, AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(SPM_CHECKPOINT)
+    import torch
+
+    torch.manual_seed(0)
+    model = AlbertForSequenceClassification.from_pretrained(SPM_CHECKPOINT, num_labels=2).eval()
+    new_model, new_tokenizer, report = prune_vocabulary(model, tokenizer, TEXTS)
+    out = tmp_path_factory.mktemp("spm-pruned")
+    new_tokenizer.save_pretrained(out)
+    return model, tokenizer, new_model, new_tokenizer, report, out
+
+
+def test_sentencepiece_keeps_logits_and_shrinks(spm_pruned):
+    model, tokenizer, new_model, new_tokenizer, report, _ = spm_pruned
+    assert report.sentencepiece and report.vocab_size_after < report.vocab_size_before / 2
+    assert new_model.get_input_embeddings().num_embeddings == report.vocab_size_after
+    check = validate_pruned_vocabulary(model, tokenizer, new_model, new_tokenizer, report, TEXTS,
+                                       unseen_texts=SPM_UNSEEN)
+    assert check.max_abs_logit_diff == 0.0 and check.id_mismatches == 0
+    # an unseen word spells out in kept pieces (single characters at worst), never a new <unk>
+    assert check.unseen.words_changed > 0 and check.unseen.words_unk_after == check.unseen.words_unk_before
+
+
+def test_sentencepiece_files_agree_after_pruning(spm_pruned):
+    """tokenizer.json (tokenizers), spiece.model (sentencepiece) and the transformers slow tokenizer give the
+    same ids, on the kept texts and on unseen ones, and the kept texts' ids are the old ones renumbered."""
+    import sentencepiece as spm
+    from sentencepiece import sentencepiece_model_pb2
+    from tokenizers import Tokenizer
+    from transformers import AlbertTokenizer
+
+    _model, tokenizer, _new_model, _new_tokenizer, report, out = spm_pruned
+    assert sorted(p.name for p in out.iterdir()) == ["special_tokens_map.json", "spiece.model", "tokenizer.json",
+                                                      "tokenizer_config.json"]
+    proto = sentencepiece_model_pb2.ModelProto()
+    proto.ParseFromString((out / "spiece.model").read_bytes())
+    tj = json.loads((out / "tokenizer.json").read_text())
+    assert [p.piece for p in proto.pieces] == [piece for piece, _ in tj["model"]["vocab"]]
+    assert proto.trainer_spec.vocab_size == report.vocab_size_after
+    fast = Tokenizer.from_file(str(out / "tokenizer.json"))
+    slow = AlbertTokenizer.from_pretrained(out)
+    sp = spm.SentencePieceProcessor(model_file=str(out / "spiece.model"))
+    old_to_new = {old: new for new, old in enumerate(report.kept_old_ids)}
+    for text in TEXTS + SPM_UNSEEN:
+        ids = fast.encode(text).ids
+        assert ids == slow(text)["input_ids"]
+        assert ids[1:-1] == sp.encode(slow.preprocess_text(text))  # lower-cased, accents stripped, as ALBERT does
+        if text in TEXTS:
+            assert ids == [old_to_new[i] for i in tokenizer(text)["input_ids"]]
+
+
+def test_sentencepiece_keep_top_takes_the_highest_scores(spm_pruned):
+    _model, tokenizer, *_ = spm_pruned
+    from edgebert.compress.vocab import kept_token_ids
+
+    base, _ = kept_token_ids(tokenizer, TEXTS)
+    more, counts = kept_token_ids(tokenizer, TEXTS, keep_top=5)
+    extra = sorted(set(more) - set(base))
+    assert counts["top"] == 5 and len(extra) == 5
+    scores = [score for _, score in json.loads(tokenizer.backend_tokenizer.to_str())["model"]["vocab"]]
+    left = [scores[i] for i in range(len(scores)) if i not in set(more)]
+    assert min(scores[i] for i in extra) >= max(left)
 
 
 def test_refuses_a_model_with_a_vocabulary_head(tokenizer):

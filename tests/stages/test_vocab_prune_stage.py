@@ -44,3 +44,35 @@ def test_pruned_vocabulary_ships_and_answers_as_before(request, tiny_classifier_
     dev = load_dataset(str(tiny_sentiment_dir)).split("dev")
     pruned, full = (Classifier.load(a).predict_proba(dev.texts) for a in (art, whole))
     np.testing.assert_allclose(pruned, full, atol=1e-5)
+
+
+def test_sentencepiece_albert_pruned_then_text_in(tiny_sentiment_dir, tmp_path):
+    """The committed ALBERT checkpoint (spiece.model + tokenizer.json, as albert-base-v2 ships): vocab-prune keeps the
+    logits, ships a pruned spiece.model, and the text-in graph built from that spiece.model tokenizes the task's
+    texts exactly as the pruned tokenizer does (the text-in stage validates ids and labels)."""
+    import json
+
+    import yaml
+    from sentencepiece import sentencepiece_model_pb2
+
+    from conftest import REPO
+    from edgebert.pipeline import compress
+
+    recipe = tmp_path / "spm-vocab.yaml"
+    recipe.write_text(yaml.safe_dump({"name": "spm-vocab", "stages": [
+        {"kind": "finetune", "epochs": 1}, {"kind": "vocab-prune"}, {"kind": "export-onnx", "fuse": False},
+        {"kind": "text-in"}]}))
+    result = compress(str(REPO / "tests" / "data" / "tiny-albert-spm"), "cpu", data=str(tiny_sentiment_dir),
+                      out=tmp_path / "art", recipe=recipe, progress=False)
+    rec = next(s for s in result.manifest["stages"] if s["kind"] == "vocab-prune")
+    assert not rec.get("skipped") and rec["metrics"]["vocab_size"] < rec["metrics"]["vocab_size_before"] == 1000
+    assert rec["validation"]["max_abs_logit_diff"] <= 1e-6 and rec["validation"]["id_mismatches"] == 0
+    tok = tmp_path / "art" / "tokenizer"
+    assert not (tok / "vocab.txt").exists()
+    proto = sentencepiece_model_pb2.ModelProto()
+    proto.ParseFromString((tok / "spiece.model").read_bytes())
+    assert len(proto.pieces) == rec["metrics"]["vocab_size"] == len(json.loads((tok / "tokenizer.json").read_text())
+                                                                    ["model"]["vocab"])
+    text_in = next(s for s in result.manifest["stages"] if s["kind"] == "text-in")
+    v = text_in["validation"]
+    assert v["texts"] > 0 and v["token_mismatches"] == 0 and v["label_mismatches"] == 0
