@@ -168,3 +168,20 @@ def test_markdown_table_shows_spread_and_failures():
     assert "| a | onnxruntime | fp32 | 0.9000 |" in table
     assert "2.00 [1.20–2.80]" in table  # p50 [p10–p90]
     assert "b (failed)" in table and "load: broken" in table
+
+
+def test_rounds_matrix_bootstrap_and_spread():
+    import numpy as np
+
+    from edgebert.bench.protocol import bootstrap_ratio, measurement_spread, rounds_matrix
+
+    assert rounds_matrix([1_000_000] * 6, 3, 2).shape == (3, 2)
+    assert rounds_matrix([1_000_000] * 5, 3, 2) is None  # a restarted variant: no aligned matrix
+    a = np.array([[2.0, 4.0, 6.0], [2.0, 4.0, 6.0]])
+    b = a / 2
+    exact = bootstrap_ratio(a, b)
+    assert exact["ratio"] == exact["low"] == exact["high"] == 2.0  # a constant ratio has no spread
+    assert bootstrap_ratio(a, b[:, :2]) is None
+    spread = measurement_spread(np.array([[1.0, 2.0, 4.0], [1.1, 2.2, 4.4]]))
+    assert spread["within_sentence"] == pytest.approx(0.1 / 1.05, rel=1e-6)
+    assert spread["between_sentences"] == pytest.approx((3.15 - 1.575) / 2.1)  # IQR / p50 of the sentence medians

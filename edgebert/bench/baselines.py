@@ -42,6 +42,8 @@ import warnings
 from pathlib import Path
 from typing import Any, Iterator
 
+import numpy as np
+
 from edgebert.bench.variants import VariantSpec, load_hf_tokenizer, onnx_files
 
 OPTIMUM_MISSING = "optimum not installed: pip install 'edgebert[optimum]'"
@@ -403,6 +405,18 @@ def _accuracy(row: dict[str, Any]) -> float | None:
     return (row.get("accuracy") or {}).get("accuracy") if row.get("status") == "ok" else None
 
 
+def _interval(slower: dict[str, Any] | None, faster: dict[str, Any]) -> dict[str, Any] | None:
+    """p50(slower) / p50(faster) with its paired bootstrap interval, from the rows' (rounds x sentences)
+    timings; None where either row lacks them."""
+    from edgebert.bench.protocol import bootstrap_ratio
+
+    a = ((slower or {}).get("latency") or {}).get("rounds_ms")
+    b = (faster.get("latency") or {}).get("rounds_ms")
+    if a is None or b is None:
+        return None
+    return bootstrap_ratio(np.asarray(a), np.asarray(b))
+
+
 def _brief_row(row: dict[str, Any], fp32: float | None) -> dict[str, Any]:
     acc = _accuracy(row)
     return {"name": row["name"], "baseline": row.get("baseline"), "p50_ms": _p50(row), "accuracy": acc,
@@ -420,6 +434,7 @@ def headline(variants: list[dict[str, Any]], budget_points: float = HEADLINE_BUD
     cannot be had (no fp32 row measured, no AVX2 Optimum row) is None and ``notes`` say why.
     """
     ok = [v for v in variants if _p50(v) is not None and _accuracy(v) is not None]
+    by_name = {v["name"]: v for v in ok}
     by_base: dict[str, dict[str, Any]] = {}
     for v in ok:  # the first row of each (a CUDA bench appends an fp16 copy of the PyTorch row after it)
         if v.get("baseline"):
@@ -447,6 +462,9 @@ def headline(variants: list[dict[str, Any]], budget_points: float = HEADLINE_BUD
         row = _brief_row(v, fp32)
         row["speedup_vs_strongest"] = strongest["p50_ms"] / row["p50_ms"] if strongest else None
         row["speedup_vs_optimum_avx2"] = anchor["p50_ms"] / row["p50_ms"] if anchor else None
+        # paired bootstrap intervals over rounds and sentences (edgebert.bench.protocol: Uncertainty)
+        row["speedup_vs_strongest_interval"] = _interval(by_name.get(strongest["name"]) if strongest else None, v)
+        row["speedup_vs_optimum_avx2_interval"] = _interval(avx2, v)
         rows.append(row)
     return {"budget_points": budget_points, "fp32": _brief_row(fp32_row, fp32) if fp32_row else None,
             "strongest": strongest, "optimum_avx2": anchor, "candidates": candidates, "rows": rows, "notes": notes}

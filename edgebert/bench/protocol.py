@@ -38,6 +38,17 @@ Statistics
     a bare single figure. Throughput is samples/s per round; its mean, min, max and std over rounds.
     The ratio column is a variant's p50 over the reference variant's p50.
 
+Uncertainty
+    Every variant times the same sentences in the same interleaved rounds, so its batch-1 timings form
+    a (rounds x sentences) matrix (``latency.rounds_ms`` in bench.json) aligned with every other
+    variant's. A ratio of two p50s gets a paired bootstrap interval (:func:`bootstrap_ratio`): rounds
+    and sentences are redrawn with replacement, the same draw for both variants, 2000 times; the
+    interval is the 2.5-97.5 percentiles of the redrawn ratios (95 %). It covers both the choice of
+    sentences and the machine's round-to-round noise. ``latency.spread`` separates the two:
+    ``within_sentence`` is the median, over sentences, of one sentence's (max - min) / median across
+    rounds (measurement noise); ``between_sentences`` is the IQR over p50 of the sentences' medians
+    (the spread of lengths and content).
+
 Memory
     Measured in a *fresh* Python process per variant (``python -m edgebert.bench.worker``) that
     imports only that variant's runtime (onnxruntime + tokenizers for an ONNX file: no torch),
@@ -138,6 +149,48 @@ def summarize(values_ms: Sequence[float]) -> dict[str, Any]:
 def summarize_ns(values_ns: Sequence[int]) -> dict[str, Any]:
     """:func:`summarize` of ``perf_counter_ns`` durations (converted to ms)."""
     return summarize(np.asarray(values_ns, dtype=np.float64) / 1e6)
+
+
+def rounds_matrix(values_ns: Sequence[int], rounds: int, sentences: int) -> np.ndarray | None:
+    """Batch-1 timings as a (rounds x sentences) matrix in ms, or None where there are not that many (a
+    variant whose timing restarted)."""
+    a = np.asarray(values_ns, dtype=np.float64) / 1e6
+    if rounds < 1 or sentences < 1 or a.size != rounds * sentences:
+        return None
+    return a.reshape(rounds, sentences)
+
+
+def bootstrap_ratio(numerator_ms: np.ndarray, denominator_ms: np.ndarray, *, resamples: int = 2000,
+                    level: float = 0.95, seed: int = 0) -> dict[str, Any] | None:
+    """p50(numerator) / p50(denominator) of two (rounds x sentences) matrices timed on the same sentences in
+    the same rounds, with a paired bootstrap interval over rounds and sentences (see the module doc);
+    None where the matrices are not aligned."""
+    a, b = np.asarray(numerator_ms, dtype=np.float64), np.asarray(denominator_ms, dtype=np.float64)
+    if a.ndim != 2 or a.shape != b.shape or a.size == 0:
+        return None
+    rng = np.random.default_rng(seed)
+    n_rounds, n_sentences = a.shape
+    ratios = np.empty(resamples)
+    for i in range(resamples):
+        r = rng.integers(0, n_rounds, n_rounds)
+        c = rng.integers(0, n_sentences, n_sentences)
+        ratios[i] = np.median(a[np.ix_(r, c)]) / np.median(b[np.ix_(r, c)])
+    tail = (1 - level) / 2
+    low, high = np.quantile(ratios, [tail, 1 - tail])
+    return {"ratio": float(np.median(a) / np.median(b)), "low": float(low), "high": float(high), "level": level,
+            "resamples": resamples, "rounds": n_rounds, "sentences": n_sentences}
+
+
+def measurement_spread(matrix_ms: np.ndarray) -> dict[str, Any]:
+    """How much of a variant's latency spread is the machine's (one sentence across rounds) and how much
+    the sentences' (their medians across each other); see the module doc."""
+    m = np.asarray(matrix_ms, dtype=np.float64)
+    per_sentence = np.median(m, axis=0)
+    within = (m.max(axis=0) - m.min(axis=0)) / np.where(per_sentence > 0, per_sentence, np.nan)
+    q25, q50, q75 = np.percentile(per_sentence, [25, 50, 75])
+    return {"within_sentence": float(np.nanmedian(within)) if m.shape[0] > 1 else None,
+            "between_sentences": float((q75 - q25) / q50) if q50 > 0 else None,
+            "rounds": int(m.shape[0]), "sentences": int(m.shape[1])}
 
 
 def throughput_summary(samples_per_s: Sequence[float], *, batch: int, samples: int) -> dict[str, Any]:

@@ -181,8 +181,10 @@ def headline_markdown(h: dict[str, Any]) -> str:
         drop = "" if b.get("drop_points") is None else f", {-b['drop_points']:+.2f} points"
         return f"**{b['name']}**, p50 {_ms(b['p50_ms'])} ms, accuracy {_num(b['accuracy'], '.4f')}{drop}"
 
-    def times(v: float | None) -> str:
-        return "–" if v is None else f"{v:.2f}x"
+    def times(v: float | None, interval: dict[str, Any] | None = None) -> str:
+        if v is None:
+            return "–"
+        return f"{v:.2f}x" + (f" ({interval['low']:.2f}-{interval['high']:.2f})" if interval else "")
 
     fp32 = h.get("fp32")
     lines = ["## Headline", "",
@@ -196,7 +198,10 @@ def headline_markdown(h: dict[str, Any]) -> str:
               "|---|---|---|---|---|---|"]
     for r in h.get("rows") or []:
         lines.append(f"| {r['name']} | {_num(r['accuracy'], '.4f')} | {_num(r['drop_points'], '.2f')} | "
-                     f"{_ms(r['p50_ms'])} | {times(r['speedup_vs_strongest'])} | {times(r['speedup_vs_optimum_avx2'])} |")
+                     f"{_ms(r['p50_ms'])} | {times(r['speedup_vs_strongest'], r.get('speedup_vs_strongest_interval'))} | "
+                     f"{times(r['speedup_vs_optimum_avx2'], r.get('speedup_vs_optimum_avx2_interval'))} |")
+    if any(r.get("speedup_vs_strongest_interval") or r.get("speedup_vs_optimum_avx2_interval") for r in h.get("rows") or []):
+        lines += ["", "In brackets: 95 % paired bootstrap interval over the timing rounds and the sentences."]
     return "\n".join(lines) + "\n"
 
 

@@ -280,7 +280,7 @@ def bench(paths: Sequence[str | os.PathLike], data: Any, *, split: str = "test",
         "environment": protocol.environment(threads),
         "reference": ref.spec.name if ref else None,
         "baselines": baseline_info,
-        "variants": [_variant_json(v, ref, seq_len, batch, len(rows)) for v in variants],
+        "variants": [_variant_json(v, ref, seq_len, batch, len(rows), rounds) for v in variants],
         "wall_s": None,
     }
     if baselines:  # the strongest baseline and each edgebert row's speed-up against it
@@ -509,7 +509,8 @@ def _pick_reference(ok: list[_Variant], reference: str | None) -> _Variant | Non
     return ok[0] if ok else None
 
 
-def _variant_json(v: _Variant, ref: _Variant | None, seq_len: int | None, batch: int, samples: int) -> dict[str, Any]:
+def _variant_json(v: _Variant, ref: _Variant | None, seq_len: int | None, batch: int, samples: int,
+                  rounds: int = 1) -> dict[str, Any]:
     s = v.spec
     ok = v.status == "ok"
     accuracy = latency = fixed = tput = None
@@ -523,6 +524,13 @@ def _variant_json(v: _Variant, ref: _Variant | None, seq_len: int | None, batch:
         latency = protocol.summarize_ns(v.latency_ns)
         ref_p50 = protocol.summarize_ns(ref.latency_ns)["p50"] if ref and ref.latency_ns else None
         latency["ratio_vs_reference"] = latency["p50"] / ref_p50 if ref_p50 else None
+        matrix = protocol.rounds_matrix(v.latency_ns, rounds, samples)
+        if matrix is not None:
+            latency["rounds_ms"] = np.round(matrix, 5).tolist()
+            latency["spread"] = protocol.measurement_spread(matrix)
+            ref_matrix = protocol.rounds_matrix(ref.latency_ns, rounds, samples) if ref and ref.latency_ns else None
+            if ref_matrix is not None and ref is not v:
+                latency["ratio_vs_reference_interval"] = protocol.bootstrap_ratio(matrix, ref_matrix)
     if ok and v.fixed_ns:
         fixed = {"seq_len": seq_len, **protocol.summarize_ns(v.fixed_ns)}
     if ok and v.throughput:

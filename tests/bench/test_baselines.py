@@ -210,3 +210,39 @@ def test_bench_md_shows_the_headline():
     assert "Strongest baseline" in text and "baseline/optimum-o3-int8" in text
     line = next(x for x in text.splitlines() if x.startswith("| art/model.onnx"))
     assert "3.00x" in line and "5.00x" in line
+
+
+def test_headline_intervals_from_the_rows_timings():
+    """Rows that carry their (rounds x sentences) timings get a paired bootstrap interval around each speed-up;
+    the interval holds the point ratio and narrows with less noise."""
+    import numpy as np
+
+    from edgebert.bench.baselines import headline
+    from edgebert.bench.report import headline_markdown
+
+    rng = np.random.default_rng(0)
+    lengths = rng.uniform(0.5, 1.5, size=100)  # the sentences' own spread, shared by every variant
+
+    def timings(p50: float, noise: float) -> list[list[float]]:
+        return (p50 * lengths[None, :] * rng.lognormal(0, noise, size=(3, 100))).tolist()
+
+    variants = _synthetic()
+    for v in variants:
+        if v["status"] == "ok":
+            v["latency"]["rounds_ms"] = timings(v["latency"]["p50"], 0.05)
+    h = headline(variants)
+    art = next(r for r in h["rows"] if r["name"] == "art/model.onnx")
+    iv = art["speedup_vs_strongest_interval"]
+    assert iv["low"] < iv["ratio"] < iv["high"] and iv["rounds"] == 3 and iv["sentences"] == 100
+    assert 2.7 < iv["low"] and iv["high"] < 3.3  # the true ratio is 3.0
+    assert "In brackets" in headline_markdown(h) and f"({iv['low']:.2f}-{iv['high']:.2f})" in headline_markdown(h)
+    for v in variants:
+        if v["status"] == "ok":
+            v["latency"]["rounds_ms"] = timings(v["latency"]["p50"], 0.3)
+    noisy = next(r for r in headline(variants)["rows"] if r["name"] == "art/model.onnx")["speedup_vs_strongest_interval"]
+    assert noisy["high"] - noisy["low"] > iv["high"] - iv["low"]
+    # rows without timings (older bench.json files) get no interval
+    for v in variants:
+        (v.get("latency") or {}).pop("rounds_ms", None)
+    assert next(r for r in headline(variants)["rows"] if r["name"] == "art/model.onnx")[
+        "speedup_vs_strongest_interval"] is None
