@@ -44,10 +44,11 @@ with the source's labels): the factorised embedding alone (G = 6) keeps 0.93 / 0
 E = 256 / 128 / 64; sharing costs far more: G = 3 keeps 0.73-0.79 with "average" and 0.58-0.77
 with "best" (the same layers chosen with random or real-text probes), G = 2 and 1 answer one
 label for everything (an earlier, 1,500-row fine-tune). "average" is this function's default. After
-distillation on the full fine-tuned model (benchmarks/results/albertize-grid-sst2.md) the order turned:
-at E = 128, G = 1 "best" started at 0.69 dev accuracy against 0.55 for "average" and stayed ahead by
-0.5-1.2 points, so the ``albert`` recipe uses "best". Either way the converted model is a starting point
-for distillation, not a finished classifier.
+distillation on the full fine-tuned model (benchmarks/results/albertize-grid-sst2.md and -banking77.md),
+at E = 128, G = 1: on SST-2 "best" started at 0.69 dev accuracy against 0.55 for "average" and ended
+0.5 points ahead (a tie, one seed); on BANKING77 both started near chance and "best" ended 12 points
+behind (0.70 against 0.81). The ``albert`` recipe uses "average". Either way the converted model is a
+starting point for distillation, not a finished classifier.
 
 The pooler and classifier are copied; the config carries the source's labels, activation (MiniLM's
 ``gelu``, not ALBERT's default ``gelu_new``), LayerNorm eps, position table, type vocabulary, vocab
