@@ -32,6 +32,11 @@ from edgebert.errors import ConfigError, ExportError, ExportValidationError
 
 __all__ = ["MOBILE_TOLERANCE", "export_mobile", "mobile_usability"]
 
+#: why a text-in graph gets no usability check (recorded in its report)
+TEXT_IN_USABILITY = ("not checked: onnxruntime's mobile usability checker loads the graph without the "
+                     "onnxruntime-extensions operators a text-in graph holds (its tokenizer, which runs on the CPU "
+                     "execution provider); the token-in model (recipe mobile-token-in) can be checked for NNAPI / CoreML")
+
 #: largest |onnx - ort| logit accepted (same runtime and kernels; differences come from the baked
 #: optimizations reordering float math)
 MOBILE_TOLERANCE = 1e-3
@@ -198,7 +203,8 @@ def export_mobile(onnx_path: str | os.PathLike, out_dir: str | os.PathLike, *, s
         {"ort_path", "config_path", "onnx_bytes", "ort_bytes",
          "required_operators": ["ai.onnx;17;Add,...", ...] (the config's operator lines),
          "max_abs_logit_diff", "label_agreement", "text_in" (the graph takes strings),
-         "usability": mobile_usability(onnx_path)   # when check_usability}
+         "usability": mobile_usability(onnx_path)   # when check_usability; for a text-in graph
+                                                    # {"skipped": why} (the checker cannot load it)}
     """
     from onnxruntime.tools.convert_onnx_models_to_ort import OptimizationStyle, convert_onnx_models_to_ort
 
@@ -289,6 +295,10 @@ def export_mobile(onnx_path: str | os.PathLike, out_dir: str | os.PathLike, *, s
         "label_agreement": float(np.mean(agree)),
         "text_in": text_in,
     }
-    if check_usability:
+    if check_usability and text_in:
+        # the checker loads the graph without the extensions library, so a text-in graph cannot be checked;
+        # its tokenizer operators run on the CPU execution provider whatever the checker would say
+        report["usability"] = {"skipped": TEXT_IN_USABILITY}
+    elif check_usability:
         report["usability"] = mobile_usability(onnx_path)
     return report

@@ -24,7 +24,7 @@ def test_order_rules():
 
 
 RECIPE = [{"kind": "export-onnx", "fuse": False}, {"kind": "quantize", "max_accuracy_drop": 100.0},
-          {"kind": "text-in"}, {"kind": "export-mobile", "check_usability": False}]
+          {"kind": "text-in"}, {"kind": "export-mobile"}]
 
 
 def test_int8_text_in_ort_through_the_pipeline(request, tmp_path):
@@ -40,6 +40,8 @@ def test_int8_text_in_ort_through_the_pipeline(request, tmp_path):
     v = rec["validation"]
     assert v["token_mismatches"] == 0 and v["label_mismatches"] == 0 and v["texts"] > 0
     assert rec["metrics"]["tokenizer"] and by_kind["export-mobile"]["validation"]["label_agreement"] == 1.0
+    # the usability checker cannot load the extensions' operators: the run says so instead of failing
+    assert by_kind["export-mobile"]["metrics"]["usability"]["skipped"].startswith("not checked")
     assert manifest["deploy"]["model"].endswith(".ort") and "model.ort" in files
     assert {"EdgebertClassifier.kt", "EdgebertClassifier.swift"} <= set(files)  # they feed a text-in model its string
     clf = Classifier.load(out)
