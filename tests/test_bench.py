@@ -493,3 +493,27 @@ def test_an_onnx_variant_that_falls_back_to_the_cpu_says_so(classifier, tiny_sen
     assert "CUDAExecutionProvider was requested" in result.markdown
     rows = list(csv.DictReader(open(tmp_path / "b" / "bench.csv", encoding="utf-8")))
     assert rows[0]["provider"] == "CPUExecutionProvider"
+
+
+def test_a_text_in_artifact_is_fed_strings_and_scores_as_its_token_in_model(tiny_classifier_dir, tiny_sentiment_dir,
+                                                                               tmp_path):
+    """A text-in graph (the tokenizer inside, onnxruntime-extensions' operators) loads with the extensions library,
+    is scored and timed on the texts themselves, and answers as the token-in file it was made from."""
+    pytest.importorskip("onnxruntime_extensions", reason="text-in needs onnxruntime-extensions (edgebert[textin])")
+    from conftest import run_recipe
+    from edgebert.bench import bench
+
+    stages = [{"kind": "export-onnx", "fuse": False}, {"kind": "quantize", "max_accuracy_drop": 100.0}]
+    (tmp_path / "tok").mkdir()
+    (tmp_path / "txt").mkdir()
+    token_in = run_recipe(tmp_path / "tok", tiny_classifier_dir, tiny_sentiment_dir, stages).out
+    text_in = run_recipe(tmp_path / "txt", tiny_classifier_dir, tiny_sentiment_dir, [*stages, {"kind": "text-in"}]).out
+    bench([str(token_in), str(text_in)], str(tiny_sentiment_dir), split="dev", out=tmp_path / "b", rounds=2,
+                warmup=1, latency_samples=4, memory=False, progress=False)
+    data = json.loads((tmp_path / "b" / "bench.json").read_text())
+    by_dir = {Path(v["path"]).parents[2].name: v for v in data["variants"]}  # tok|txt / art / model / file
+    txt, tok = by_dir["txt"], by_dir["tok"]
+    assert txt["status"] == "ok", txt["error"]
+    assert any("text-in" in n for n in txt["notes"])
+    assert txt["accuracy"]["accuracy"] == tok["accuracy"]["accuracy"] and txt["accuracy"]["agreement"] == 1.0
+    assert len(txt["latency"]["rounds_ms"]) == 2 and len(txt["latency"]["rounds_ms"][0]) == 4

@@ -142,8 +142,15 @@ class _Inputs:
         by_len = sorted(range(len(self.rows)), key=lambda k: latency[k]["input_ids"].shape[1], reverse=True)
         tput = [self._encode(tok, [self.rows[k] for k in by_len[s:s + self.batch]], max_length=self.max_length,
                              padding="longest") for s in range(0, len(by_len), self.batch)]
-        self._cache[tokenizer_dir] = {"tokenizer": tok, "latency": latency, "fixed": fixed, "throughput": tput}
+        self._cache[tokenizer_dir] = {"tokenizer": tok, "latency": latency, "fixed": fixed, "throughput": tput,
+                                      "throughput_rows": [[self.rows[k] for k in by_len[s:s + self.batch]]
+                                                          for s in range(0, len(by_len), self.batch)]}
         return self._cache[tokenizer_dir]
+
+    def texts(self, rows: list[int]) -> tuple[list[str], list[str] | None]:
+        """The split's texts (and second texts) of ``rows``: what a text-in variant is fed."""
+        pairs = [self.split.text_pairs[i] for i in rows] if self.split.text_pairs is not None else None
+        return [self.split.texts[i] for i in rows], pairs
 
 
 def _relabel(split, dataset_labels: list[str], model_labels: list[str]):
@@ -169,8 +176,12 @@ def _score(v: _Variant, split, tokenizer, *, batch: int, max_length: int, out_of
     pred = np.full(len(split), -1, dtype=np.int64)
     for inputs, _y, rows in collate_batches(split, tokenizer, batch_size=batch, max_length=max_length,
                                             sort_by_length=True):
-        enc = {k: t.numpy() for k, t in inputs.items()}
-        logits = v.runner.logits(v.runner(v.runner.prepare(enc)))  # (batch, num_labels)
+        if getattr(v.runner, "text_in", False):  # the graph tokenizes: it gets the texts themselves
+            feeds = v.runner.prepare_texts([split.texts[i] for i in rows],
+                                           None if split.text_pairs is None else [split.text_pairs[i] for i in rows])
+        else:
+            feeds = v.runner.prepare({k: t.numpy() for k, t in inputs.items()})
+        logits = v.runner.logits(v.runner(feeds))  # (batch, num_labels)
         if logits.ndim != 2 or logits.shape[1] != len(labels):
             raise DataError(f"the model returns logits of shape {tuple(logits.shape)}, expected "
                             f"(batch, {len(labels)}) for its {len(labels)} labels")
@@ -413,9 +424,13 @@ def _load_and_score(live: list[_Variant], inputs: _Inputs, the_split, dataset_la
             split_v = _relabel(the_split, dataset_labels, v.spec.label_names)
             _score(v, split_v, prepared["tokenizer"], batch=batch, max_length=max_length,
                    out_of_scope_label=out_of_scope_label)
-            v.latency_inputs = [v.runner.prepare(e) for e in prepared["latency"]]
-            v.fixed_inputs = [v.runner.prepare(e) for e in prepared["fixed"]]
-            v.throughput_inputs = [v.runner.prepare(e) for e in prepared["throughput"]]
+            if getattr(v.runner, "text_in", False):  # strings, one sentence each; no fixed shape (the graph pads)
+                v.latency_inputs = [v.runner.prepare_texts(*inputs.texts([i])) for i in inputs.rows]
+                v.throughput_inputs = [v.runner.prepare_texts(*inputs.texts(r)) for r in prepared["throughput_rows"]]
+            else:
+                v.latency_inputs = [v.runner.prepare(e) for e in prepared["latency"]]
+                v.fixed_inputs = [v.runner.prepare(e) for e in prepared["fixed"]]
+                v.throughput_inputs = [v.runner.prepare(e) for e in prepared["throughput"]]
             protocol.warm_up(v.runner, v.latency_inputs, warmup)
         except Exception as exc:
             v.fail("accuracy", exc)

@@ -519,19 +519,41 @@ class OnnxRunner(Runner):
         from edgebert.bench.protocol import ort_providers
         from edgebert.runtime.backends import OnnxBackend, open_session
 
+        from edgebert.runtime import textin
+        from edgebert.runtime.backends.onnx import session_options
+
         self.spec = spec
         self.requested = ort_providers(spec.device)
         available = set(ort.get_available_providers())  # asking for one not built in only makes ORT warn
-        session = open_session(spec.path, threads=threads, providers=[p for p in self.requested if p in available])
+        providers = [p for p in self.requested if p in available]
+        try:
+            session = open_session(spec.path, threads=threads, providers=providers)
+        except Exception as exc:  # a text-in graph: opened with onnxruntime-extensions' operators, as the runtime does
+            if not textin._needs_extensions(exc):
+                raise
+            session = textin.open_session(spec.path, session_options(threads), providers)
         self.backend = OnnxBackend(session, spec.path)
         # what runs the model: a CUDA provider that is not built in, or fails to start, leaves the CPU
         self.providers = self.backend.providers
         self.input_names = self.backend.input_names
+        #: the graph takes strings and tokenizes inside: it is fed texts (prepare_texts), and its timings
+        #: include the tokenization
+        self.text_in = textin.is_text_in(session)
+        if self.text_in:
+            spec.notes.append("text-in: fed strings; its latency includes the tokenization inside the graph")
 
     def prepare(self, enc):
         from edgebert.export.onnx import onnx_feeds
 
         return self.backend.feeds(onnx_feeds(self.input_names, enc))
+
+    def prepare_texts(self, texts, pairs=None):
+        """The feeds of a text-in graph for ``texts`` (sentence pairs are refused, as the runtime does)."""
+        from edgebert.runtime import textin
+
+        if pairs is not None:
+            textin.string_batches(texts, pairs, len(texts))  # raises the runtime's DataError
+        return self.backend.feeds(textin.text_feeds(texts))
 
     def __call__(self, prepared):
         return self.backend.run(prepared)
