@@ -509,7 +509,7 @@ def test_a_text_in_artifact_is_fed_strings_and_scores_as_its_token_in_model(tiny
     token_in = run_recipe(tmp_path / "tok", tiny_classifier_dir, tiny_sentiment_dir, stages).out
     text_in = run_recipe(tmp_path / "txt", tiny_classifier_dir, tiny_sentiment_dir, [*stages, {"kind": "text-in"}]).out
     bench([str(token_in), str(text_in)], str(tiny_sentiment_dir), split="dev", out=tmp_path / "b", rounds=2,
-                warmup=1, latency_samples=4, memory=False, progress=False)
+          warmup=1, latency_samples=4, progress=False)
     data = json.loads((tmp_path / "b" / "bench.json").read_text())
     by_dir = {Path(v["path"]).parents[2].name: v for v in data["variants"]}  # tok|txt / art / model / file
     txt, tok = by_dir["txt"], by_dir["tok"]
@@ -517,3 +517,4 @@ def test_a_text_in_artifact_is_fed_strings_and_scores_as_its_token_in_model(tiny
     assert any("text-in" in n for n in txt["notes"])
     assert txt["accuracy"]["accuracy"] == tok["accuracy"]["accuracy"] and txt["accuracy"]["agreement"] == 1.0
     assert len(txt["latency"]["rounds_ms"]) == 2 and len(txt["latency"]["rounds_ms"][0]) == 4
+    assert txt["memory"]["peak_rss_mb"] > 0 and not txt["memory"].get("error")  # the fresh process feeds strings too
