@@ -18,7 +18,7 @@ LAYERS = [
     {"export", "compress", "train", "evaluation"},            # algorithms, plain arguments
     {"targets", "stages"},                                    # stage configs and functions, target profiles
     {"plan", "cache", "deploy", "pipeline", "pack"},          # planning, keys and cache, the stage loop, assembly
-    {"bench", "compare"},                                     # measuring artifacts side by side
+    {"bench", "compare", "search"},                           # measuring artifacts side by side, searching shapes
     {"cli", "edgebert", "__main__"},                          # the command line and the public API
 ]
 

@@ -172,3 +172,19 @@ def test_a_spent_budget_keeps_the_base_and_says_why(tiny_classifier_dir, tiny_se
         assert res.search["stopped"].startswith("budget")
     kinds = [s["kind"] for s in res.manifest["stages"]]
     assert "prune" not in kinds and "distill" not in kinds
+
+
+def test_recipes_carry_a_validated_search_block_and_print_recipe_keeps_it(tmp_path):
+    from edgebert.plan import plan
+
+    cpu = plan("cpu")
+    assert cpu.search.layers == [0, 1, 2, 3] and cpu.search.heads[-1] == 0.75
+    printed = tmp_path / "cpu.yaml"
+    printed.write_text(cpu.to_yaml())
+    assert plan("cpu", printed).search == cpu.search  # --print-recipe's file runs the same search
+    bad = tmp_path / "bad.yaml"
+    for search, problem in (({"speed": 2}, "search.speed: unknown key"), ({"heads": [0.5]}, "start at 0")):
+        bad.write_text(yaml.safe_dump({"name": "bad", "stages": [{"kind": "prune"}, {"kind": "export-onnx"}],
+                                       "search": search}))
+        with pytest.raises(ConfigError, match=problem):
+            plan("cpu", bad)
