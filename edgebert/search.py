@@ -418,8 +418,9 @@ def search(model: str, target: str, *, data: Any, out: str | os.PathLike, recipe
         slowest = max([t["seconds"] for i, t in trained.items() if i > 0] or [0.0])
         left = budget_s - (time.perf_counter() - started)
         if left <= 0 or (slowest and slowest > left):
-            stopped = (f"budget: {left / 60:.1f} of {space.budget_minutes:g} minutes left, a candidate took up to "
-                       f"{slowest / 60:.1f}")
+            stopped = (f"budget: {max(left, 0) / 60:.1f} of {space.budget_minutes:g} minutes left"
+                       + (f", a candidate took up to {slowest / 60:.1f}" if slowest else
+                          " after the base and the latency table, before the first candidate"))
             say(f"search: stopping, {stopped}")
             break
         t0 = time.perf_counter()
