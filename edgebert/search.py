@@ -19,8 +19,8 @@ The search chooses the shape per run, on dev, in three steps:
    passes when its deployed file's dev accuracy is within the target's ``accuracy_drop`` of the
    fine-tuned model. Accuracy falls along the chain, so halving the interval finds the fastest passing
    candidate in log2(chain length) trainings. A candidate starts only when the time left in the
-   budget covers the slowest training so far; when the budget ends, the fastest candidate that passed
-   is kept.
+   budget covers the slowest training so far. The fastest candidate that passed, as measured, is kept
+   (a candidate whose int8 step kept layers float can be slower than its place in the chain says).
 
 The chosen recipe then runs into the output folder (every stage taken from the cache) and its
 manifest gets a ``search`` block: every shape timed (predicted latency, KL), every candidate trained
@@ -124,7 +124,7 @@ def build_chain(probe: Callable[[Shape], dict[str, Any]], space, n_layers: int,
         for nxt in neighbours(current, space, n_layers):
             there = probe(nxt)
             saved = here["latency_ms"] - there["latency_ms"]
-            if saved < space.min_gain * here["latency_ms"]:
+            if saved <= 0 or saved < space.min_gain * here["latency_ms"]:
                 continue
             rate = max(there["kl"] - here["kl"], 0.0) / saved
             if rate < best_rate or (rate == best_rate and best is not None and there["latency_ms"] < probe(best)["latency_ms"]):
@@ -195,7 +195,10 @@ class ShapeProbe:
         # the table of an interrupted search of the same shapes on the same machine is reused, so that a
         # resumed search follows the same chain (timings differ a little from run to run)
         self.saved = work / "latency-table.json"
-        self.identity = {"teacher": str(teacher_ref), "prune": prune_cfg.model_dump(mode="json"),
+        from edgebert.artifact import sha256_tree
+
+        self.identity = {"teacher": str(teacher_ref), "teacher_sha256": sha256_tree(Path(teacher_ref))
+                         if Path(teacher_ref).is_dir() else None, "prune": prune_cfg.model_dump(mode="json"),
                          "quantize": None if quantize_cfg is None else quantize_cfg.model_dump(mode="json"),
                          "space": space.model_dump(mode="json", exclude={"budget_minutes"}), "threads": threads,
                          "max_length": max_length, "data": dataset.name, "cpu": _cpu()}
@@ -363,7 +366,9 @@ def search(model: str, target: str, *, data: Any, out: str | os.PathLike, recipe
     if overwrite and (out / SEARCH_DIRNAME).is_dir():
         shutil.rmtree(out / SEARCH_DIRNAME)
     work = out / SEARCH_DIRNAME
-    cache_dir: Any = False if cache is False else default_cache_dir(out) if cache is True else cache
+    # without a shared cache (--no-cache) the search keeps a private one: candidates share fine-tuning, and the
+    # final run into OUT takes the chosen candidate's stages instead of training them again
+    cache_dir: Any = (work / "stage-cache") if cache is False else default_cache_dir(out) if cache is True else cache
     threads = the_plan.target.threads or default_threads()
     max_length = the_plan.target.shapes.max_length
     budget_s = space.budget_minutes * 60
@@ -412,7 +417,8 @@ def search(model: str, target: str, *, data: Any, out: str | os.PathLike, recipe
             f"{'passes' if trained[i]['passed'] else 'fails'}, {trained[i]['measured_ms']:.2f} ms")
 
     record(0, base, base_seconds)
-    lo, hi = 0, len(chain)
+    # the base outside the budget: pruning more will not bring it back, so no candidate is trained
+    lo, hi = 0, (len(chain) if trained[0]["passed"] else 1)
     stopped = None
     while (mid := next_candidate(lo, hi)) is not None:
         slowest = max([t["seconds"] for i, t in trained.items() if i > 0] or [0.0])
@@ -428,7 +434,10 @@ def search(model: str, target: str, *, data: Any, out: str | os.PathLike, recipe
         record(mid, res, time.perf_counter() - t0)
         lo, hi = (mid, hi) if trained[mid]["passed"] else (lo, mid)
 
-    chosen = lo
+    # the fastest that passed, as measured: a candidate whose quantize kept layers float to stay within the
+    # budget can be slower than a less pruned one
+    passing = [i for i, t in trained.items() if t["passed"]]
+    chosen = min(passing, key=lambda i: trained[i]["measured_ms"]) if passing else 0
     note = None if trained[0]["passed"] else ("even the unpruned model is outside the accuracy budget after "
                                               "quantization: the base is kept")
     if note:

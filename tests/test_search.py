@@ -116,7 +116,7 @@ def test_search_end_to_end_on_the_tiny_model(tiny_classifier_dir, tiny_sentiment
     passing = [c for c in cands if c["passed"]]
     chosen = block["chosen"]
     assert cands[0]["passed"], cands[0]  # the unpruned int8 model of a task it learned perfectly
-    assert chosen["chain_index"] == max(c["chain_index"] for c in passing)
+    assert chosen["measured_ms"] == min(c["measured_ms"] for c in passing)  # the fastest that passed, as measured
     assert all(c["teacher_dev_accuracy"] == block["teacher_dev_accuracy"] for c in cands)
     assert chosen["test_accuracy"] is not None and 0 <= chosen["test_accuracy"] <= 1
     # the artifact in OUT is the chosen shape's: its prune stage (if any) has the chosen levels
@@ -188,3 +188,18 @@ def test_recipes_carry_a_validated_search_block_and_print_recipe_keeps_it(tmp_pa
                                        "search": search}))
         with pytest.raises(ConfigError, match=problem):
             plan("cpu", bad)
+
+
+def test_without_the_shared_cache_the_final_run_reuses_the_chosen_candidate(tiny_classifier_dir, tiny_sentiment_dir,
+                                                                            tmp_path):
+    """--no-cache: the search keeps a private stage cache under OUT/search/, so the artifact in OUT is the chosen
+    candidate's own stages, not a second training run."""
+    from edgebert.search import search
+
+    res = search(str(tiny_classifier_dir), "cpu", data=str(tiny_sentiment_dir), out=tmp_path / "art",
+                 recipe=_search_recipe(tmp_path), cache=False, progress=False)
+    assert (tmp_path / "art" / "search" / "stage-cache").is_dir()
+    assert not (tmp_path / ".edgebert-stage-cache").exists()
+    chosen = json.loads((tmp_path / "art" / "search" / res.search["chosen"]["folder"].split("/search/")[-1]
+                         / "manifest.json").read_text())
+    assert [s["output_sha256"] for s in res.manifest["stages"]] == [s["output_sha256"] for s in chosen["stages"]]

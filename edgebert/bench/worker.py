@@ -93,7 +93,8 @@ def measure(job: dict[str, Any]) -> dict[str, Any]:
     runner = open_runner(spec, threads)
     result["load_s"] = time.perf_counter() - t0
     result["rss_loaded_mb"] = rss_mb()
-    tokenize = _tokenizer(spec, int(job.get("max_length") or 128))
+    # a text-in graph tokenizes itself: no tokenizer is loaded (its memory would count against it)
+    tokenize = None if getattr(runner, "text_in", False) else _tokenizer(spec, int(job.get("max_length") or 128))
     texts = list(job.get("texts") or ["a short sentence"])
     pairs = job.get("text_pairs")
     for i in range(int(job.get("runs") or 1)):
