@@ -150,12 +150,11 @@ def time_onnx(path: str | os.PathLike, tokenizer, rows, *, threads: int, max_len
     """Latency of an ONNX classifier at batch 1 over the texts of the split ``rows`` (each alone, at its own
     length, with its second text in a pair task): median of ``rounds`` passes' medians, with the
     deployment's session options and ``threads``."""
-    import onnxruntime as ort
-
-    from edgebert.bench.protocol import ort_session_options, summarize_ns, time_calls, warm_up
+    from edgebert.bench.protocol import summarize_ns, time_calls, warm_up
     from edgebert.export.onnx import onnx_feeds
+    from edgebert.runtime.backends.onnx import open_session
 
-    session = ort.InferenceSession(str(path), ort_session_options(threads), providers=["CPUExecutionProvider"])
+    session = open_session(path, threads=threads)  # the device runtime's session options, on the CPU
     names = [i.name for i in session.get_inputs()]
     pairs = rows.text_pairs or [None] * len(rows)
     feeds = [onnx_feeds(names, dict(tokenizer(t, p, truncation=True, max_length=max_length, return_tensors="np")))
@@ -181,15 +180,15 @@ class ShapeProbe:
 
         self.loaded = models.load(teacher_ref)
         self.data = dataset.with_labels(self.loaded.label_names)
-        self.dev = self.data.split("dev").subset(space.proxy_rows)
-        self.latency_rows = self.dev.subset(space.latency_rows, seed=1)
-        self.prune_cfg, self.quantize_cfg, self.space = prune_cfg, quantize_cfg, space
-        self.threads, self.max_length, self.work, self.log = threads, max_length, work, log
-        self.teacher_logits = predict_logits(self.loaded.model, self.loaded.tokenizer, self.dev, max_length=max_length)
         full_dev = self.data.split("dev")
         full = predict_logits(self.loaded.model, self.loaded.tokenizer, full_dev, max_length=max_length)
         #: the fine-tuned model's accuracy on the whole dev split: what every candidate is held to
         self.teacher_dev_accuracy = float((full.argmax(-1) == full_dev.labels).mean())
+        proxy = full_dev.subset_rows(space.proxy_rows)  # the KL's texts: their teacher logits are already there
+        self.dev, self.teacher_logits = full_dev.select(proxy), full[proxy]
+        self.latency_rows = self.dev.subset(space.latency_rows, seed=1)
+        self.prune_cfg, self.quantize_cfg, self.space = prune_cfg, quantize_cfg, space
+        self.threads, self.max_length, self.work, self.log = threads, max_length, work, log
         self.n_layers = int(self.loaded.model.config.num_hidden_layers)
         self.table: dict[Shape, dict[str, Any]] = {}
         # the table of an interrupted search of the same shapes on the same machine is reused, so that a
@@ -322,10 +321,11 @@ def _teacher_of(result) -> str:
 
 
 def _deployed_latency(artifact: Path, rows, *, threads: int, max_length: int, rounds: int) -> float:
+    from edgebert.bench.variants import load_hf_tokenizer
     from edgebert.manifest import read_manifest
 
     manifest = read_manifest(artifact)
-    tokenizer = _tokenizer(artifact / manifest.deploy.tokenizer)
+    tokenizer = load_hf_tokenizer(artifact / manifest.deploy.tokenizer)
     return time_onnx(artifact / manifest.deploy.model, tokenizer, rows, threads=threads, max_length=max_length,
                      rounds=rounds)["p50_ms"]
 
@@ -469,27 +469,16 @@ def _test_accuracy(artifact: Path, dataset, max_length: int) -> float | None:
     """The chosen deployed file's test accuracy (the one test measurement of the search), or None."""
     if "test" not in dataset.splits:
         return None
+    from edgebert import models
+    from edgebert.bench.variants import load_hf_tokenizer
     from edgebert.manifest import read_manifest
     from edgebert.stages._shared import onnx_dev_accuracy
 
     manifest = read_manifest(artifact)
-    labels = read_labels(artifact / manifest.deploy.labels)
-    tokenizer = _tokenizer(artifact / manifest.deploy.tokenizer)
+    labels = models.read_labels_file(artifact)
+    tokenizer = load_hf_tokenizer(artifact / manifest.deploy.tokenizer)
     return onnx_dev_accuracy(artifact / manifest.deploy.model, tokenizer, dataset.with_labels(labels).split("test"),
                              max_length)
-
-
-def _tokenizer(folder: Path):
-    """An artifact's tokenizer/ folder as a transformers fast tokenizer (it holds no model config)."""
-    from transformers import AutoTokenizer
-
-    return AutoTokenizer.from_pretrained(str(folder))
-
-
-def read_labels(path: Path) -> list[str]:
-    import json
-
-    return list(json.loads(Path(path).read_text())["labels"])
 
 
 def search_table(block: dict[str, Any]) -> str:

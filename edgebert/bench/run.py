@@ -140,11 +140,10 @@ class _Inputs:
                  if self.seq_len else [])
         # Throughput: the latency sentences in length-sorted batches, each padded to its longest.
         by_len = sorted(range(len(self.rows)), key=lambda k: latency[k]["input_ids"].shape[1], reverse=True)
-        tput = [self._encode(tok, [self.rows[k] for k in by_len[s:s + self.batch]], max_length=self.max_length,
-                             padding="longest") for s in range(0, len(by_len), self.batch)]
+        tput_rows = [[self.rows[k] for k in by_len[s:s + self.batch]] for s in range(0, len(by_len), self.batch)]
+        tput = [self._encode(tok, rows, max_length=self.max_length, padding="longest") for rows in tput_rows]
         self._cache[tokenizer_dir] = {"tokenizer": tok, "latency": latency, "fixed": fixed, "throughput": tput,
-                                      "throughput_rows": [[self.rows[k] for k in by_len[s:s + self.batch]]
-                                                          for s in range(0, len(by_len), self.batch)]}
+                                      "throughput_rows": tput_rows}
         return self._cache[tokenizer_dir]
 
     def texts(self, rows: list[int]) -> tuple[list[str], list[str] | None]:

@@ -517,21 +517,15 @@ class OnnxRunner(Runner):
         import onnxruntime as ort
 
         from edgebert.bench.protocol import ort_providers
-        from edgebert.runtime.backends import OnnxBackend, open_session
-
         from edgebert.runtime import textin
+        from edgebert.runtime.backends import OnnxBackend
         from edgebert.runtime.backends.onnx import session_options
 
         self.spec = spec
         self.requested = ort_providers(spec.device)
         available = set(ort.get_available_providers())  # asking for one not built in only makes ORT warn
-        providers = [p for p in self.requested if p in available]
-        try:
-            session = open_session(spec.path, threads=threads, providers=providers)
-        except Exception as exc:  # a text-in graph: opened with onnxruntime-extensions' operators, as the runtime does
-            if not textin._needs_extensions(exc):
-                raise
-            session = textin.open_session(spec.path, session_options(threads), providers)
+        # as the runtime opens it: a text-in graph with onnxruntime-extensions' operators, any other as it is
+        session = textin.open_session(spec.path, session_options(threads), [p for p in self.requested if p in available])
         self.backend = OnnxBackend(session, spec.path)
         # what runs the model: a CUDA provider that is not built in, or fails to start, leaves the CPU
         self.providers = self.backend.providers

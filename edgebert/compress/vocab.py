@@ -308,7 +308,9 @@ def _write_pruned_tokenizer(tokenizer, tj: dict[str, Any], kept: list[int], fold
     if not unigram and any("\n" in t or "\r" in t for t in new_vocab):
         raise CompressionError("A kept token holds a line break; vocab.txt cannot list it.")
 
-    tokenizer.save_pretrained(folder)  # tokenizer_config.json, special_tokens_map.json (spiece.model) as this class writes them
+    from edgebert.models import save_tokenizer
+
+    save_tokenizer(tokenizer, folder)  # tokenizer_config.json, special_tokens_map.json, spiece.model
     tj = copy.deepcopy(tj)
     if unigram:
         tj["model"]["vocab"] = [tj["model"]["vocab"][i] for i in kept]

@@ -62,11 +62,17 @@ class Split:
         shared in proportion to the label counts. The rows keep their original order. ``n`` at or
         above ``len(self)`` returns ``self``.
         """
+        if int(n) >= len(self) >= 1:
+            return self
+        return self.select(self.subset_rows(n, seed))
+
+    def subset_rows(self, n: int, seed: int = 0) -> list[int]:
+        """The row indices :meth:`subset` takes, ascending (all rows when ``n`` is at least ``len(self)``)."""
         n = int(n)
         if n < 1:
             raise DataError(f"a subset needs at least 1 row, got n={n}")
         if n >= len(self):
-            return self
+            return list(range(len(self)))
         rng = np.random.default_rng(seed)
         by_label: dict[int, list[int]] = {}
         for i, label in enumerate(self.labels):
@@ -81,7 +87,7 @@ class Split:
                 keys[rows[pos]] = rank / len(rows)
         tiebreak = rng.random(len(self))
         chosen = np.lexsort((tiebreak, keys))[:n]
-        return self.select(sorted(chosen.tolist()))
+        return sorted(chosen.tolist())
 
     def label_counts(self, num_labels: int | None = None) -> list[int]:
         """How many rows each label index has (length ``num_labels`` when given)."""

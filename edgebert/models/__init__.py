@@ -440,6 +440,20 @@ def describe_aliases() -> list[dict[str, str]]:
     return rows
 
 
+def save_tokenizer(tokenizer, folder: str | os.PathLike) -> None:
+    """``tokenizer.save_pretrained(folder)``, plus its SentencePiece model (``spiece.model``) where this
+    transformers version does not write it (5.x saves tokenizer.json only): the slow tokenizer, apps and
+    the in-graph SentencePiece operator read that file."""
+    import shutil
+
+    tokenizer.save_pretrained(folder)
+    source = getattr(tokenizer, "vocab_file", None)
+    if isinstance(source, (str, os.PathLike)) and str(source).endswith(".model") and Path(source).is_file():
+        target = Path(folder) / Path(source).name
+        if not target.exists():
+            shutil.copyfile(source, target)
+
+
 def read_labels_file(folder: str | os.PathLike) -> list[str] | None:
     """Labels from ``labels.json`` in a model or artifact folder, if present."""
     path = Path(folder) / "labels.json"

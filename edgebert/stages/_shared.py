@@ -52,7 +52,9 @@ def agreement(before, after, labels) -> dict[str, Any]:
 def save(loaded, ctx: RunContext) -> str:
     out = ctx.work / "model"
     loaded.model.save_pretrained(out)
-    loaded.tokenizer.save_pretrained(out)
+    from edgebert.models import save_tokenizer
+
+    save_tokenizer(loaded.tokenizer, out)
     return str(out)
 
 

@@ -295,9 +295,11 @@ def spm_pruned(tmp_path_factory):
 
     torch.manual_seed(0)
     model = AlbertForSequenceClassification.from_pretrained(SPM_CHECKPOINT, num_labels=2).eval()
+    from edgebert.models import save_tokenizer
+
     new_model, new_tokenizer, report = prune_vocabulary(model, tokenizer, TEXTS)
     out = tmp_path_factory.mktemp("spm-pruned")
-    new_tokenizer.save_pretrained(out)
+    save_tokenizer(new_tokenizer, out)  # as the vocab-prune stage saves it (spiece.model too, under transformers 5)
     return model, tokenizer, new_model, new_tokenizer, report, out
 
 
@@ -320,14 +322,17 @@ def test_sentencepiece_files_agree_after_pruning(spm_pruned):
     from tokenizers import Tokenizer
     from transformers import AlbertTokenizer
 
+    from transformers import PreTrainedTokenizerFast
+
     _model, tokenizer, _new_model, _new_tokenizer, report, out = spm_pruned
-    assert sorted(p.name for p in out.iterdir()) == ["special_tokens_map.json", "spiece.model", "tokenizer.json",
-                                                      "tokenizer_config.json"]
+    assert {"spiece.model", "tokenizer.json", "tokenizer_config.json"} <= {p.name for p in out.iterdir()}
     proto = sentencepiece_model_pb2.ModelProto()
     proto.ParseFromString((out / "spiece.model").read_bytes())
     tj = json.loads((out / "tokenizer.json").read_text())
     assert [p.piece for p in proto.pieces] == [piece for piece, _ in tj["model"]["vocab"]]
     assert proto.trainer_spec.vocab_size == report.vocab_size_after
+    if issubclass(AlbertTokenizer, PreTrainedTokenizerFast):
+        pytest.skip("transformers 5 has no slow (sentencepiece) AlbertTokenizer any more")
     fast = Tokenizer.from_file(str(out / "tokenizer.json"))
     slow = AlbertTokenizer.from_pretrained(out)
     sp = spm.SentencePieceProcessor(model_file=str(out / "spiece.model"))

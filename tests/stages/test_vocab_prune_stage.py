@@ -52,8 +52,12 @@ def test_sentencepiece_albert_pruned_then_text_in(tiny_sentiment_dir, tmp_path):
     texts exactly as the pruned tokenizer does (the text-in stage validates ids and labels)."""
     import json
 
+    import transformers
     import yaml
     from sentencepiece import sentencepiece_model_pb2
+
+    if int(transformers.__version__.split(".")[0]) >= 5:  # as tests/export/test_export_textin.py
+        pytest.skip("transformers 5 cannot convert a spiece.model into a fast tokenizer here (it yields [UNK]s)")
 
     from conftest import REPO
     from edgebert.pipeline import compress
